@@ -1,0 +1,448 @@
+"""The pairing layer: BLS12-381 scalars, G1, G2 and GT in Sealroom's own types.
+
+This is the only module that imports the backend (pymcl, a binding of herumi's mcl).
+It closes the backend's gaps:
+
+* **Validation.** Every ``from_bytes`` checks the exact length and the canonical encoding,
+  and rejects the identity. G1 and G2 points must be on the curve and in the prime-order
+  subgroup (mcl checks both on deserialization; our tests prove it does). mcl does not
+  check GT at all, so :meth:`GT.from_bytes` runs its own exact membership test.
+* **Blinding.** mcl's scalar multiplication and GT exponentiation are variable-time, so
+  every operation by a secret scalar ``s`` is computed as ``(X·b)·(s/b)`` with a fresh
+  random blind ``b``. Public-scalar operations say so in their name.
+* **Hashing.** mcl's ``hash`` uses a legacy map without a domain separation tag. We never
+  use it: :func:`hash_to_scalar` is HKDF with a caller-given label, and a hash to G2 is
+  that scalar times the fixed generator (as recrypt does).
+* **Randomness.** Scalars come from ``os.urandom`` (the OS CSPRNG), never from mcl's RNG.
+
+The backend holds the GIL: parallel work needs processes, not threads.
+
+Encodings (all little-endian, as mcl writes them): a scalar is 32 bytes and below r; a G1
+point is 48 bytes (x, with the top bit flagging the odd y); a G2 point is 96 bytes (x as
+two Fp values, flag likewise); a GT element is 576 bytes (twelve Fp values, coefficients
+of the tower Fp2 = Fp[i]/(i²+1), Fp6 = Fp2[v]/(v³-(1+i)), Fp12 = Fp6[w]/(w²-v)).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable
+from typing import Final
+
+import pymcl
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sealroom.errors import CryptoInvariantError, MalformedInputError
+
+__all__ = [
+    "G1",
+    "G1_BYTES",
+    "G2",
+    "G2_BYTES",
+    "GT",
+    "GT_BYTES",
+    "P",
+    "R",
+    "SCALAR_BYTES",
+    "Scalar",
+    "hash_to_scalar",
+    "pair",
+]
+
+#: Order r of G1, G2 and GT.
+R: Final[int] = int(pymcl.r)
+#: The base field prime p.
+P: Final[int] = int(
+    "1a0111ea397fe69a4b1ba7b6434bacd764774b84f38512bf6730d2a0f6b0f6241eabfffeb153ffffb9feffffffffaaab",
+    16,
+)
+#: |u| for the BLS parameter u = -0xd201000000010000 (p ≡ u mod r).
+_U_ABS: Final[int] = 0xD201000000010000
+
+SCALAR_BYTES: Final[int] = 32
+G1_BYTES: Final[int] = 48
+G2_BYTES: Final[int] = 96
+GT_BYTES: Final[int] = 576
+_FP_BYTES: Final[int] = 48
+
+# The OS CSPRNG. A module attribute so that tests can watch every draw.
+_urandom: Callable[[int], bytes] = os.urandom
+
+
+def _random_fr_nonzero() -> pymcl.Fr:
+    """A uniform nonzero scalar from 64 OS-random bytes, reduced mod r (bias < 2^-256)."""
+    while True:
+        v = int.from_bytes(_urandom(64), "little") % R
+        if v:
+            return pymcl.Fr.deserialize(v.to_bytes(SCALAR_BYTES, "little"))
+
+
+def _fr_from_int(v: int) -> pymcl.Fr:
+    return pymcl.Fr.deserialize((v % R).to_bytes(SCALAR_BYTES, "little"))
+
+
+class Scalar:
+    """An element of Z/rZ. Treated as secret: redacted ``repr``, unhashable."""
+
+    __slots__ = ("_fr",)
+
+    def __init__(self, fr: pymcl.Fr) -> None:
+        self._fr = fr
+
+    @classmethod
+    def random(cls) -> Scalar:
+        """A fresh uniform nonzero scalar from the OS CSPRNG."""
+        return cls(_random_fr_nonzero())
+
+    @classmethod
+    def from_int(cls, value: int) -> Scalar:
+        """The scalar ``value mod r``."""
+        return cls(_fr_from_int(value))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Scalar:
+        """Decode exactly 32 little-endian bytes holding a value below r."""
+        if len(data) != SCALAR_BYTES:
+            raise MalformedInputError(f"scalar: expected {SCALAR_BYTES} bytes, got {len(data)}")
+        if int.from_bytes(data, "little") >= R:
+            raise MalformedInputError("scalar: value is not below the group order")
+        return cls(pymcl.Fr.deserialize(bytes(data)))
+
+    def expose_bytes(self) -> bytes:
+        """The 32-byte encoding. Named so that exporting a secret scalar is explicit."""
+        return bytes(self._fr.serialize())
+
+    def is_zero(self) -> bool:
+        return bool(self._fr.is_zero())
+
+    def __add__(self, other: Scalar) -> Scalar:
+        return Scalar(self._fr + other._fr)
+
+    def __sub__(self, other: Scalar) -> Scalar:
+        return Scalar(self._fr - other._fr)
+
+    def __neg__(self) -> Scalar:
+        return Scalar(-self._fr)
+
+    def __mul__(self, other: Scalar) -> Scalar:
+        return Scalar(self._fr * other._fr)
+
+    def inverse(self) -> Scalar:
+        if self._fr.is_zero():
+            raise CryptoInvariantError("inverse of zero scalar")
+        return Scalar(~self._fr)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Scalar):
+            return NotImplemented
+        return hmac.compare_digest(self._fr.serialize(), other._fr.serialize())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "<Scalar [redacted]>"
+
+
+def hash_to_scalar(label: bytes, data: bytes) -> Scalar:
+    """HKDF-SHA256 of ``data`` under ``label``, 64 bytes reduced mod r (bias < 2^-256)."""
+    okm = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=label).derive(data)
+    return Scalar(_fr_from_int(int.from_bytes(okm, "little")))
+
+
+def _blind() -> pymcl.Fr:
+    return _random_fr_nonzero()
+
+
+class G1:
+    """A point of G1 (the prime-order subgroup of E(Fp)), never the identity when decoded."""
+
+    __slots__ = ("_p",)
+
+    def __init__(self, point: pymcl.G1) -> None:
+        self._p = point
+
+    @classmethod
+    def generator(cls) -> G1:
+        return _G1_GEN
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> G1:
+        """Decode and validate: exact length, canonical, on the curve, in G1, not identity."""
+        if len(data) != G1_BYTES:
+            raise MalformedInputError(f"G1 point: expected {G1_BYTES} bytes, got {len(data)}")
+        data = bytes(data)
+        try:
+            point = pymcl.G1.deserialize(data)
+        except ValueError:
+            raise MalformedInputError("G1 point: not a point of the prime-order subgroup") from None
+        if point.is_zero():
+            raise MalformedInputError("G1 point: the identity is not allowed")
+        if point.serialize() != data:
+            raise MalformedInputError("G1 point: non-canonical encoding")
+        return cls(point)
+
+    def to_bytes(self) -> bytes:
+        return bytes(self._p.serialize())
+
+    def mul_secret(self, k: Scalar) -> G1:
+        """``k·self`` for a secret ``k``, with a fresh multiplicative blind."""
+        b = _blind()
+        return G1((self._p * b) * (k._fr / b))
+
+    def mul_public(self, k: Scalar) -> G1:
+        """``k·self`` for a public ``k`` (variable-time)."""
+        return G1(self._p * k._fr)
+
+    def is_identity(self) -> bool:
+        return bool(self._p.is_zero())
+
+    def __add__(self, other: G1) -> G1:
+        return G1(self._p + other._p)
+
+    def __sub__(self, other: G1) -> G1:
+        return G1(self._p - other._p)
+
+    def __neg__(self) -> G1:
+        return G1(-self._p)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, G1):
+            return NotImplemented
+        return bool(self._p == other._p)
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())
+
+    def __repr__(self) -> str:
+        return f"G1({self.to_bytes().hex()[:16]}…)"
+
+
+class G2:
+    """A point of G2 (the prime-order subgroup of the twist over Fp2)."""
+
+    __slots__ = ("_p",)
+
+    def __init__(self, point: pymcl.G2) -> None:
+        self._p = point
+
+    @classmethod
+    def generator(cls) -> G2:
+        return _G2_GEN
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> G2:
+        """Decode and validate: exact length, canonical, on the curve, in G2, not identity."""
+        if len(data) != G2_BYTES:
+            raise MalformedInputError(f"G2 point: expected {G2_BYTES} bytes, got {len(data)}")
+        data = bytes(data)
+        try:
+            point = pymcl.G2.deserialize(data)
+        except ValueError:
+            raise MalformedInputError("G2 point: not a point of the prime-order subgroup") from None
+        if point.is_zero():
+            raise MalformedInputError("G2 point: the identity is not allowed")
+        if point.serialize() != data:
+            raise MalformedInputError("G2 point: non-canonical encoding")
+        return cls(point)
+
+    def to_bytes(self) -> bytes:
+        return bytes(self._p.serialize())
+
+    def mul_secret(self, k: Scalar) -> G2:
+        """``k·self`` for a secret ``k``, with a fresh multiplicative blind."""
+        b = _blind()
+        return G2((self._p * b) * (k._fr / b))
+
+    def mul_public(self, k: Scalar) -> G2:
+        """``k·self`` for a public ``k`` (variable-time)."""
+        return G2(self._p * k._fr)
+
+    def is_identity(self) -> bool:
+        return bool(self._p.is_zero())
+
+    def __add__(self, other: G2) -> G2:
+        return G2(self._p + other._p)
+
+    def __sub__(self, other: G2) -> G2:
+        return G2(self._p - other._p)
+
+    def __neg__(self) -> G2:
+        return G2(-self._p)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, G2):
+            return NotImplemented
+        return bool(self._p == other._p)
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())
+
+    def __repr__(self) -> str:
+        return f"G2({self.to_bytes().hex()[:16]}…)"
+
+
+# --- GT membership -----------------------------------------------------------------------
+#
+# f ∈ GT  ⇔  f^r = 1. We test it as: f·conj(f) = 1 (f is unitary, its order divides p^6+1)
+# and f^p · f^|u| = 1 (that is f^(p-u) = 1). Since gcd(p^6+1, p-u) = r (checked in the tests),
+# both together hold exactly when f^r = 1. f^p is a Frobenius map computed on the
+# coefficients; conj(f) = f^(p^6) negates the w-part; f^|u| = (f^(|u|/2))^2 uses mcl's pow,
+# which is exact for that exponent on every element (mcl only applies its GLV split, valid
+# only inside GT, to larger exponents). _pow_exact_self_check() proves this at import; if it
+# ever failed we would fall back to a plain square-and-multiply.
+
+
+def _fp2_mul(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    return ((a[0] * b[0] - a[1] * b[1]) % P, (a[0] * b[1] + a[1] * b[0]) % P)
+
+
+def _fp2_pow(a: tuple[int, int], e: int) -> tuple[int, int]:
+    result = (1, 0)
+    while e:
+        if e & 1:
+            result = _fp2_mul(result, a)
+        a = _fp2_mul(a, a)
+        e >>= 1
+    return result
+
+
+# gamma_k = xi^(k(p-1)/6), xi = 1 + i: the Frobenius twist of the basis element w^k.
+_GAMMA: Final[tuple[tuple[int, int], ...]] = tuple(
+    _fp2_pow((1, 1), k * (P - 1) // 6) for k in range(6)
+)
+_HALF_U: Final[int] = _U_ABS // 2
+
+
+def _coeffs(raw: bytes) -> list[int]:
+    return [int.from_bytes(raw[i : i + _FP_BYTES], "little") for i in range(0, GT_BYTES, _FP_BYTES)]
+
+
+def _from_coeffs(c: list[int]) -> pymcl.GT:
+    return pymcl.GT.deserialize(b"".join(v.to_bytes(_FP_BYTES, "little") for v in c))
+
+
+def _frobenius(c: list[int]) -> list[int]:
+    """f^p from the coefficients of f (basis v^t w^s = w^(2t+s); index 6s + 2t)."""
+    out = [0] * 12
+    for s in (0, 1):
+        for t in (0, 1, 2):
+            i = 6 * s + 2 * t
+            x, y = _fp2_mul((c[i], -c[i + 1] % P), _GAMMA[2 * t + s])
+            out[i], out[i + 1] = x, y
+    return out
+
+
+def _conjugate(c: list[int]) -> list[int]:
+    return c[:6] + [-v % P for v in c[6:]]
+
+
+def _pow_generic(x: pymcl.GT, e: int) -> pymcl.GT:
+    result = pymcl.GT()
+    for bit in bin(e)[2:]:
+        result = result * result
+        if bit == "1":
+            result = result * x
+    return result
+
+
+def _pow_exact_self_check() -> bool:
+    """True if mcl's pow gives the exact power for |u|/2 on a unitary element outside GT."""
+    seed = [(7 * i * i + 3 * i + 1) % P for i in range(12)]
+    f0 = _from_coeffs(seed)
+    unitary = _from_coeffs(_conjugate(seed)) / f0  # f0^(p^6-1): unitary, not in GT
+    return bool(unitary ** _fr_from_int(_HALF_U) == _pow_generic(unitary, _HALF_U))
+
+
+_MCL_POW_EXACT: Final[bool] = _pow_exact_self_check()
+
+
+def _pow_half_u(f: pymcl.GT) -> pymcl.GT:
+    if _MCL_POW_EXACT:
+        return f ** _fr_from_int(_HALF_U)
+    return _pow_generic(f, _HALF_U)  # pragma: no cover - only if mcl changes behaviour
+
+
+def _in_gt(f: pymcl.GT, raw: bytes) -> bool:
+    c = _coeffs(raw)
+    if not (f * _from_coeffs(_conjugate(c))).is_one():
+        return False
+    h = _pow_half_u(f)
+    return bool((_from_coeffs(_frobenius(c)) * (h * h)).is_one())
+
+
+class GT:
+    """An element of GT, the order-r subgroup of Fp12* that pairings land in."""
+
+    __slots__ = ("_e",)
+
+    def __init__(self, element: pymcl.GT) -> None:
+        self._e = element
+
+    @classmethod
+    def generator(cls) -> GT:
+        """e(g1, g2)."""
+        return _GT_GEN
+
+    @classmethod
+    def random(cls) -> GT:
+        """A uniform element of GT: the generator to a fresh secret power."""
+        return _GT_GEN.pow_secret(Scalar.random())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GT:
+        """Decode and validate: exact length, canonical, and in the order-r subgroup."""
+        if len(data) != GT_BYTES:
+            raise MalformedInputError(f"GT element: expected {GT_BYTES} bytes, got {len(data)}")
+        data = bytes(data)
+        try:
+            element = pymcl.GT.deserialize(data)
+        except ValueError:
+            raise MalformedInputError("GT element: coefficient out of range") from None
+        if element.serialize() != data:
+            raise MalformedInputError("GT element: non-canonical encoding")
+        if not _in_gt(element, data):
+            raise MalformedInputError("GT element: not in the prime-order subgroup")
+        return cls(element)
+
+    def to_bytes(self) -> bytes:
+        return bytes(self._e.serialize())
+
+    def pow_secret(self, k: Scalar) -> GT:
+        """``self^k`` for a secret ``k``, with a fresh multiplicative blind."""
+        b = _blind()
+        return GT((self._e**b) ** (k._fr / b))
+
+    def pow_public(self, k: Scalar) -> GT:
+        """``self^k`` for a public ``k`` (variable-time)."""
+        return GT(self._e**k._fr)
+
+    def is_one(self) -> bool:
+        return bool(self._e.is_one())
+
+    def __mul__(self, other: GT) -> GT:
+        return GT(self._e * other._e)
+
+    def __truediv__(self, other: GT) -> GT:
+        return GT(self._e / other._e)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GT):
+            return NotImplemented
+        return hmac.compare_digest(self._e.serialize(), other._e.serialize())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "<GT [redacted]>"
+
+
+def pair(p: G1, q: G2) -> GT:
+    """The optimal ate pairing e(p, q)."""
+    return GT(pymcl.pairing(p._p, q._p))
+
+
+_G1_GEN: Final[G1] = G1(pymcl.g1)
+_G2_GEN: Final[G2] = G2(pymcl.g2)
+_GT_GEN: Final[GT] = GT(pymcl.pairing(pymcl.g1, pymcl.g2))
