@@ -1,6 +1,6 @@
 """Transform cryptography: multi-hop, unidirectional proxy re-encryption on BLS12-381.
 
-The scheme is Wang–Cao with Cai–Liu's multi-hop extension, as IronCore's recrypt builds it
+The scheme is Wang-Cao with Cai-Liu's multi-hop extension, as IronCore's recrypt builds it
 (Wall and Walsh, SCC '18), with the hygiene of DESIGN.md §3. Notation (docs/crypto.md has
 the full derivation): P1, P2 generate G1, G2; e is the pairing; h(K) hashes a GT element to
 a scalar under its own label, so "hash to G2" is h(K)·P2.
@@ -28,6 +28,7 @@ import hmac
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Final
 
 from cryptography.hazmat.primitives import hashes
@@ -397,7 +398,9 @@ class EncryptedValue:
             t_signer = r.take(VERIFYING_KEY_BYTES)
             t_sig = r.take(SIGNATURE_BYTES)
         r.finish()
-        return cls(ephemeral, message, auth, origin_signer, origin_signature, blocks, t_signer, t_sig)
+        return cls(
+            ephemeral, message, auth, origin_signer, origin_signature, blocks, t_signer, t_sig
+        )
 
 
 def _origin_message(ephemeral: G1, auth: bytes) -> bytes:
@@ -411,9 +414,7 @@ def encrypt(plaintext: Plaintext, to: PublicKey, signer: SigningKey) -> Encrypte
     message = plaintext.element * to.pairing_with_p2().pow_secret(k)
     auth = _auth_hash(ephemeral, plaintext.element)
     signature = signer.sign(labels.SIG_ORIGIN, _origin_message(ephemeral, auth))
-    return EncryptedValue(
-        ephemeral, message, auth, signer.verifying_key.to_bytes(), signature
-    )
+    return EncryptedValue(ephemeral, message, auth, signer.verifying_key.to_bytes(), signature)
 
 
 # --- transform keys ------------------------------------------------------------------------
@@ -499,6 +500,7 @@ class VerifiedTransformKey:
 
 
 def _sign_transform_key(
+    *,
     ephemeral: G1,
     from_public: PublicKey,
     to_public: PublicKey,
@@ -538,7 +540,12 @@ def generate_transform_key(
     encrypted_temp_key = temp_key * to_public.pairing_with_p2().pow_secret(x)
     hashed = G2.generator().mul_secret(_h(temp_key) - from_private.scalar)
     return _sign_transform_key(
-        ephemeral, from_private.public_key(), to_public, encrypted_temp_key, hashed, signer
+        ephemeral=ephemeral,
+        from_public=from_private.public_key(),
+        to_public=to_public,
+        encrypted_temp_key=encrypted_temp_key,
+        hashed_temp_key=hashed,
+        signer=signer,
     )
 
 
@@ -548,12 +555,12 @@ def augment_transform_key(
     """The service's step: H ← H - s·P2, from key ← A + S, re-signed by the service."""
     k = key.key
     return _sign_transform_key(
-        k.ephemeral_public_key,
-        augment_public_key(k.from_public_key, secret.public_part()),
-        k.to_public_key,
-        k.encrypted_temp_key,
-        k.hashed_temp_key - secret.times_p2(),
-        service_signer,
+        ephemeral=k.ephemeral_public_key,
+        from_public=augment_public_key(k.from_public_key, secret.public_part()),
+        to_public=k.to_public_key,
+        encrypted_temp_key=k.encrypted_temp_key,
+        hashed_temp_key=k.hashed_temp_key - secret.times_p2(),
+        signer=service_signer,
     )
 
 
@@ -591,7 +598,7 @@ def transform(
             _transform_signed_part(value, value.transform_signer),
             value.transform_signature,
         )
-    for a, b in zip(keys, keys[1:], strict=False):
+    for a, b in pairwise(keys):
         if a.key.to_public_key != b.key.from_public_key:
             raise ValueError("transform keys do not chain")
 
@@ -616,7 +623,9 @@ def transform(
                 * pair(last.random_transform_public_key, mask),
             )
         blocks.append(
-            TransformBlock(key.ephemeral_public_key, key.encrypted_temp_key, rand_public, rand_encrypted)
+            TransformBlock(
+                key.ephemeral_public_key, key.encrypted_temp_key, rand_public, rand_encrypted
+            )
         )
 
     unsigned = EncryptedValue(
@@ -672,9 +681,7 @@ def _decrypt(
         value.origin_signature,
     )
     if value.level == 0:
-        message = value.encrypted_message / pair(
-            value.ephemeral_public_key, private_key.times_p2()
-        )
+        message = value.encrypted_message / pair(value.ephemeral_public_key, private_key.times_p2())
     else:
         if transformer is None:
             raise SignatureError("no transformer pinned")

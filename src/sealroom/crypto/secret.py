@@ -28,9 +28,8 @@ class Secret:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
+        if type(other) is not type(self) or not isinstance(other, Secret):
             return NotImplemented
-        assert isinstance(other, Secret)
         return hmac.compare_digest(self._secret, other._secret)
 
     __hash__ = None  # type: ignore[assignment]

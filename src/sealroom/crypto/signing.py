@@ -12,7 +12,12 @@ from typing import Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from sealroom.crypto.secret import Secret
 from sealroom.errors import MalformedInputError, SignatureError
@@ -85,8 +90,6 @@ class SigningKey(Secret):
 
     @classmethod
     def generate(cls) -> SigningKey:
-        from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
-
         raw = Ed25519PrivateKey.generate().private_bytes(
             Encoding.Raw, PrivateFormat.Raw, NoEncryption()
         )

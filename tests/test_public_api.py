@@ -1,0 +1,46 @@
+"""The public surface is a reviewed list: __all__ names exactly the public names."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+MODULES = [
+    "sealroom.errors",
+    "sealroom.crypto.pairing",
+    "sealroom.crypto.pre",
+    "sealroom.crypto.signing",
+    "sealroom.crypto.envelope",
+    "sealroom.crypto.escrow",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_all_matches_public_definitions(name: str) -> None:
+    module = importlib.import_module(name)
+    defined = {
+        n
+        for n, obj in vars(module).items()
+        if not n.startswith("_")
+        and (inspect.isclass(obj) or inspect.isfunction(obj))
+        and getattr(obj, "__module__", None) == name
+    }
+    assert defined <= set(module.__all__), defined - set(module.__all__)
+    for n in module.__all__:
+        assert hasattr(module, n), n
+
+
+def test_only_the_pairing_module_imports_the_backend() -> None:
+    from pathlib import Path
+
+    import sealroom
+
+    root = Path(sealroom.__file__).parent
+    users = [
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*.py")
+        if "import pymcl" in p.read_text() or "from pymcl" in p.read_text()
+    ]
+    assert users == ["crypto/pairing.py"]
