@@ -211,6 +211,7 @@ def test_gt_non_unitary_passing_frobenius_test_rejected() -> None:
     f = pymcl.GT.deserialize(raw)
     h = pr._pow_half_u(f)
     assert (pr._from_coeffs(pr._frobenius(pr._coeffs(raw))) * (h * h)).is_one()
+    assert not (f * pr._from_coeffs(pr._conjugate(pr._coeffs(raw)))).is_one()
     with pytest.raises(MalformedInputError, match="subgroup"):
         GT.from_bytes(raw)
 

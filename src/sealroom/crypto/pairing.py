@@ -319,18 +319,31 @@ def _coeffs(raw: bytes) -> list[int]:
     return [int.from_bytes(raw[i : i + _FP_BYTES], "little") for i in range(0, GT_BYTES, _FP_BYTES)]
 
 
+def _to_bytes(c: list[int]) -> bytes:
+    return b"".join(v.to_bytes(_FP_BYTES, "little") for v in c)
+
+
 def _from_coeffs(c: list[int]) -> pymcl.GT:
-    return pymcl.GT.deserialize(b"".join(v.to_bytes(_FP_BYTES, "little") for v in c))
+    return pymcl.GT.deserialize(_to_bytes(c))
 
 
-def _frobenius(c: list[int]) -> list[int]:
-    """f^p from the coefficients of f (basis v^t w^s = w^(2t+s); index 6s + 2t)."""
+def _frobenius(c: list[int], *, conjugate_after: bool = False) -> list[int]:
+    """f^p (or conj(f^p) = f^(-p) for unitary f) from the coefficients of f.
+
+    Coefficient pair (i, i+1), i = 6s + 2t, multiplies the basis element v^t w^s = w^(2t+s);
+    Frobenius conjugates it in Fp2 and multiplies it by gamma_(2t+s).
+    """
     out = [0] * 12
     for s in (0, 1):
+        negate = s == 1 and conjugate_after
         for t in (0, 1, 2):
             i = 6 * s + 2 * t
-            x, y = _fp2_mul((c[i], -c[i + 1] % P), _GAMMA[2 * t + s])
-            out[i], out[i + 1] = x, y
+            x, y = c[i], -c[i + 1] % P
+            k = 2 * t + s
+            if k:
+                g0, g1 = _GAMMA[k]
+                x, y = (x * g0 - y * g1) % P, (x * g1 + y * g0) % P
+            out[i], out[i + 1] = (-x % P, -y % P) if negate else (x, y)
     return out
 
 
@@ -365,11 +378,13 @@ def _pow_half_u(f: pymcl.GT) -> pymcl.GT:
 
 
 def _in_gt(f: pymcl.GT, raw: bytes) -> bool:
+    """Exact test of f^r = 1 (see the comment above)."""
     c = _coeffs(raw)
     if not (f * _from_coeffs(_conjugate(c))).is_one():
-        return False
+        return False  # not unitary (this also rejects zero)
     h = _pow_half_u(f)
-    return bool((_from_coeffs(_frobenius(c)) * (h * h)).is_one())
+    # f^p · f^|u| = 1  ⇔  f^|u| = f^(-p) = conj(f^p), since f is unitary.
+    return bool((h * h).serialize() == _to_bytes(_frobenius(c, conjugate_after=True)))
 
 
 class GT:
