@@ -89,6 +89,9 @@ def build_cases() -> dict[str, Callable[[], object]]:
     data = bytes(1024)
     env = seal(data, b"bench/1KiB", [group_pub], admin).to_bytes()
 
+    def make_transform_key() -> bytes:
+        return generate_transform_key(group_priv, user_pub, admin).key.to_bytes()
+
     def open_env() -> bytes:
         e = Envelope.from_bytes(env)
         return open_with_key(e, e.edeks[0], group_priv, origin_signer=pin_admin)
@@ -96,9 +99,7 @@ def build_cases() -> dict[str, Callable[[], object]]:
     return {
         "keygen": generate_key_pair,
         "encrypt": lambda: encrypt(pt, group_pub, admin).to_bytes(),
-        "transform-key generation": lambda: generate_transform_key(
-            group_priv, user_pub, admin
-        ).key.to_bytes(),
+        "transform-key generation": make_transform_key,
         "transform hop 1": lambda: transform(
             EncryptedValue.from_bytes(lvl0), [g2u], service
         ).to_bytes(),

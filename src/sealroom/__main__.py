@@ -1,0 +1,5 @@
+"""``python -m sealroom``."""
+
+from sealroom.cli import main
+
+raise SystemExit(main())
