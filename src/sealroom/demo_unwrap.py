@@ -48,7 +48,7 @@ class _Recorder:
         result = fn()
         ms = (time.perf_counter() - start) * 1000
         self.steps.append(Step(party, action, ms, detail))
-        print(f"  {party:<14}{action:<52}{ms:>8.2f} ms  {detail}", file=self.out)
+        print(f"  {party:<14}{action:<52}{ms:>8.2f} ms  {detail}".rstrip(), file=self.out)
         return result
 
 
