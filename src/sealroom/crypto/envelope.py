@@ -3,9 +3,11 @@ PRE-encrypted once to each recipient (the EDEKs).
 
 Wire format v1: version, tag 0x41, object id (u16 length + bytes), nonce (12),
 ciphertext (u32 length + bytes, including the 16-byte tag), EDEK count (u16), then each
-EDEK as u32 length + an :class:`~sealroom.crypto.pre.EncryptedValue`. The associated data
+EDEK as u32 length + an :class:`~sealroom.crypto.pre.EncryptedValue`, then the sealer's
+Ed25519 key (32) and its signature (64) over everything before it. The associated data
 binds the label, the version and the object id, so a sealed blob cannot be replayed under
-another id.
+another id; the signature means a recipient, who knows the DEK, still cannot forge content
+in the sealer's name.
 """
 
 from __future__ import annotations
@@ -28,9 +30,15 @@ from sealroom.crypto.pre import (
     encrypt,
     generate_plaintext,
 )
-from sealroom.crypto.signing import SigningKey, VerifyingKey
+from sealroom.crypto.signing import (
+    SIGNATURE_BYTES,
+    VERIFYING_KEY_BYTES,
+    SigningKey,
+    VerifyingKey,
+    verify_pinned,
+)
 from sealroom.crypto.wire import TAG_ENVELOPE, WIRE_VERSION, Reader, header, u16, u32
-from sealroom.errors import DecryptionError, MalformedInputError
+from sealroom.errors import DecryptionError, MalformedInputError, SignatureError
 
 __all__ = ["MAX_OBJECT_ID_BYTES", "Envelope", "open_envelope", "open_with_key", "seal"]
 
@@ -45,14 +53,17 @@ def _aad(object_id: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """Sealed data plus one EDEK per recipient."""
+    """Sealed data plus one EDEK per recipient, signed by the sealer."""
 
     object_id: bytes
     nonce: bytes
     ciphertext: bytes
     edeks: tuple[EncryptedValue, ...]
+    signer: bytes = b""
+    signature: bytes = b""
 
-    def to_bytes(self) -> bytes:
+    def signed_part(self) -> bytes:
+        """Everything the signature covers: all fields before it, the signer included."""
         parts = [
             header(TAG_ENVELOPE),
             u16(len(self.object_id)),
@@ -65,7 +76,11 @@ class Envelope:
         for edek in self.edeks:
             raw = edek.to_bytes()
             parts += [u32(len(raw)), raw]
+        parts.append(self.signer)
         return b"".join(parts)
+
+    def to_bytes(self) -> bytes:
+        return self.signed_part() + self.signature
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Envelope:
@@ -83,8 +98,10 @@ class Envelope:
         if not 1 <= count <= MAX_RECIPIENTS:
             raise MalformedInputError(f"envelope: {count} EDEKs is out of range")
         edeks = tuple(EncryptedValue.from_bytes(r.take(r.u32())) for _ in range(count))
+        signer = r.take(VERIFYING_KEY_BYTES)
+        signature = r.take(SIGNATURE_BYTES)
         r.finish()
-        return cls(object_id, nonce, ciphertext, edeks)
+        return cls(object_id, nonce, ciphertext, edeks, signer, signature)
 
 
 def seal(
@@ -102,11 +119,23 @@ def seal(
     nonce = pairing._urandom(NONCE_BYTES)
     ciphertext = AESGCM(dek.expose_secret_bytes()).encrypt(nonce, data, _aad(object_id))
     edeks = tuple(encrypt(source, recipient, signer) for recipient in recipients)
-    return Envelope(bytes(object_id), nonce, ciphertext, edeks)
+    unsigned = Envelope(bytes(object_id), nonce, ciphertext, edeks, signer.verifying_key.to_bytes())
+    signature = signer.sign(labels.SIG_ENVELOPE, unsigned.signed_part())
+    return Envelope(unsigned.object_id, nonce, ciphertext, edeks, unsigned.signer, signature)
 
 
-def open_envelope(envelope: Envelope, source: Plaintext) -> bytes:
-    """Decrypt the data once the EDEK has been unwrapped to ``source``."""
+def open_envelope(envelope: Envelope, source: Plaintext, *, sealer: VerifyingKey) -> bytes:
+    """Check the pinned sealer's signature, then decrypt with the unwrapped ``source``."""
+    try:
+        verify_pinned(
+            sealer,
+            envelope.signer,
+            labels.SIG_ENVELOPE,
+            envelope.signed_part(),
+            envelope.signature,
+        )
+    except SignatureError:
+        raise DecryptionError() from None
     dek = derive_symmetric_key(source)
     try:
         return AESGCM(dek.expose_secret_bytes()).decrypt(
@@ -124,6 +153,9 @@ def open_with_key(
     origin_signer: VerifyingKey,
     transformer: VerifyingKey | None = None,
 ) -> bytes:
-    """Unwrap ``edek`` (one of the envelope's, possibly transformed) and decrypt the data."""
+    """Unwrap ``edek`` (one of the envelope's, possibly transformed) and decrypt the data.
+
+    The EDEK's origin and the envelope must both be signed by ``origin_signer``.
+    """
     source = decrypt(edek, private_key, origin_signer=origin_signer, transformer=transformer)
-    return open_envelope(envelope, source)
+    return open_envelope(envelope, source, sealer=origin_signer)
