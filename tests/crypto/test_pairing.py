@@ -159,6 +159,32 @@ def test_every_secret_operation_draws_a_fresh_blind(monkeypatch: pytest.MonkeyPa
     assert len(set(draws)) == 3
 
 
+def test_the_backend_never_sees_a_secret_scalar(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bytes] = []
+    real_mul, real_pow = pr._backend_mul, pr._backend_pow
+
+    def mul(x: object, k: pymcl.Fr) -> object:
+        seen.append(k.serialize())
+        return real_mul(x, k)  # type: ignore[type-var]
+
+    def pow_(x: pymcl.GT, k: pymcl.Fr) -> pymcl.GT:
+        seen.append(k.serialize())
+        return real_pow(x, k)
+
+    monkeypatch.setattr(pr, "_backend_mul", mul)
+    monkeypatch.setattr(pr, "_backend_pow", pow_)
+    k = Scalar.random()
+    for _ in range(2):
+        G1.generator().mul_secret(k)
+        G2.generator().mul_secret(k)
+        GT.generator().pow_secret(k)
+    assert len(seen) == 12  # two backend calls per secret operation
+    assert k.expose_bytes() not in seen
+    assert len(set(seen)) == 12  # fresh blinds each time
+    G1.generator().mul_public(k)
+    assert seen[-1] == k.expose_bytes()  # the public path passes the scalar as it is
+
+
 # --- GT ---
 
 

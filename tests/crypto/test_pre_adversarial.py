@@ -209,6 +209,22 @@ def test_wrong_version_and_tag_rejected(world: World) -> None:
         EncryptedValue.from_bytes(raw[:2] + b"\x09" + raw[3:])
 
 
+def test_length_is_checked_before_any_point_is_decoded(world: World) -> None:
+    raw = encrypt(generate_plaintext(), world.group_pub, world.admin).to_bytes()
+    with pytest.raises(MalformedInputError, match="expected 755 bytes for level 0, got 756"):
+        EncryptedValue.from_bytes(raw + b"\x00")
+
+
+def test_level_above_the_maximum_rejected_even_when_well_formed(world: World) -> None:
+    # Nine copies of a genuine block: every point is valid and the length matches level 9.
+    _, lvl2 = _level2(world)
+    raw = lvl2.to_bytes()
+    block = raw[755 : 755 + 1248]
+    forged = raw[:2] + b"\x09" + raw[3:755] + block * 9 + raw[-96:]
+    with pytest.raises(MalformedInputError, match="level 9 exceeds 8"):
+        EncryptedValue.from_bytes(forged)
+
+
 def test_malformed_points_in_values_rejected(world: World) -> None:
     raw = bytearray(encrypt(generate_plaintext(), world.group_pub, world.admin).to_bytes())
     identity = bytes(48)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 import pymcl
 from cryptography.hazmat.primitives import hashes
@@ -60,6 +60,8 @@ P: Final[int] = int(
 )
 #: |u| for the BLS parameter u = -0xd201000000010000 (p ≡ u mod r).
 _U_ABS: Final[int] = 0xD201000000010000
+
+_Point = TypeVar("_Point", pymcl.G1, pymcl.G2)
 
 SCALAR_BYTES: Final[int] = 32
 G1_BYTES: Final[int] = 48
@@ -155,6 +157,21 @@ def _blind() -> pymcl.Fr:
     return _random_fr_nonzero()
 
 
+# The backend calls that take a scalar. Tests wrap these to check that a secret scalar is
+# never handed to the backend as it is.
+def _backend_mul(x: _Point, k: pymcl.Fr) -> _Point:
+    return x * k
+
+
+def _backend_pow(x: pymcl.GT, k: pymcl.Fr) -> pymcl.GT:
+    return x**k
+
+
+def _blinded_mul(x: _Point, k: pymcl.Fr) -> _Point:
+    b = _blind()
+    return _backend_mul(_backend_mul(x, b), k / b)
+
+
 class G1:
     """A point of G1 (the prime-order subgroup of E(Fp)), never the identity when decoded."""
 
@@ -179,7 +196,7 @@ class G1:
             raise MalformedInputError("G1 point: not a point of the prime-order subgroup") from None
         if point.is_zero():
             raise MalformedInputError("G1 point: the identity is not allowed")
-        if point.serialize() != data:
+        if point.serialize() != data:  # mcl refuses these too; kept in case the backend changes
             raise MalformedInputError("G1 point: non-canonical encoding")
         return cls(point)
 
@@ -188,12 +205,11 @@ class G1:
 
     def mul_secret(self, k: Scalar) -> G1:
         """``k·self`` for a secret ``k``, with a fresh multiplicative blind."""
-        b = _blind()
-        return G1((self._p * b) * (k._fr / b))
+        return G1(_blinded_mul(self._p, k._fr))
 
     def mul_public(self, k: Scalar) -> G1:
         """``k·self`` for a public ``k`` (variable-time)."""
-        return G1(self._p * k._fr)
+        return G1(_backend_mul(self._p, k._fr))
 
     def is_identity(self) -> bool:
         return bool(self._p.is_zero())
@@ -252,12 +268,11 @@ class G2:
 
     def mul_secret(self, k: Scalar) -> G2:
         """``k·self`` for a secret ``k``, with a fresh multiplicative blind."""
-        b = _blind()
-        return G2((self._p * b) * (k._fr / b))
+        return G2(_blinded_mul(self._p, k._fr))
 
     def mul_public(self, k: Scalar) -> G2:
         """``k·self`` for a public ``k`` (variable-time)."""
-        return G2(self._p * k._fr)
+        return G2(_backend_mul(self._p, k._fr))
 
     def is_identity(self) -> bool:
         return bool(self._p.is_zero())
@@ -427,11 +442,11 @@ class GT:
     def pow_secret(self, k: Scalar) -> GT:
         """``self^k`` for a secret ``k``, with a fresh multiplicative blind."""
         b = _blind()
-        return GT((self._e**b) ** (k._fr / b))
+        return GT(_backend_pow(_backend_pow(self._e, b), k._fr / b))
 
     def pow_public(self, k: Scalar) -> GT:
         """``self^k`` for a public ``k`` (variable-time)."""
-        return GT(self._e**k._fr)
+        return GT(_backend_pow(self._e, k._fr))
 
     def is_one(self) -> bool:
         return bool(self._e.is_one())
