@@ -1,0 +1,1 @@
+"""What the key service and the SDK share: encodings and request signatures."""

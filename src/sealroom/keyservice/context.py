@@ -1,0 +1,117 @@
+"""What every key-service operation shares: storage, the service's keys, the clock, the
+audit trail, and the parsing of stored keys."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TypeVar
+
+from sealroom.crypto.pairing import Scalar
+from sealroom.crypto.pre import AugmentationSecret, PublicKey, TransformKey, VerifiedTransformKey
+from sealroom.crypto.signing import VerifyingKey
+from sealroom.errors import MalformedInputError, SignatureError
+from sealroom.keyservice import audit
+from sealroom.keyservice.errors import ServiceError
+from sealroom.keyservice.service_keys import ServiceKeys
+from sealroom.keyservice.storage import Database, Row, Tx
+
+__all__ = ["Caller", "Context", "check_id"]
+
+T = TypeVar("T")
+_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+
+
+def check_id(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise ServiceError("malformed_input", f"{what}: 1-128 characters of [A-Za-z0-9._:@-]")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is asking: a user from a JWT, or a user's registered device."""
+
+    user_id: str
+    device_id: str | None = None
+
+    def require_device(self) -> str:
+        if self.device_id is None:
+            raise ServiceError("unauthenticated", "this call needs a device-signed request")
+        return self.device_id
+
+
+@lru_cache(maxsize=8192)
+def _load_transform_key(raw: bytes, service_key: VerifyingKey) -> VerifiedTransformKey:
+    return TransformKey.from_bytes(raw).verify(service_key)
+
+
+class Context:
+    def __init__(
+        self, db: Database, keys: ServiceKeys, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.db = db
+        self.keys = keys
+        self.clock = clock
+        self.verifying_key = keys.signing_key.verifying_key
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def run(self, caller: Caller | None, action: str, obj: str | None, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` in one transaction with an audit entry; audit a refusal apart."""
+        try:
+            with self.db.transaction() as tx:
+                result = fn(tx)
+                self.record(tx, caller, action, obj, "ok")
+                return result
+        except ServiceError as exc:
+            self.refused(caller, action, obj, exc.code)
+            raise
+        except (MalformedInputError, SignatureError) as exc:
+            code = "malformed_input" if isinstance(exc, MalformedInputError) else "forbidden"
+            self.refused(caller, action, obj, code)
+            raise ServiceError(code, str(exc)) from None
+
+    def record(
+        self, tx: Tx, caller: Caller | None, action: str, obj: str | None, outcome: str
+    ) -> None:
+        audit.append(
+            tx,
+            self.keys.signing_key,
+            ts=self.now(),
+            actor_user=caller.user_id if caller else None,
+            actor_device=caller.device_id if caller else None,
+            action=action,
+            obj=obj,
+            outcome=outcome,
+        )
+
+    def refused(self, caller: Caller | None, action: str, obj: str | None, code: str) -> None:
+        with self.db.transaction() as tx:
+            self.record(tx, caller, action, obj, f"refused:{code}")
+
+    # --- stored keys ---
+
+    def load_transform_key(self, raw: bytes) -> VerifiedTransformKey:
+        """A stored (augmented, service-signed) transform key, verified; cached by content."""
+        return _load_transform_key(bytes(raw), self.verifying_key)
+
+    def augmentation_secret(self, purpose: str, sealed: bytes) -> AugmentationSecret:
+        return AugmentationSecret(Scalar.from_bytes(self.keys.open(purpose, bytes(sealed))))
+
+    def seal_augmentation_secret(self, purpose: str, secret: AugmentationSecret) -> bytes:
+        return self.keys.seal(purpose, secret.expose_secret_bytes())
+
+    @staticmethod
+    def public_key(row: Row, column: str = "public_key") -> PublicKey:
+        return PublicKey.from_bytes(bytes(row[column]))
+
+    def user_row(self, tx: Tx, user_id: str) -> Row:
+        row = tx.one("SELECT * FROM users WHERE id = ?", (user_id,))
+        if row is None:
+            raise ServiceError("not_found", "no such user")
+        return row

@@ -1,0 +1,55 @@
+"""Service errors: a stable code, an HTTP status and a message that holds no secret.
+
+They are rendered as RFC 9457 problem details: ``{"type", "title", "status", "code",
+"detail"}``. Clients branch on ``code``; the list below is part of the API.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["CODES", "ServiceError"]
+
+#: code → (HTTP status, title)
+CODES: Final[dict[str, tuple[int, str]]] = {
+    "malformed_input": (400, "The request is malformed"),
+    "body_too_large": (413, "The request body is too large"),
+    "unauthenticated": (401, "Authentication is required"),
+    "invalid_token": (401, "The identity token is invalid"),
+    "token_expired": (401, "The identity token has expired"),
+    "token_not_fresh": (401, "The identity token was issued too long ago or in the future"),
+    "wrong_audience": (401, "The identity token is for another service"),
+    "unknown_device": (401, "The device is not registered"),
+    "stale_request": (401, "The request timestamp is too far from the server's clock"),
+    "replayed_request": (401, "The request nonce was already used"),
+    "bad_signature": (401, "The request signature does not verify"),
+    "device_revoked": (403, "The device is revoked"),
+    "forbidden": (403, "The caller may not do this"),
+    "not_member": (403, "The caller is not a member"),
+    "not_admin": (403, "The caller is not an admin of the group"),
+    "not_found": (404, "No such object"),
+    "conflict": (409, "The object already exists or is in the way"),
+    "method_not_allowed": (405, "Method not allowed"),
+    "internal": (500, "Internal error"),
+}
+
+
+class ServiceError(Exception):
+    """A refusal with a stable code."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code}")
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.status, self.title = CODES[code]
+        self.detail = detail
+
+    def problem(self) -> dict[str, object]:
+        return {
+            "type": f"urn:sealroom:error:{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail or self.title,
+        }

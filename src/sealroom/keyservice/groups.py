@@ -1,0 +1,293 @@
+"""Groups: admins hold the group private key (encrypted to them); members get a
+group→user transform key that the service augments; users can be pre-approved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sealroom.crypto.pre import (
+    AugmentationSecret,
+    EncryptedValue,
+    PublicKey,
+    TransformKey,
+    augment_public_key,
+    augment_transform_key,
+    transform,
+)
+from sealroom.crypto.signing import VerifyingKey
+from sealroom.errors import SignatureError
+from sealroom.keyservice.context import Caller, Context, check_id
+from sealroom.keyservice.errors import ServiceError
+from sealroom.keyservice.storage import ConflictError, Row, Tx
+from sealroom.keyservice.users import device_transform_key
+
+__all__ = ["Groups"]
+
+MAX_EDEK_BYTES = 8192
+
+
+def _purpose(group_id: str) -> str:
+    return f"group-augmentation/{group_id}"
+
+
+class Groups:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def _group(self, tx: Tx, group_id: str) -> Row:
+        row = tx.one("SELECT * FROM sr_groups WHERE id = ?", (group_id,))
+        if row is None:
+            raise ServiceError("not_found", "no such group")
+        return row
+
+    @staticmethod
+    def _is_admin(tx: Tx, group_id: str, user_id: str) -> bool:
+        return (
+            tx.one(
+                "SELECT 1 AS x FROM group_admins WHERE group_id = ? AND user_id = ?",
+                (group_id, user_id),
+            )
+            is not None
+        )
+
+    def _require_admin(self, tx: Tx, group_id: str, caller: Caller) -> Row:
+        group = self._group(tx, group_id)
+        if not self._is_admin(tx, group_id, caller.user_id):
+            raise ServiceError("not_admin")
+        device_transform_key(tx, caller)  # the admin's device must be live
+        return group
+
+    def _caller_signer(self, tx: Tx, caller: Caller) -> VerifyingKey:
+        row = tx.one("SELECT signing_key FROM devices WHERE id = ?", (caller.require_device(),))
+        if row is None:
+            raise ServiceError("unknown_device")
+        return VerifyingKey.from_bytes(bytes(row["signing_key"]))
+
+    def create(
+        self, caller: Caller, group_id: str, raw_public_key: PublicKey, encrypted_group_key: bytes
+    ) -> PublicKey:
+        """Create a group with the caller's user as its first admin."""
+        check_id(group_id, "group id")
+        _check_edek(encrypted_group_key)
+
+        def fn(tx: Tx) -> PublicKey:
+            device_transform_key(tx, caller)
+            secret = AugmentationSecret.generate()
+            public = augment_public_key(raw_public_key, secret.public_part())
+            try:
+                tx.execute(
+                    "INSERT INTO sr_groups (id, public_key, raw_public_key, augmentation_secret,"
+                    " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        group_id,
+                        public.to_bytes(),
+                        raw_public_key.to_bytes(),
+                        self.ctx.seal_augmentation_secret(_purpose(group_id), secret),
+                        caller.user_id,
+                        self.ctx.now(),
+                    ),
+                )
+            except ConflictError:
+                raise ServiceError("conflict", "group already exists") from None
+            tx.execute(
+                "INSERT INTO group_admins (group_id, user_id, encrypted_group_key) "
+                "VALUES (?, ?, ?)",
+                (group_id, caller.user_id, encrypted_group_key),
+            )
+            return public
+
+        return self.ctx.run(caller, "create_group", f"group:{group_id}", fn)
+
+    def get(self, caller: Caller, group_id: str) -> dict[str, Any]:
+        check_id(group_id, "group id")
+        with self.ctx.db.transaction() as tx:
+            group = self._group(tx, group_id)
+            admins = [
+                r["user_id"]
+                for r in tx.all(
+                    "SELECT user_id FROM group_admins WHERE group_id = ? ORDER BY user_id",
+                    (group_id,),
+                )
+            ]
+            members = [
+                r["user_id"]
+                for r in tx.all(
+                    "SELECT user_id FROM group_members WHERE group_id = ? ORDER BY user_id",
+                    (group_id,),
+                )
+            ]
+            pre = [
+                r["user_id"]
+                for r in tx.all(
+                    "SELECT user_id FROM group_preapproved WHERE group_id = ? ORDER BY user_id",
+                    (group_id,),
+                )
+            ]
+        if caller.user_id not in admins and caller.user_id not in members:
+            raise ServiceError("not_member")
+        return {
+            "id": group_id,
+            "public_key": bytes(group["public_key"]),
+            "raw_public_key": bytes(group["raw_public_key"]),
+            "admins": admins,
+            "members": members,
+            "preapproved": pre,
+            "created_by": group["created_by"],
+        }
+
+    def list_for(self, caller: Caller) -> list[str]:
+        with self.ctx.db.transaction() as tx:
+            rows = tx.all(
+                "SELECT group_id FROM group_members WHERE user_id = ? UNION "
+                "SELECT group_id FROM group_admins WHERE user_id = ? ORDER BY group_id",
+                (caller.user_id, caller.user_id),
+            )
+        return [r["group_id"] for r in rows]
+
+    def delete(self, caller: Caller, group_id: str) -> None:
+        check_id(group_id, "group id")
+
+        def fn(tx: Tx) -> None:
+            self._require_admin(tx, group_id, caller)
+            for table in ("group_members", "group_admins", "group_preapproved"):
+                tx.execute(f"DELETE FROM {table} WHERE group_id = ?", (group_id,))  # noqa: S608
+            tx.execute("DELETE FROM sr_groups WHERE id = ?", (group_id,))
+
+        self.ctx.run(caller, "delete_group", f"group:{group_id}", fn)
+
+    def add_member(
+        self, caller: Caller, group_id: str, user_id: str, transform_key: TransformKey
+    ) -> None:
+        """An admin adds a user with a group→user transform key signed by the admin's device."""
+        check_id(group_id, "group id")
+        check_id(user_id, "user id")
+
+        def fn(tx: Tx) -> None:
+            group = self._require_admin(tx, group_id, caller)
+            try:
+                verified = transform_key.verify(self._caller_signer(tx, caller))
+            except SignatureError:
+                raise ServiceError("forbidden", "transform key not signed by this device") from None
+            member = self.ctx.user_row(tx, user_id)
+            if verified.key.from_public_key != self.ctx.public_key(group, "raw_public_key"):
+                raise ServiceError("malformed_input", "transform key is not from this group")
+            if verified.key.to_public_key != self.ctx.public_key(member):
+                raise ServiceError("malformed_input", "transform key is not to this user")
+            secret = self.ctx.augmentation_secret(
+                _purpose(group_id), bytes(group["augmentation_secret"])
+            )
+            augmented = augment_transform_key(verified, secret, self.ctx.keys.signing_key)
+            tx.execute(
+                "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", (group_id, user_id)
+            )
+            tx.execute(
+                "INSERT INTO group_members (group_id, user_id, transform_key, added_at) "
+                "VALUES (?, ?, ?, ?)",
+                (group_id, user_id, augmented.key.to_bytes(), self.ctx.now()),
+            )
+            tx.execute(
+                "DELETE FROM group_preapproved WHERE group_id = ? AND user_id = ?",
+                (group_id, user_id),
+            )
+
+        self.ctx.run(caller, "add_member", f"group:{group_id}/user:{user_id}", fn)
+
+    def remove_member(self, caller: Caller, group_id: str, user_id: str) -> None:
+        """An admin removes a member, or a member leaves. The transform key is deleted."""
+        check_id(group_id, "group id")
+        check_id(user_id, "user id")
+
+        def fn(tx: Tx) -> None:
+            if user_id != caller.user_id:
+                self._require_admin(tx, group_id, caller)
+            if not tx.execute(
+                "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", (group_id, user_id)
+            ):
+                raise ServiceError("not_found", "not a member")
+
+        self.ctx.run(caller, "remove_member", f"group:{group_id}/user:{user_id}", fn)
+
+    def add_admin(
+        self, caller: Caller, group_id: str, user_id: str, encrypted_group_key: bytes
+    ) -> None:
+        check_id(group_id, "group id")
+        check_id(user_id, "user id")
+        _check_edek(encrypted_group_key)
+
+        def fn(tx: Tx) -> None:
+            self._require_admin(tx, group_id, caller)
+            self.ctx.user_row(tx, user_id)
+            tx.execute(
+                "DELETE FROM group_admins WHERE group_id = ? AND user_id = ?", (group_id, user_id)
+            )
+            tx.execute(
+                "INSERT INTO group_admins (group_id, user_id, encrypted_group_key) "
+                "VALUES (?, ?, ?)",
+                (group_id, user_id, encrypted_group_key),
+            )
+
+        self.ctx.run(caller, "add_admin", f"group:{group_id}/user:{user_id}", fn)
+
+    def remove_admin(self, caller: Caller, group_id: str, user_id: str) -> None:
+        check_id(group_id, "group id")
+        check_id(user_id, "user id")
+
+        def fn(tx: Tx) -> None:
+            self._require_admin(tx, group_id, caller)
+            count = tx.one("SELECT COUNT(*) AS n FROM group_admins WHERE group_id = ?", (group_id,))
+            if not self._is_admin(tx, group_id, user_id):
+                raise ServiceError("not_found", "not an admin")
+            if count is not None and int(count["n"]) <= 1:
+                raise ServiceError("conflict", "a group keeps at least one admin")
+            tx.execute(
+                "DELETE FROM group_admins WHERE group_id = ? AND user_id = ?", (group_id, user_id)
+            )
+
+        self.ctx.run(caller, "remove_admin", f"group:{group_id}/user:{user_id}", fn)
+
+    def preapprove(self, caller: Caller, group_id: str, user_ids: list[str]) -> None:
+        check_id(group_id, "group id")
+        if not 1 <= len(user_ids) <= 1000:
+            raise ServiceError("malformed_input", "1-1000 users per request")
+        ids = [check_id(u, "user id") for u in user_ids]
+
+        def fn(tx: Tx) -> None:
+            self._require_admin(tx, group_id, caller)
+            for uid in ids:
+                tx.execute(
+                    "DELETE FROM group_preapproved WHERE group_id = ? AND user_id = ?",
+                    (group_id, uid),
+                )
+                tx.execute(
+                    "INSERT INTO group_preapproved (group_id, user_id) VALUES (?, ?)",
+                    (group_id, uid),
+                )
+
+        self.ctx.run(caller, "preapprove", f"group:{group_id}", fn)
+
+    def admin_key(self, caller: Caller, group_id: str) -> bytes:
+        """The group private key's EDEK for the calling admin, transformed to its device."""
+        check_id(group_id, "group id")
+
+        def fn(tx: Tx) -> bytes:
+            self._group(tx, group_id)
+            row = tx.one(
+                "SELECT encrypted_group_key FROM group_admins WHERE group_id = ? AND user_id = ?",
+                (group_id, caller.user_id),
+            )
+            if row is None:
+                raise ServiceError("not_admin")
+            device = device_transform_key(tx, caller)
+            value = EncryptedValue.from_bytes(bytes(row["encrypted_group_key"]))
+            u2d = self.ctx.load_transform_key(bytes(device["transform_key"]))
+            return transform(value, [u2d], self.ctx.keys.signing_key).to_bytes()
+
+        return self.ctx.run(caller, "unwrap_group_key", f"group:{group_id}", fn)
+
+
+def _check_edek(raw: bytes) -> None:
+    if not 1 <= len(raw) <= MAX_EDEK_BYTES:
+        raise ServiceError("malformed_input", "encrypted key size out of range")
+    value = EncryptedValue.from_bytes(raw)
+    if value.level != 0:
+        raise ServiceError("malformed_input", "expected an untransformed value")

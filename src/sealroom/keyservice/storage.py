@@ -1,0 +1,327 @@
+"""Storage: one small interface, two real backends (SQLite with WAL, PostgreSQL).
+
+Every change that touches several rows runs in one :meth:`Database.transaction`. SQL is
+written once with ``?`` placeholders and ``{BLOB}`` for the binary type; each backend
+translates. The schema is versioned: :data:`MIGRATIONS` lists each version's statements,
+applied in order and recorded in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+__all__ = [
+    "MIGRATIONS",
+    "ConflictError",
+    "Database",
+    "PostgresDatabase",
+    "Row",
+    "SqliteDatabase",
+    "StorageError",
+    "Tx",
+    "open_database",
+]
+
+Row = dict[str, Any]
+
+
+class StorageError(Exception):
+    """The database failed in a way the caller cannot fix."""
+
+
+class ConflictError(StorageError):
+    """A uniqueness constraint refused the write."""
+
+
+class Tx(Protocol):
+    """One open transaction."""
+
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        """Run a statement; return the number of rows it changed."""
+        ...
+
+    def one(self, sql: str, params: Sequence[object] = ()) -> Row | None: ...
+
+    def all(self, sql: str, params: Sequence[object] = ()) -> list[Row]: ...
+
+
+class Database(Protocol):
+    dialect: str
+
+    def transaction(self) -> Any:
+        """A context manager yielding a :class:`Tx`; commits on success, rolls back on error."""
+        ...
+
+    def close(self) -> None: ...
+
+
+_APPEND_ONLY_SQLITE = [
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit "
+    "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
+]
+_APPEND_ONLY_POSTGRES = [
+    "CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $$",
+    "CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit "
+    "FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+]
+
+_SCHEMA_V1: Final[list[str]] = [
+    """CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        public_key {BLOB} NOT NULL,
+        raw_public_key {BLOB} NOT NULL,
+        signing_key {BLOB} NOT NULL,
+        augmentation_secret {BLOB} NOT NULL,
+        escrow_blob {BLOB} NOT NULL,
+        created_at BIGINT NOT NULL)""",
+    """CREATE TABLE escrow_halves (
+        user_id TEXT PRIMARY KEY,
+        sealed_half {BLOB} NOT NULL,
+        created_at BIGINT NOT NULL)""",
+    """CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        name TEXT NOT NULL,
+        signing_key {BLOB} NOT NULL UNIQUE,
+        public_key {BLOB} NOT NULL,
+        certificate {BLOB} NOT NULL,
+        transform_key {BLOB},
+        created_at BIGINT NOT NULL,
+        last_used_at BIGINT,
+        revoked_at BIGINT)""",
+    "CREATE INDEX devices_by_user ON devices(user_id)",
+    """CREATE TABLE sr_groups (
+        id TEXT PRIMARY KEY,
+        public_key {BLOB} NOT NULL,
+        raw_public_key {BLOB} NOT NULL,
+        augmentation_secret {BLOB} NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at BIGINT NOT NULL)""",
+    """CREATE TABLE group_admins (
+        group_id TEXT NOT NULL REFERENCES sr_groups(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        encrypted_group_key {BLOB} NOT NULL,
+        PRIMARY KEY (group_id, user_id))""",
+    """CREATE TABLE group_members (
+        group_id TEXT NOT NULL REFERENCES sr_groups(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        transform_key {BLOB} NOT NULL,
+        added_at BIGINT NOT NULL,
+        PRIMARY KEY (group_id, user_id))""",
+    "CREATE INDEX group_members_by_user ON group_members(user_id)",
+    """CREATE TABLE group_preapproved (
+        group_id TEXT NOT NULL REFERENCES sr_groups(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        PRIMARY KEY (group_id, user_id))""",
+    """CREATE TABLE documents (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES users(id),
+        created_at BIGINT NOT NULL)""",
+    """CREATE TABLE document_grants (
+        document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        grantee_kind TEXT NOT NULL,
+        grantee_id TEXT NOT NULL,
+        edek {BLOB} NOT NULL,
+        granted_by TEXT NOT NULL,
+        granted_at BIGINT NOT NULL,
+        PRIMARY KEY (document_id, grantee_kind, grantee_id))""",
+    """CREATE TABLE nonces (
+        device_id TEXT NOT NULL,
+        nonce {BLOB} NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (device_id, nonce))""",
+    """CREATE TABLE audit (
+        seq BIGINT PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        actor_user TEXT,
+        actor_device TEXT,
+        action TEXT NOT NULL,
+        object TEXT,
+        outcome TEXT NOT NULL,
+        prev_hash {BLOB} NOT NULL,
+        entry_hash {BLOB} NOT NULL,
+        signature {BLOB} NOT NULL)""",
+    """CREATE TABLE audit_head (
+        id INTEGER PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        entry_hash {BLOB} NOT NULL)""",
+]
+
+#: Versioned migrations: (version, statements). Never edit a released version; append.
+MIGRATIONS: Final[list[tuple[int, list[str]]]] = [(1, _SCHEMA_V1)]
+
+
+def _dialect_sql(sql: str, dialect: str) -> str:
+    return sql.replace("{BLOB}", "BLOB" if dialect == "sqlite" else "BYTEA")
+
+
+def _migrate(db: Database) -> None:
+    with db.transaction() as tx:
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
+        )
+    for version, statements in MIGRATIONS:
+        with db.transaction() as tx:
+            if db.dialect == "postgres":
+                tx.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
+            if tx.one("SELECT version FROM schema_migrations WHERE version = ?", (version,)):
+                continue
+            for stmt in statements:
+                tx.execute(_dialect_sql(stmt, db.dialect))
+            if version == 1:
+                extra = _APPEND_ONLY_SQLITE if db.dialect == "sqlite" else _APPEND_ONLY_POSTGRES
+                for stmt in extra:
+                    tx.execute(stmt)
+                tx.execute(
+                    "INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, 0, ?)", (bytes(32),)
+                )
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, int(time.time())),
+            )
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+
+
+class _SqliteTx:
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        try:
+            return self._conn.execute(sql, tuple(params)).rowcount
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
+                raise ConflictError(str(exc)) from None
+            raise StorageError(str(exc)) from None
+
+    def one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
+        row = self._conn.execute(sql, tuple(params)).fetchone()
+        return None if row is None else dict(row)
+
+    def all(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        return [dict(r) for r in self._conn.execute(sql, tuple(params)).fetchall()]
+
+
+class SqliteDatabase:
+    """SQLite in one file with WAL. Safe for several threads and several processes."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        _migrate(self)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+class _PostgresTx:
+    dialect = "postgres"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def _run(self, sql: str, params: Sequence[object]) -> Any:
+        try:
+            return self._conn.execute(_PLACEHOLDER.sub("%s", sql), tuple(params))
+        except psycopg.errors.UniqueViolation as exc:
+            raise ConflictError(str(exc).splitlines()[0]) from None
+        except psycopg.errors.IntegrityError as exc:
+            raise StorageError(str(exc).splitlines()[0]) from None
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        return int(self._run(sql, params).rowcount)
+
+    def one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
+        row = self._run(sql, params).fetchone()
+        return None if row is None else _pg_row(row)
+
+    def all(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        return [_pg_row(r) for r in self._run(sql, params).fetchall()]
+
+
+def _pg_row(row: dict[str, Any]) -> Row:
+    return {k: bytes(v) if isinstance(v, memoryview) else v for k, v in row.items()}
+
+
+class PostgresDatabase:
+    """PostgreSQL through a psycopg 3 connection pool, optionally in its own schema."""
+
+    dialect = "postgres"
+
+    def __init__(self, dsn: str, *, schema: str | None = None, max_size: int = 10) -> None:
+        kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": True}
+        if schema is not None:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+                raise ValueError("schema name must be a plain lower-case identifier")
+            kwargs["options"] = f"-c search_path={schema}"
+        self._pool = ConnectionPool(dsn, min_size=1, max_size=max_size, kwargs=kwargs, open=True)
+        _migrate(self)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield _PostgresTx(conn)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def open_database(url: str) -> Database:
+    """``sqlite:///path/to/file.db`` or ``postgresql://…`` (``?schema=name`` optional)."""
+    if url.startswith("sqlite:///"):
+        return SqliteDatabase(url[len("sqlite:///") :])
+    if url.startswith(("postgresql://", "postgres://")):
+        base, _, query = url.partition("?")
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        schema = params.pop("schema", None)
+        rest = "&".join(f"{k}={v}" for k, v in params.items())
+        return PostgresDatabase(base + ("?" + rest if rest else ""), schema=schema)
+    raise ValueError("database URL must start with sqlite:/// or postgresql://")
