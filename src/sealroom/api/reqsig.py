@@ -91,7 +91,15 @@ class SignedRequest:
 
     def verify(self, key: VerifyingKey, method: str, path: str, query: str, body: bytes) -> None:
         """Raise SignatureError unless ``key`` signed exactly this request."""
-        message = canonical(method, path, query, body, self.timestamp, self.nonce, self.device_id)
+        message = canonical(
+            method,
+            path,
+            query,
+            body,
+            timestamp=self.timestamp,
+            nonce=self.nonce,
+            device=self.device_id,
+        )
         key.verify(LABEL, message, self.signature)
 
 
