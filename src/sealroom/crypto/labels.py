@@ -21,6 +21,7 @@ ESCROW_AAD: Final[bytes] = _PREFIX + b"escrow/aad"
 ESCROW_KEY: Final[bytes] = _PREFIX + b"escrow/key"
 ESCROW_CHECK: Final[bytes] = _PREFIX + b"escrow/check"
 ESCROW_SPLIT: Final[bytes] = _PREFIX + b"escrow/split-secret"
+USER_SIGNING_SEED: Final[bytes] = _PREFIX + b"user/signing-key-seed"
 
 ALL: Final[tuple[bytes, ...]] = (
     HASH_TO_G2,
@@ -36,4 +37,5 @@ ALL: Final[tuple[bytes, ...]] = (
     ESCROW_KEY,
     ESCROW_CHECK,
     ESCROW_SPLIT,
+    USER_SIGNING_SEED,
 )

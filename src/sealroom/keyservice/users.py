@@ -6,6 +6,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from sealroom.api.identity import (
+    DEVICE_CERT_LABEL,
+    REVOKE_PROOF_LABEL,
+    device_certificate_message,
+)
 from sealroom.api.reqsig import MAX_SKEW_SECONDS, SignedRequest
 from sealroom.crypto.pre import (
     AugmentationSecret,
@@ -21,16 +26,9 @@ from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.jwt_auth import JwtVerifier
 from sealroom.keyservice.storage import ConflictError, Row, Tx
 
-__all__ = ["DEVICE_CERT_LABEL", "REVOKE_PROOF_LABEL", "Users", "device_certificate_message"]
+__all__ = ["DeviceRegistration", "Users", "device_transform_key"]
 
-DEVICE_CERT_LABEL = b"sealroom/v1/sig/device-certificate"
-REVOKE_PROOF_LABEL = b"sealroom/v1/sig/revoke-device"
 HALF_BYTES = 16
-
-
-def device_certificate_message(device_id: str, signing_key: bytes, public_key: bytes) -> bytes:
-    """What a user's signing key certifies about one of its devices."""
-    return device_id.encode() + b"\x00" + signing_key + public_key
 
 
 def _user_purpose(user_id: str) -> str:
@@ -218,6 +216,18 @@ class Users:
             )
         if row is None:
             raise ServiceError("not_found", "no such device")
+        return dict(row)
+
+    def device_by_signing_key(self, signing_key: bytes) -> dict[str, Any]:
+        """Public facts about the device that owns ``signing_key`` (to check a signer)."""
+        with self.ctx.db.transaction() as tx:
+            row = tx.one(
+                "SELECT id, user_id, signing_key, public_key, certificate, revoked_at "
+                "FROM devices WHERE signing_key = ?",
+                (signing_key,),
+            )
+        if row is None:
+            raise ServiceError("not_found", "no device has this signing key")
         return dict(row)
 
     def revoke_device(self, caller: Caller, device_id: str, proof: bytes | None = None) -> None:

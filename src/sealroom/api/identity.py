@@ -1,0 +1,40 @@
+"""Identity statements shared by the SDK and the key service.
+
+A user's Ed25519 key certifies each of its devices (id, signing key, PRE key), and proves
+a revocation when no device is left. It is derived from the user's PRE key under its own
+label, so the one escrowed key recovers both.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sealroom.crypto import labels
+from sealroom.crypto.pre import PrivateKey
+from sealroom.crypto.signing import SigningKey
+
+__all__ = [
+    "DEVICE_CERT_LABEL",
+    "REVOKE_PROOF_LABEL",
+    "device_certificate_message",
+    "user_signing_key",
+]
+
+DEVICE_CERT_LABEL: Final[bytes] = b"sealroom/v1/sig/device-certificate"
+REVOKE_PROOF_LABEL: Final[bytes] = b"sealroom/v1/sig/revoke-device"
+
+
+def device_certificate_message(device_id: str, signing_key: bytes, public_key: bytes) -> bytes:
+    """What a user's signing key certifies about one of its devices."""
+    return device_id.encode() + b"\x00" + signing_key + public_key
+
+
+def user_signing_key(user_key: PrivateKey) -> SigningKey:
+    """The user's Ed25519 key, derived from its PRE private key."""
+    seed = HKDF(hashes.SHA256(), 32, None, labels.USER_SIGNING_SEED).derive(
+        user_key.expose_secret_bytes()
+    )
+    return SigningKey(seed)

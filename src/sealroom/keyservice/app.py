@@ -1,0 +1,704 @@
+"""The key service's HTTP API (Starlette). Build it with :func:`create_app`.
+
+Every handler authenticates (a JWT, a device signature, or either), parses its body with
+size limits, runs the operation in a worker thread, and answers JSON. Every refusal is an
+RFC 9457 problem document with a stable ``code`` (see :mod:`.errors`); bad input is a 4xx,
+never a 500, and no response or log line carries a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sealroom import __version__
+from sealroom.api.encoding import b64d, b64e
+from sealroom.api.reqsig import parse_headers
+from sealroom.crypto.pre import PublicKey, TransformKey
+from sealroom.crypto.signing import VerifyingKey
+from sealroom.errors import MalformedInputError
+from sealroom.keyservice import audit
+from sealroom.keyservice.context import Caller, Context
+from sealroom.keyservice.errors import ServiceError
+from sealroom.keyservice.groups import Groups
+from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
+from sealroom.keyservice.service_keys import ServiceKeys
+from sealroom.keyservice.settings import Settings
+from sealroom.keyservice.storage import Database, StorageError, open_database
+from sealroom.keyservice.transforms import Target, Transforms
+from sealroom.keyservice.users import DeviceRegistration, Users
+
+__all__ = ["KeyServiceApp", "create_app", "create_app_from_env"]
+
+log = logging.getLogger("sealroom.keyservice")
+PROBLEM: Final[str] = "application/problem+json"
+
+
+@dataclass
+class KeyServiceApp:
+    """The parts behind the HTTP layer, exposed for tests and the CLI."""
+
+    settings: Settings
+    db: Database
+    keys: ServiceKeys
+    ctx: Context
+    users: Users
+    groups: Groups
+    transforms: Transforms
+
+
+Handler = Callable[[Request, Caller, dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    auth: str  # "none" | "jwt" | "device" | "either"
+    summary: str
+    handler: Handler
+    body: tuple[str, ...] = ()
+
+
+def _problem(exc: ServiceError) -> JSONResponse:
+    return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM)
+
+
+def _field(body: dict[str, Any], name: str) -> Any:
+    if name not in body:
+        raise ServiceError("malformed_input", f"missing field {name!r}")
+    return body[name]
+
+
+def _bytes(body: dict[str, Any], name: str, max_bytes: int = 65536) -> bytes:
+    return b64d(_field(body, name), name, max_bytes=max_bytes)
+
+
+def _str(body: dict[str, Any], name: str) -> str:
+    value = _field(body, name)
+    if not isinstance(value, str):
+        raise ServiceError("malformed_input", f"{name} must be a string")
+    return value
+
+
+def _str_list(body: dict[str, Any], name: str) -> list[str]:
+    value = _field(body, name)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ServiceError("malformed_input", f"{name} must be a list of strings")
+    return value
+
+
+def _target(value: Any) -> Target:
+    if not isinstance(value, dict):
+        raise ServiceError("malformed_input", "target must be an object")
+    return Target(_str(value, "kind"), _str(value, "id"))
+
+
+def _registration(body: dict[str, Any]) -> DeviceRegistration:
+    return DeviceRegistration(
+        device_id=_str(body, "device_id"),
+        name=_str(body, "name"),
+        signing_key=VerifyingKey.from_bytes(_bytes(body, "signing_key")),
+        public_key=PublicKey.from_bytes(_bytes(body, "public_key")),
+        certificate=_bytes(body, "certificate", 64),
+        transform_key=TransformKey.from_bytes(_bytes(body, "transform_key")),
+    )
+
+
+def _device_json(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        out[k] = b64e(v) if isinstance(v, bytes) else v
+    return out
+
+
+def build(app_parts: KeyServiceApp) -> list[Endpoint]:
+    """The API, one entry per endpoint; the OpenAPI document is drawn from this list."""
+    p = app_parts
+    users, groups, tf = p.users, p.groups, p.transforms
+
+    async def service_info(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        return {
+            "version": __version__,
+            "signing_key": b64e(p.ctx.verifying_key.to_bytes()),
+            "audience": p.settings.jwt_audience,
+            "issuer": p.settings.jwt_issuer,
+        }
+
+    async def escrow_half(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        return {"half": b64e(await run_in_threadpool(users.escrow_half, caller))}
+
+    async def create_user(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        public, part = await run_in_threadpool(
+            users.create_user,
+            caller,
+            PublicKey.from_bytes(_bytes(body, "public_key")),
+            VerifyingKey.from_bytes(_bytes(body, "signing_key")),
+            _bytes(body, "escrow_blob", 1024),
+        )
+        return {
+            "id": caller.user_id,
+            "public_key": b64e(public.to_bytes()),
+            "service_part": b64e(part.to_bytes()),
+        }
+
+    async def me(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        return _device_json(await run_in_threadpool(users.me, caller))
+
+    async def public_keys(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        found = await run_in_threadpool(users.public_keys, _str_list(body, "user_ids"))
+        return {"keys": {u: _device_json(k) for u, k in found.items()}}
+
+    async def register_device(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        device_id = await run_in_threadpool(users.register_device, caller, _registration(body))
+        return {"device_id": device_id}
+
+    async def list_devices(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        rows = await run_in_threadpool(users.list_devices, caller)
+        return {"devices": [_device_json(r) for r in rows]}
+
+    async def device_info(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        return _device_json(await run_in_threadpool(users.device_info, req.path_params["id"]))
+
+    async def device_by_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        key = b64d(req.path_params["key"], "signing key", max_bytes=32)
+        return _device_json(await run_in_threadpool(users.device_by_signing_key, key))
+
+    async def revoke_device(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        proof = _bytes(body, "proof", 64) if "proof" in body else None
+        await run_in_threadpool(users.revoke_device, caller, req.path_params["id"], proof)
+        return {"revoked": req.path_params["id"]}
+
+    async def rotate_device(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        if caller.device_id != req.path_params["id"]:
+            raise ServiceError("forbidden", "a device rotates only itself")
+        new_id = await run_in_threadpool(users.rotate_device, caller, _registration(body))
+        return {"device_id": new_id, "revoked": caller.device_id}
+
+    async def create_group(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        public = await run_in_threadpool(
+            groups.create,
+            caller,
+            _str(body, "id"),
+            PublicKey.from_bytes(_bytes(body, "public_key")),
+            _bytes(body, "encrypted_group_key", 8192),
+        )
+        return {"id": body["id"], "public_key": b64e(public.to_bytes())}
+
+    async def list_groups(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        return {"groups": await run_in_threadpool(groups.list_for, caller)}
+
+    async def get_group(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        return _device_json(await run_in_threadpool(groups.get, caller, req.path_params["id"]))
+
+    async def delete_group(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        await run_in_threadpool(groups.delete, caller, req.path_params["id"])
+        return {"deleted": req.path_params["id"]}
+
+    async def add_member(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        tk = TransformKey.from_bytes(_bytes(body, "transform_key"))
+        await run_in_threadpool(
+            groups.add_member, caller, req.path_params["id"], req.path_params["user"], tk
+        )
+        return {"added": req.path_params["user"]}
+
+    async def remove_member(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        await run_in_threadpool(
+            groups.remove_member, caller, req.path_params["id"], req.path_params["user"]
+        )
+        return {"removed": req.path_params["user"]}
+
+    async def add_admin(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        await run_in_threadpool(
+            groups.add_admin,
+            caller,
+            req.path_params["id"],
+            req.path_params["user"],
+            _bytes(body, "encrypted_group_key", 8192),
+        )
+        return {"added": req.path_params["user"]}
+
+    async def remove_admin(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        await run_in_threadpool(
+            groups.remove_admin, caller, req.path_params["id"], req.path_params["user"]
+        )
+        return {"removed": req.path_params["user"]}
+
+    async def preapprove(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        ids = _str_list(body, "user_ids")
+        await run_in_threadpool(groups.preapprove, caller, req.path_params["id"], ids)
+        return {"preapproved": ids}
+
+    async def admin_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        edek = await run_in_threadpool(groups.admin_key, caller, req.path_params["id"])
+        return {"edek": b64e(edek)}
+
+    async def transform(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        out = await run_in_threadpool(
+            tf.transform, caller, _bytes(body, "edek", 8192), _target(_field(body, "target"))
+        )
+        return {"edek": b64e(out)}
+
+    async def transform_batch(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        items = _field(body, "items")
+        if not isinstance(items, list):
+            raise ServiceError("malformed_input", "items must be a list")
+        parsed = [
+            (_bytes(i, "edek", 8192), _target(_field(i, "target")))
+            if isinstance(i, dict)
+            else _bad_item()
+            for i in items
+        ]
+        results = await run_in_threadpool(tf.transform_batch, caller, parsed)
+        return {
+            "results": [
+                {"edek": b64e(r)} if isinstance(r, bytes) else {"error": r.problem()}
+                for r in results
+            ]
+        }
+
+    async def create_document(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        grants = _field(body, "grants")
+        if not isinstance(grants, list):
+            raise ServiceError("malformed_input", "grants must be a list")
+        parsed = [
+            (_target(g), _bytes(g, "edek", 8192)) if isinstance(g, dict) else _bad_item()
+            for g in grants
+        ]
+        await run_in_threadpool(tf.create_document, caller, _str(body, "id"), parsed)
+        return {"id": body["id"]}
+
+    async def document_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        out = await run_in_threadpool(tf.document_key, caller, req.path_params["id"])
+        return {"owner": out["owner"], "via": out["via"], "edek": b64e(out["edek"])}
+
+    async def grant(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        target = Target(req.path_params["kind"], req.path_params["grantee"])
+        await run_in_threadpool(
+            tf.grant, caller, req.path_params["id"], target, _bytes(body, "edek", 8192)
+        )
+        return {"granted": target.label()}
+
+    async def revoke_grant(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        target = Target(req.path_params["kind"], req.path_params["grantee"])
+        await run_in_threadpool(tf.revoke_grant, caller, req.path_params["id"], target)
+        return {"revoked": target.label()}
+
+    async def list_grants(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        return {"grants": await run_in_threadpool(tf.list_grants, caller, req.path_params["id"])}
+
+    async def delete_document(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        await run_in_threadpool(tf.delete_document, caller, req.path_params["id"])
+        return {"deleted": req.path_params["id"]}
+
+    async def audit_verify(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        report = await run_in_threadpool(verify_audit, p)
+        return {
+            "ok": report.ok,
+            "entries": report.entries,
+            "head_seq": report.head_seq,
+            "head_hash": b64e(report.head_hash),
+            "head_signature": b64e(
+                audit.head_signature(p.keys.signing_key, report.head_seq, report.head_hash)
+            ),
+            "first_bad_seq": report.first_bad_seq,
+            "reason": report.reason,
+        }
+
+    async def audit_entries(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        if caller.user_id not in p.settings.auditors:
+            raise ServiceError("forbidden", "only configured auditors read audit entries")
+        try:
+            after = int(req.query_params.get("after", "0"))
+            limit = min(int(req.query_params.get("limit", "100")), 1000)
+        except ValueError:
+            raise ServiceError("malformed_input", "after and limit are integers") from None
+
+        def read() -> list[dict[str, Any]]:
+            with p.db.transaction() as tx:
+                rows: list[dict[str, Any]] = tx.all(
+                    "SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+                )
+            return rows
+
+        return {"entries": [_device_json(r) for r in await run_in_threadpool(read)]}
+
+    e = Endpoint
+    return [
+        e("GET", "/v1/service", "none", "Service facts: version, signing key to pin", service_info),
+        e(
+            "POST",
+            "/v1/users/me/escrow-half",
+            "jwt",
+            "The service's half of the escrow secret",
+            escrow_half,
+        ),
+        e(
+            "POST",
+            "/v1/users",
+            "jwt",
+            "Create the caller's user",
+            create_user,
+            ("public_key", "signing_key", "escrow_blob"),
+        ),
+        e("GET", "/v1/users/me", "either", "The caller's user, with its escrow blob", me),
+        e(
+            "POST",
+            "/v1/users/keys",
+            "either",
+            "Public keys of many users",
+            public_keys,
+            ("user_ids",),
+        ),
+        e(
+            "POST",
+            "/v1/devices",
+            "either",
+            "Register a device (JWT, or approved by a device)",
+            register_device,
+            ("device_id", "name", "signing_key", "public_key", "certificate", "transform_key"),
+        ),
+        e("GET", "/v1/devices", "either", "The caller's devices", list_devices),
+        e("GET", "/v1/devices/{id}", "either", "Public facts about a device", device_info),
+        e(
+            "GET",
+            "/v1/devices/by-signing-key/{key}",
+            "either",
+            "The device that owns a signing key",
+            device_by_key,
+        ),
+        e(
+            "POST",
+            "/v1/devices/{id}/revoke",
+            "either",
+            "Revoke a device",
+            revoke_device,
+            ("proof?",),
+        ),
+        e(
+            "POST",
+            "/v1/devices/{id}/rotate",
+            "device",
+            "Replace this device's keys atomically",
+            rotate_device,
+            ("device_id", "name", "signing_key", "public_key", "certificate", "transform_key"),
+        ),
+        e(
+            "POST",
+            "/v1/groups",
+            "device",
+            "Create a group",
+            create_group,
+            ("id", "public_key", "encrypted_group_key"),
+        ),
+        e("GET", "/v1/groups", "device", "Groups the caller is in", list_groups),
+        e("GET", "/v1/groups/{id}", "device", "A group's keys, admins and members", get_group),
+        e("DELETE", "/v1/groups/{id}", "device", "Delete a group", delete_group),
+        e(
+            "PUT",
+            "/v1/groups/{id}/members/{user}",
+            "device",
+            "Add a member",
+            add_member,
+            ("transform_key",),
+        ),
+        e(
+            "DELETE",
+            "/v1/groups/{id}/members/{user}",
+            "device",
+            "Remove a member or leave",
+            remove_member,
+        ),
+        e(
+            "PUT",
+            "/v1/groups/{id}/admins/{user}",
+            "device",
+            "Add an admin",
+            add_admin,
+            ("encrypted_group_key",),
+        ),
+        e("DELETE", "/v1/groups/{id}/admins/{user}", "device", "Remove an admin", remove_admin),
+        e(
+            "POST",
+            "/v1/groups/{id}/preapproved",
+            "device",
+            "Pre-approve users",
+            preapprove,
+            ("user_ids",),
+        ),
+        e(
+            "GET",
+            "/v1/groups/{id}/admin-key",
+            "device",
+            "The group key for an admin's device",
+            admin_key,
+        ),
+        e(
+            "POST",
+            "/v1/transform",
+            "device",
+            "Transform an EDEK to the calling device",
+            transform,
+            ("edek", "target"),
+        ),
+        e(
+            "POST",
+            "/v1/transform/batch",
+            "device",
+            "Transform many EDEKs",
+            transform_batch,
+            ("items",),
+        ),
+        e(
+            "POST",
+            "/v1/documents",
+            "device",
+            "Create a managed document",
+            create_document,
+            ("id", "grants"),
+        ),
+        e(
+            "GET",
+            "/v1/documents/{id}/key",
+            "device",
+            "The document key for this device",
+            document_key,
+        ),
+        e("GET", "/v1/documents/{id}/grants", "device", "A document's grants", list_grants),
+        e(
+            "PUT",
+            "/v1/documents/{id}/grants/{kind}/{grantee}",
+            "device",
+            "Grant access",
+            grant,
+            ("edek",),
+        ),
+        e(
+            "DELETE",
+            "/v1/documents/{id}/grants/{kind}/{grantee}",
+            "device",
+            "Revoke a grant",
+            revoke_grant,
+        ),
+        e("DELETE", "/v1/documents/{id}", "device", "Delete a document", delete_document),
+        e("GET", "/v1/audit/verify", "either", "Verify the audit chain", audit_verify),
+        e("GET", "/v1/audit", "device", "Audit entries (auditors only)", audit_entries),
+    ]
+
+
+def _bad_item() -> Any:
+    raise ServiceError("malformed_input", "each item must be an object")
+
+
+def verify_audit(parts: KeyServiceApp) -> audit.AuditReport:
+    with parts.db.transaction() as tx:
+        rows = tx.all("SELECT * FROM audit ORDER BY seq")
+        head = tx.one("SELECT seq, entry_hash FROM audit_head WHERE id = 1")
+    if head is None:  # pragma: no cover - created by the first migration
+        raise StorageError("audit head missing")
+    return audit.verify_chain(rows, head, parts.ctx.verifying_key)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise ServiceError("body_too_large", f"at most {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServiceError("body_too_large", f"at most {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+ANONYMOUS: Final[Caller] = Caller("")
+
+
+async def _authenticate(parts: KeyServiceApp, ep: Endpoint, request: Request, raw: bytes) -> Caller:
+    if ep.auth == "none":
+        return ANONYMOUS
+    signed = parse_headers(request.headers)
+    if signed is not None and ep.auth in ("device", "either"):
+        return await run_in_threadpool(
+            parts.users.authenticate_device,
+            signed,
+            request.method,
+            request.url.path,
+            request.url.query,
+            raw,
+        )
+    auth = request.headers.get("authorization", "")
+    if ep.auth in ("jwt", "either") and auth.lower().startswith("bearer "):
+        return await run_in_threadpool(parts.users.authenticate_jwt, auth[7:].strip())
+    raise ServiceError(
+        "unauthenticated",
+        "sign the request with a device key"
+        if ep.auth == "device"
+        else "send a bearer token or a device signature",
+    )
+
+
+def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            raw = await _read_body(request, parts.settings.max_body_bytes)
+            caller = await _authenticate(parts, ep, request, raw)
+            body: dict[str, Any] = {}
+            if raw:
+                try:
+                    body = json.loads(raw)
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    raise ServiceError("malformed_input", "body is not JSON") from None
+                if not isinstance(body, dict):
+                    raise ServiceError("malformed_input", "body must be a JSON object")
+            return JSONResponse(await ep.handler(request, caller, body))
+        except ServiceError as exc:
+            return _problem(exc)
+        except MalformedInputError as exc:
+            return _problem(ServiceError("malformed_input", str(exc)))
+        except StorageError:
+            log.exception("storage failure on %s %s", ep.method, ep.path)
+            return _problem(ServiceError("internal", "storage failure"))
+
+    return endpoint
+
+
+def openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    security: dict[str, list[dict[str, list[str]]]] = {
+        "jwt": [{"bearer": []}],
+        "device": [{"device": []}],
+        "either": [{"bearer": []}, {"device": []}],
+        "none": [],
+    }
+    for ep in endpoints:
+        op: dict[str, Any] = {
+            "summary": ep.summary,
+            "security": security[ep.auth],
+            "responses": {
+                "200": {"description": "OK"},
+                "default": {
+                    "description": "Problem",
+                    "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                },
+            },
+        }
+        params = [s.strip("{}") for s in ep.path.split("/") if s.startswith("{")]
+        if params:
+            op["parameters"] = [
+                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                for n in params
+            ]
+        if ep.body:
+            required = [b for b in ep.body if not b.endswith("?")]
+            op["requestBody"] = {
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": required,
+                            "properties": {b.rstrip("?"): {} for b in ep.body},
+                        }
+                    }
+                }
+            }
+        paths.setdefault(ep.path, {})[ep.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Sealroom key service", "version": __version__},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "device": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Sealroom-Signature",
+                    "description": "Ed25519 request signature; see docs/keyservice.md",
+                },
+            },
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "code": {"type": "string"},
+                        "detail": {"type": "string"},
+                    },
+                }
+            },
+        },
+    }
+
+
+def create_app(
+    settings: Settings, *, clock: Callable[[], float] | None = None, jwks: JwksSource | None = None
+) -> Starlette:
+    """Build the ASGI app. ``app.state.parts`` holds the :class:`KeyServiceApp`."""
+    if jwks is None:
+        settings.validate()
+    db = open_database(settings.database_url)
+    keys = ServiceKeys.load_or_create(settings.secrets_file)
+    ctx = Context(db, keys) if clock is None else Context(db, keys, clock)
+    if jwks is None:
+        jwks = (
+            JwksSource(url=settings.jwks_url)
+            if settings.jwks_url
+            else JwksSource(path=settings.jwks_file)
+        )
+    verifier = JwtVerifier(jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    parts = KeyServiceApp(
+        settings, db, keys, ctx, Users(ctx, verifier), Groups(ctx), Transforms(ctx)
+    )
+    endpoints = build(parts)
+    spec = openapi(endpoints)
+    routes = [Route(ep.path, _wrap(parts, ep), methods=[ep.method]) for ep in endpoints]
+
+    async def openapi_route(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    routes += [Route("/openapi.json", openapi_route), Route("/healthz", health)]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "malformed_input")
+        return _problem(ServiceError(code, "no such route" if status == 404 else ""))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return _problem(ServiceError("internal"))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        db.close()
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+    app.state.parts = parts
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for uvicorn workers: settings come from ``SEALROOM_*`` variables."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,566 @@
+"""The async client SDK: everything a device does against the key service.
+
+It does all encrypting and decrypting itself; the service only transforms. Device keys
+live in a 0600 keystore file and never leave it. Users' keys and the service's signing key
+are pinned on first sight; a change raises :class:`KeyChangedError` (after a
+:class:`KeyChangedWarning`) unless the application's ``on_key_change`` accepts it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+import uuid
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from sealroom.api.encoding import b64d, b64e
+from sealroom.api.identity import (
+    DEVICE_CERT_LABEL,
+    REVOKE_PROOF_LABEL,
+    device_certificate_message,
+    user_signing_key,
+)
+from sealroom.api.reqsig import sign_request
+from sealroom.crypto.envelope import Envelope, open_with_key, seal
+from sealroom.crypto.escrow import (
+    EscrowSecret,
+    combine_split_secret,
+    open_private_key,
+    seal_private_key,
+)
+from sealroom.crypto.pre import (
+    EncryptedValue,
+    Plaintext,
+    PrivateKey,
+    PublicKey,
+    decrypt,
+    derive_private_key,
+    encrypt,
+    generate_key_pair,
+    generate_plaintext,
+    generate_transform_key,
+)
+from sealroom.crypto.signing import SigningKey, VerifyingKey
+from sealroom.errors import SignatureError
+from sealroom.sdk.errors import KeyChangedError, KeyChangedWarning, SdkError, ServiceRefusedError
+from sealroom.sdk.keystore import Keystore, PinnedUser
+
+__all__ = ["KEYSERVICE_AUDIENCE", "BasicSplitTrust", "Client", "Password", "SecretSource"]
+
+KEYSERVICE_AUDIENCE = "sealroom-keyservice"
+APPROVAL_PREFIX = "sealroom-approve:v1:"
+JwtProvider = Callable[[str], "Awaitable[str] | str"]
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+class SecretSource(Protocol):
+    """Where the escrow secret comes from: the basic split-trust mode or a password."""
+
+    async def secret(self, client: Client) -> EscrowSecret: ...
+
+
+class BasicSplitTrust:
+    """Basic mode: one half from the key service, one from the conferencing provider."""
+
+    def __init__(self, provider_half: Callable[[], Awaitable[bytes] | bytes]) -> None:
+        self._provider_half = provider_half
+
+    async def secret(self, client: Client) -> EscrowSecret:
+        service = await client.service_escrow_half()
+        provider = await _maybe_await(self._provider_half())
+        return combine_split_secret(service, provider)
+
+
+class Password:
+    """Advanced mode: a password the user chooses."""
+
+    def __init__(self, password: Callable[[], Awaitable[str] | str]) -> None:
+        self._password = password
+
+    async def secret(self, client: Client) -> EscrowSecret:
+        return EscrowSecret.from_password(await _maybe_await(self._password()))
+
+
+class Client:
+    """One device of one user. Use ``async with Client(...) as c: await c.initialize()``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        jwt: JwtProvider,
+        secret: SecretSource,
+        keystore: Path,
+        device_name: str = "device",
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        on_key_change: Callable[[str, bytes, bytes], bool] | None = None,
+    ) -> None:
+        self._jwt, self._secret, self._clock = jwt, secret, clock
+        self._on_key_change = on_key_change
+        self.ks = Keystore.load(keystore)
+        self.ks.device_name = self.ks.device_name or device_name
+        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30.0)
+        self._signers: dict[bytes, VerifyingKey] = {}
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- plumbing ---
+
+    async def _call(
+        self, method: str, path: str, body: Any = None, *, auth: str = "device", query: str = ""
+    ) -> dict[str, Any]:
+        raw = json.dumps(body).encode() if body is not None else b""
+        headers = {"content-type": "application/json"} if raw else {}
+        if auth == "jwt":
+            headers["authorization"] = "Bearer " + str(
+                await _maybe_await(self._jwt(KEYSERVICE_AUDIENCE))
+            )
+        elif auth == "device":
+            if self.ks.signing_key is None or self.ks.device_id is None:
+                raise SdkError("this device is not registered yet; call initialize()")
+            headers |= sign_request(
+                self.ks.signing_key,
+                self.ks.device_id,
+                method=method,
+                path=path,
+                query=query,
+                body=raw,
+                now=self._clock(),
+            )
+        url = path + ("?" + query if query else "")
+        response = await self._http.request(method, url, content=raw, headers=headers)
+        try:
+            data: dict[str, Any] = response.json() if response.content else {}
+        except ValueError:
+            data = {}
+        if response.status_code >= 400:
+            raise ServiceRefusedError(
+                str(data.get("code", "unknown")), response.status_code, str(data.get("detail", ""))
+            )
+        return data
+
+    def _pin(self, subject: str, old: bytes | None, new: bytes) -> bool:
+        """True if ``new`` may be used: first sight, unchanged, or accepted by the app."""
+        if old is None or old == new:
+            return True
+        warnings.warn(f"pinned key of {subject} changed", KeyChangedWarning, stacklevel=3)
+        if self._on_key_change is not None and self._on_key_change(subject, old, new):
+            return True
+        raise KeyChangedError(subject)
+
+    @property
+    def user_id(self) -> str:
+        if self.ks.user_id is None:
+            raise SdkError("not initialized")
+        return self.ks.user_id
+
+    @property
+    def device_id(self) -> str:
+        if self.ks.device_id is None:
+            raise SdkError("not initialized")
+        return self.ks.device_id
+
+    def _device_key(self) -> PrivateKey:
+        if self.ks.device_key is None:
+            raise SdkError("not initialized")
+        return self.ks.device_key
+
+    def _signer(self) -> SigningKey:
+        if self.ks.signing_key is None:
+            raise SdkError("not initialized")
+        return self.ks.signing_key
+
+    @property
+    def service_key(self) -> VerifyingKey:
+        if self.ks.service_key is None:
+            raise SdkError("not initialized")
+        return VerifyingKey.from_bytes(self.ks.service_key)
+
+    # --- setup ---
+
+    async def service_escrow_half(self) -> bytes:
+        data = await self._call("POST", "/v1/users/me/escrow-half", auth="jwt")
+        return b64d(data["half"], "half")
+
+    async def _user_key(self, escrow_blob: bytes | None = None) -> PrivateKey:
+        if escrow_blob is None:
+            escrow_blob = b64d((await self._call("GET", "/v1/users/me"))["escrow_blob"], "blob")
+        return open_private_key(escrow_blob, await self._secret.secret(self))
+
+    async def initialize(self) -> None:
+        """Pin the service key; on first use create the user and register this device."""
+        info = await self._call("GET", "/v1/service", auth="none")
+        service_key = b64d(info["signing_key"], "signing_key")
+        self._pin("the key service", self.ks.service_key, service_key)
+        self.ks.service_key = service_key
+        if self.ks.registered:
+            self.ks.save()
+            return
+        try:
+            me = await self._call("GET", "/v1/users/me", auth="jwt")
+        except ServiceRefusedError as exc:
+            if exc.code != "not_found":
+                raise
+            me = None
+        if me is None:
+            user_key, raw_public = generate_key_pair()
+            signer = user_signing_key(user_key)
+            blob = seal_private_key(user_key, await self._secret.secret(self))
+            created = await self._call(
+                "POST",
+                "/v1/users",
+                {
+                    "public_key": b64e(raw_public.to_bytes()),
+                    "signing_key": b64e(signer.verifying_key.to_bytes()),
+                    "escrow_blob": b64e(blob),
+                },
+                auth="jwt",
+            )
+            user_id, public = created["id"], b64d(created["public_key"], "public_key")
+        else:
+            user_key = await self._user_key(b64d(me["escrow_blob"], "escrow_blob"))
+            signer = user_signing_key(user_key)
+            if signer.verifying_key.to_bytes() != b64d(me["signing_key"], "signing_key"):
+                raise SdkError("the escrowed key does not match the user's signing key")
+            user_id, public = me["id"], b64d(me["public_key"], "public_key")
+        self.ks.user_id = user_id
+        self._remember(user_id, public, signer.verifying_key.to_bytes())
+        body = self._new_device(user_key)
+        await self._call("POST", "/v1/devices", body, auth="jwt")
+        self.ks.registered = True
+        self.ks.save()
+
+    def _remember(self, user_id: str, public_key: bytes, signing_key: bytes) -> None:
+        old = self.ks.pinned.get(user_id)
+        ok = self._pin(f"user {user_id}", old.public_key if old else None, public_key)
+        ok = ok and self._pin(f"user {user_id}", old.signing_key if old else None, signing_key)
+        if ok:
+            self.ks.pinned[user_id] = PinnedUser(public_key, signing_key)
+
+    def _new_device(self, user_key: PrivateKey) -> dict[str, Any]:
+        """Fresh keys for this device, certified and delegated to by the user key."""
+        device_key, device_public = generate_key_pair()
+        device_signer = SigningKey.generate()
+        self.ks.device_id, self.ks.device_key = f"dev-{uuid.uuid4().hex}", device_key
+        self.ks.signing_key = device_signer
+        self.ks.save()
+        return self._registration(
+            user_key,
+            self.ks.device_id,
+            self.ks.device_name,
+            device_signer.verifying_key.to_bytes(),
+            device_public,
+        )
+
+    @staticmethod
+    def _registration(
+        user_key: PrivateKey, device_id: str, name: str, signing_key: bytes, public: PublicKey
+    ) -> dict[str, Any]:
+        user_signer = user_signing_key(user_key)
+        cert = user_signer.sign(
+            DEVICE_CERT_LABEL, device_certificate_message(device_id, signing_key, public.to_bytes())
+        )
+        tk = generate_transform_key(user_key, public, user_signer)
+        return {
+            "device_id": device_id,
+            "name": name,
+            "signing_key": b64e(signing_key),
+            "public_key": b64e(public.to_bytes()),
+            "certificate": b64e(cert),
+            "transform_key": b64e(tk.key.to_bytes()),
+        }
+
+    # --- advanced device approval ---
+
+    async def request_approval(self, user_id: str) -> str:
+        """On a new device: make keys and return a payload to show (e.g. as a QR code)."""
+        device_key, device_public = generate_key_pair()
+        signer = SigningKey.generate()
+        self.ks.user_id, self.ks.device_key, self.ks.signing_key = user_id, device_key, signer
+        self.ks.device_id = f"dev-{uuid.uuid4().hex}"
+        self.ks.save()
+        payload = {
+            "user_id": user_id,
+            "device_id": self.ks.device_id,
+            "name": self.ks.device_name,
+            "signing_key": b64e(signer.verifying_key.to_bytes()),
+            "public_key": b64e(device_public.to_bytes()),
+        }
+        return APPROVAL_PREFIX + b64e(json.dumps(payload, sort_keys=True).encode())
+
+    async def approve_device(self, payload: str) -> str:
+        """On an existing device: approve a new one by making its user→device key."""
+        if not payload.startswith(APPROVAL_PREFIX):
+            raise SdkError("not a Sealroom approval payload")
+        data = json.loads(b64d(payload[len(APPROVAL_PREFIX) :], "payload", max_bytes=4096))
+        if data.get("user_id") != self.user_id:
+            raise SdkError("that device belongs to another user")
+        public = PublicKey.from_bytes(b64d(data["public_key"], "public_key"))
+        signing_key = VerifyingKey.from_bytes(b64d(data["signing_key"], "signing_key"))
+        user_key = await self._user_key()
+        body = self._registration(
+            user_key, str(data["device_id"]), str(data["name"]), signing_key.to_bytes(), public
+        )
+        await self._call("POST", "/v1/devices", body)
+        return str(data["device_id"])
+
+    async def complete_approval(self) -> None:
+        """On the new device, once approved: pin the service and user keys."""
+        self.ks.registered = True
+        info = await self._call("GET", "/v1/service", auth="none")
+        self.ks.service_key = b64d(info["signing_key"], "signing_key")
+        await self.user_public_keys([self.user_id])
+        self.ks.save()
+
+    # --- users and devices ---
+
+    async def user_public_keys(self, user_ids: Sequence[str]) -> dict[str, PublicKey]:
+        """Users' public keys, pinned on first sight and checked against the pins after."""
+        data = await self._call("POST", "/v1/users/keys", {"user_ids": list(user_ids)})
+        out = {}
+        for uid, keys in data["keys"].items():
+            public, signing = b64d(keys["public_key"], "key"), b64d(keys["signing_key"], "key")
+            self._remember(uid, public, signing)
+            out[uid] = PublicKey.from_bytes(public)
+        self.ks.save()
+        missing = set(user_ids) - set(out)
+        if missing:
+            raise SdkError(f"no such user: {sorted(missing)[0]}")
+        return out
+
+    def accept_key(self, user_id: str) -> None:
+        """Forget a user's pin, so the next fetch pins the key the service has now."""
+        self.ks.pinned.pop(user_id, None)
+        self.ks.save()
+
+    async def list_devices(self) -> list[dict[str, Any]]:
+        return list((await self._call("GET", "/v1/devices"))["devices"])
+
+    async def revoke_device(self, device_id: str) -> None:
+        await self._call("POST", f"/v1/devices/{device_id}/revoke", {})
+
+    async def revoke_device_with_escrow(self, device_id: str) -> None:
+        """When no device is left: a JWT plus a proof made with the escrowed user key."""
+        proof = user_signing_key(await self._user_key_from_jwt()).sign(
+            REVOKE_PROOF_LABEL, device_id.encode()
+        )
+        await self._call(
+            "POST", f"/v1/devices/{device_id}/revoke", {"proof": b64e(proof)}, auth="jwt"
+        )
+
+    async def _user_key_from_jwt(self) -> PrivateKey:
+        me = await self._call("GET", "/v1/users/me", auth="jwt")
+        return await self._user_key(b64d(me["escrow_blob"], "escrow_blob"))
+
+    async def rotate_device(self) -> str:
+        """New device keys in, old ones out, atomically (after every meeting)."""
+        user_key = await self._user_key()
+        device_key, public = generate_key_pair()
+        signer = SigningKey.generate()
+        new_id = f"dev-{uuid.uuid4().hex}"
+        body = self._registration(
+            user_key, new_id, self.ks.device_name, signer.verifying_key.to_bytes(), public
+        )
+        await self._call("POST", f"/v1/devices/{self.device_id}/rotate", body)
+        self.ks.device_id, self.ks.device_key, self.ks.signing_key = new_id, device_key, signer
+        self.ks.save()
+        return new_id
+
+    # --- checking who signed ---
+
+    async def _origin(self, signer: bytes) -> VerifyingKey:
+        """A device signing key, trusted only if its certificate chains to a pinned user."""
+        if signer in self._signers:
+            return self._signers[signer]
+        info = await self._call("GET", f"/v1/devices/by-signing-key/{b64e(signer)}")
+        await self.user_public_keys([info["user_id"]])
+        user_key = VerifyingKey.from_bytes(self.ks.pinned[info["user_id"]].signing_key)
+        message = device_certificate_message(
+            info["id"], signer, b64d(info["public_key"], "public_key")
+        )
+        try:
+            user_key.verify(DEVICE_CERT_LABEL, message, b64d(info["certificate"], "cert"))
+        except SignatureError:
+            raise SdkError("the signer's device certificate does not verify") from None
+        key = VerifyingKey.from_bytes(signer)
+        self._signers[signer] = key
+        return key
+
+    async def _unwrap(self, edek: bytes) -> Plaintext:
+        value = EncryptedValue.from_bytes(edek)
+        origin = await self._origin(value.origin_signer)
+        return decrypt(
+            value, self._device_key(), origin_signer=origin, transformer=self.service_key
+        )
+
+    # --- groups ---
+
+    async def create_group(self, group_id: str) -> PublicKey:
+        seed = generate_plaintext()
+        raw = derive_private_key(seed).public_key()
+        mine = (await self.user_public_keys([self.user_id]))[self.user_id]
+        edek = encrypt(seed, mine, self._signer())
+        data = await self._call(
+            "POST",
+            "/v1/groups",
+            {
+                "id": group_id,
+                "public_key": b64e(raw.to_bytes()),
+                "encrypted_group_key": b64e(edek.to_bytes()),
+            },
+        )
+        return PublicKey.from_bytes(b64d(data["public_key"], "public_key"))
+
+    async def group(self, group_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/v1/groups/{group_id}")
+
+    async def group_public_key(self, group_id: str) -> PublicKey:
+        return PublicKey.from_bytes(b64d((await self.group(group_id))["public_key"], "key"))
+
+    async def list_groups(self) -> list[str]:
+        return list((await self._call("GET", "/v1/groups"))["groups"])
+
+    async def _group_seed(self, group_id: str) -> Plaintext:
+        data = await self._call("GET", f"/v1/groups/{group_id}/admin-key")
+        return await self._unwrap(b64d(data["edek"], "edek"))
+
+    async def add_member(self, group_id: str, user_id: str) -> None:
+        group_key = derive_private_key(await self._group_seed(group_id))
+        member = (await self.user_public_keys([user_id]))[user_id]
+        tk = generate_transform_key(group_key, member, self._signer())
+        await self._call(
+            "PUT",
+            f"/v1/groups/{group_id}/members/{user_id}",
+            {"transform_key": b64e(tk.key.to_bytes())},
+        )
+
+    async def remove_member(self, group_id: str, user_id: str) -> None:
+        await self._call("DELETE", f"/v1/groups/{group_id}/members/{user_id}")
+
+    async def add_admin(self, group_id: str, user_id: str) -> None:
+        seed = await self._group_seed(group_id)
+        admin = (await self.user_public_keys([user_id]))[user_id]
+        edek = encrypt(seed, admin, self._signer())
+        await self._call(
+            "PUT",
+            f"/v1/groups/{group_id}/admins/{user_id}",
+            {"encrypted_group_key": b64e(edek.to_bytes())},
+        )
+
+    async def remove_admin(self, group_id: str, user_id: str) -> None:
+        await self._call("DELETE", f"/v1/groups/{group_id}/admins/{user_id}")
+
+    async def preapprove(self, group_id: str, user_ids: Sequence[str]) -> None:
+        await self._call("POST", f"/v1/groups/{group_id}/preapproved", {"user_ids": list(user_ids)})
+
+    async def delete_group(self, group_id: str) -> None:
+        await self._call("DELETE", f"/v1/groups/{group_id}")
+
+    # --- documents ---
+
+    async def _recipients(
+        self, users: Sequence[str], groups: Sequence[str]
+    ) -> list[tuple[str, str, PublicKey]]:
+        out = (
+            [("user", u, k) for u, k in (await self.user_public_keys(users)).items()]
+            if users
+            else []
+        )
+        for g in groups:
+            out.append(("group", g, await self.group_public_key(g)))
+        if not out:
+            raise SdkError("a document needs at least one user or group")
+        return out
+
+    async def encrypt_document(
+        self,
+        doc_id: str,
+        data: bytes,
+        *,
+        users: Sequence[str] = (),
+        groups: Sequence[str] = (),
+        managed: bool = True,
+    ) -> Envelope:
+        """Seal ``data``; with ``managed`` the service keeps the EDEKs and their grants."""
+        recipients = await self._recipients(users, groups)
+        env = seal(data, doc_id.encode(), [k for _, _, k in recipients], self._signer())
+        if managed:
+            await self._call(
+                "POST",
+                "/v1/documents",
+                {
+                    "id": doc_id,
+                    "grants": [
+                        {"kind": kind, "id": rid, "edek": b64e(e.to_bytes())}
+                        for (kind, rid, _), e in zip(recipients, env.edeks, strict=True)
+                    ],
+                },
+            )
+        return env
+
+    async def decrypt_document(self, envelope: Envelope) -> bytes:
+        """Open a managed document with the grant that reaches this device."""
+        data = await self._call("GET", f"/v1/documents/{envelope.object_id.decode()}/key")
+        return await self._open(envelope, b64d(data["edek"], "edek"))
+
+    async def decrypt_unmanaged(
+        self, envelope: Envelope, index: int, kind: str, target: str
+    ) -> bytes:
+        """Open an unmanaged document: the caller names which EDEK and whom it is for."""
+        data = await self._call(
+            "POST",
+            "/v1/transform",
+            {
+                "edek": b64e(envelope.edeks[index].to_bytes()),
+                "target": {"kind": kind, "id": target},
+            },
+        )
+        return await self._open(envelope, b64d(data["edek"], "edek"))
+
+    async def _open(self, envelope: Envelope, edek: bytes) -> bytes:
+        value = EncryptedValue.from_bytes(edek)
+        origin = await self._origin(value.origin_signer)
+        return open_with_key(
+            envelope, value, self._device_key(), origin_signer=origin, transformer=self.service_key
+        )
+
+    async def grant_document(
+        self, envelope: Envelope, *, user: str | None = None, group: str | None = None
+    ) -> None:
+        """Let one more user or group read a managed document, without re-encrypting it."""
+        doc_id = envelope.object_id.decode()
+        data = await self._call("GET", f"/v1/documents/{doc_id}/key")
+        source = await self._unwrap(b64d(data["edek"], "edek"))
+        ((kind, rid, key),) = await self._recipients(
+            [user] if user else [], [group] if group else []
+        )
+        edek = encrypt(source, key, self._signer())
+        await self._call(
+            "PUT", f"/v1/documents/{doc_id}/grants/{kind}/{rid}", {"edek": b64e(edek.to_bytes())}
+        )
+
+    async def revoke_document(
+        self, doc_id: str, *, user: str | None = None, group: str | None = None
+    ) -> None:
+        kind, rid = ("user", user) if user else ("group", group)
+        await self._call("DELETE", f"/v1/documents/{doc_id}/grants/{kind}/{rid}")
+
+    async def verify_audit(self) -> dict[str, Any]:
+        return await self._call("GET", "/v1/audit/verify")

@@ -1,0 +1,138 @@
+"""Fixtures: a development IdP, a key service on SQLite or PostgreSQL, and SDK clients.
+
+PostgreSQL tests use a fresh schema per test, dropped afterwards. Without a server on
+127.0.0.1:5432 they are skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from sealroom.idp import PROVIDER_AUDIENCE, DevIdp
+from sealroom.keyservice.app import KeyServiceApp, create_app
+from sealroom.keyservice.jwt_auth import JwksSource
+from sealroom.keyservice.settings import Settings
+from sealroom.sdk import BasicSplitTrust, Password, SyncClient
+
+PG_DSN = os.environ.get("SEALROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_available() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_DSN, connect_timeout=3):
+            return None
+    except Exception as exc:  # any failure means: no server to test against
+        return f"PostgreSQL not reachable at {PG_DSN}: {type(exc).__name__}"
+
+
+_PG_SKIP = _pg_available()
+
+
+@pytest.fixture
+def idp(tmp_path: Path) -> DevIdp:
+    return DevIdp(tmp_path / "idp")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'keyservice.db'}"
+        return
+    if _PG_SKIP:
+        pytest.skip(_PG_SKIP)
+    import psycopg
+
+    schema = f"sr_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_DSN}?schema={schema}"
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@dataclass
+class Env:
+    app: Starlette
+    parts: KeyServiceApp
+    idp: DevIdp
+    tmp: Path
+
+    def client(
+        self, user: str, device: str = "laptop", *, password: str | None = None, **kwargs: object
+    ) -> SyncClient:
+        idp = self.idp
+
+        def jwt(audience: str) -> str:
+            return idp.issue(user, audience)
+
+        secret = (
+            Password(lambda: password)
+            if password
+            else BasicSplitTrust(lambda: idp.escrow_half(idp.issue(user, PROVIDER_AUDIENCE)))
+        )
+        return SyncClient(
+            "http://keyservice",
+            jwt=jwt,
+            secret=secret,
+            keystore=self.tmp / user / f"{device}.json",
+            device_name=device,
+            transport=httpx.ASGITransport(app=self.app),
+            **kwargs,
+        )
+
+    def http(self) -> httpx.Client:
+        """A raw client for hostile requests (sync, through the ASGI app)."""
+        return httpx.Client(transport=_SyncASGI(self.app), base_url="http://keyservice")
+
+
+class _SyncASGI(httpx.BaseTransport):
+    def __init__(self, app: Starlette) -> None:
+        import asyncio
+
+        self._loop = asyncio.new_event_loop()
+        self._inner = httpx.ASGITransport(app=app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def run() -> httpx.Response:
+            response = await self._inner.handle_async_request(request)
+            body = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+        return self._loop.run_until_complete(run())
+
+
+@pytest.fixture
+def make_env(idp: DevIdp, tmp_path: Path) -> Callable[..., Env]:
+    def make(
+        database_url: str, clock: Callable[[], float] | None = None, **settings: object
+    ) -> Env:
+        s = Settings(
+            database_url=database_url,
+            secrets_file=tmp_path / "secrets.json",
+            jwt_issuer=idp.issuer,
+            jwks_file=tmp_path / "unused",
+            **settings,
+        )  # type: ignore[arg-type]
+        app = create_app(s, clock=clock, jwks=JwksSource(document=idp.jwks))
+        return Env(app, app.state.parts, idp, tmp_path)
+
+    return make
+
+
+@pytest.fixture
+def env(make_env: Callable[..., Env], database_url: str) -> Iterator[Env]:
+    e = make_env(database_url)
+    yield e
+    e.parts.db.close()
