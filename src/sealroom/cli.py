@@ -3,13 +3,94 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
+from pathlib import Path
+
+import uvicorn
 
 from sealroom import __version__, demo_unwrap
+from sealroom.idp import DevIdp, create_idp_app
+from sealroom.keyservice import audit
+from sealroom.keyservice.service_keys import ServiceKeys
+from sealroom.keyservice.settings import Settings
+from sealroom.keyservice.storage import open_database
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if demo_unwrap.run(sys.stdout) else 1
+
+
+def _keyservice_settings(args: argparse.Namespace) -> Settings:
+    base = (
+        Settings.from_env()
+        if (os.environ.get("SEALROOM_JWKS_URL") or os.environ.get("SEALROOM_JWKS_FILE"))
+        else None
+    )
+    values = {
+        k: v
+        for k, v in {
+            "database_url": args.database_url,
+            "secrets_file": args.secrets_file,
+            "jwt_issuer": args.jwt_issuer,
+            "jwks_url": args.jwks_url,
+            "jwks_file": args.jwks_file,
+            "jwt_audience": args.jwt_audience,
+            "host": args.host,
+            "port": args.port,
+            "workers": args.workers,
+            "auditors": tuple(args.auditor) if args.auditor else None,
+        }.items()
+        if v is not None
+    }
+    settings = dataclasses.replace(base, **values) if base else Settings(**values)
+    settings.validate()
+    return settings
+
+
+def _cmd_keyservice(args: argparse.Namespace) -> int:
+    settings = _keyservice_settings(args)
+    os.environ.update(settings.to_env())  # worker processes read their settings from here
+    uvicorn.run(
+        "sealroom.keyservice.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def _cmd_idp(args: argparse.Namespace) -> int:
+    idp = DevIdp(Path(args.data_dir), issuer=args.issuer)
+    print(f"development IdP (NOT for production) on http://{args.host}:{args.port}", flush=True)
+    uvicorn.run(create_idp_app(idp), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    keys = ServiceKeys.load_or_create(Path(args.secrets_file))
+    db = open_database(args.database_url)
+    try:
+        with db.transaction() as tx:
+            rows = tx.all("SELECT * FROM audit ORDER BY seq")
+            head = tx.one("SELECT seq, entry_hash FROM audit_head WHERE id = 1")
+        if head is None:
+            print("no audit head: not a Sealroom key-service database", file=sys.stderr)
+            return 2
+        report = audit.verify_chain(rows, head, keys.signing_key.verifying_key)
+    finally:
+        db.close()
+    if report.ok:
+        print(
+            f"audit log OK: {report.entries} entries, head {report.head_seq} "
+            f"{report.head_hash.hex()}"
+        )
+        return 0
+    print(f"audit log BROKEN at entry {report.first_bad_seq}: {report.reason}")
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sealroom {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
     demo = sub.add_parser(
         "demo",
         help="unwrap a DEK group → user → device and show the cost of each step",
@@ -27,6 +109,52 @@ def build_parser() -> argparse.ArgumentParser:
         "must fail are tried.",
     )
     demo.set_defaults(func=_cmd_demo)
+
+    ks = sub.add_parser(
+        "keyservice",
+        help="run the key service (uvicorn)",
+        description="Run the key service. Options override SEALROOM_* "
+        "environment variables; see docs/keyservice.md.",
+    )
+    ks.add_argument(
+        "--database-url",
+        help="sqlite:///file.db or postgresql://… (default: sqlite:///sealroom-keyservice.db)",
+    )
+    ks.add_argument("--secrets-file", type=Path, help="service signing and master keys")
+    ks.add_argument("--jwt-issuer", help="expected JWT issuer")
+    ks.add_argument("--jwks-url", help="the IdP's JWKS URL")
+    ks.add_argument("--jwks-file", type=Path, help="the IdP's JWKS as a file")
+    ks.add_argument("--jwt-audience", help="this service's audience")
+    ks.add_argument("--auditor", action="append", help="a user allowed to read audit entries")
+    ks.add_argument("--host", help="listen address (default 127.0.0.1)")
+    ks.add_argument("--port", type=int, help="listen port (default 8470)")
+    ks.add_argument("--workers", type=int, help="worker processes (default 1)")
+    ks.add_argument("--log-level", default="warning")
+    ks.set_defaults(func=_cmd_keyservice)
+
+    idp = sub.add_parser(
+        "idp",
+        help="run the development identity provider (NOT production)",
+        description="Issue JWTs for any user on request, serve the JWKS, and "
+        "keep the provider's half of each escrow secret. Development only.",
+    )
+    idp.add_argument("--data-dir", default=".sealroom-idp")
+    idp.add_argument("--issuer", default="sealroom-dev-idp")
+    idp.add_argument("--host", default="127.0.0.1")
+    idp.add_argument("--port", type=int, default=8471)
+    idp.add_argument("--log-level", default="warning")
+    idp.set_defaults(func=_cmd_idp)
+
+    aud = sub.add_parser("audit", help="audit-log tools")
+    aud_sub = aud.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = aud_sub.add_parser(
+        "verify",
+        help="verify the hash chain and every signature",
+        description="Exit 0 if the chain is intact, 1 if not.",
+    )
+    verify.add_argument("--database-url", required=True)
+    verify.add_argument("--secrets-file", required=True, help="the service's secrets file")
+    verify.set_defaults(func=_cmd_audit_verify)
     return parser
 
 
