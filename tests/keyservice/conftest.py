@@ -92,9 +92,18 @@ class Env:
             **kwargs,
         )
 
+    _http: httpx.Client | None = None
+
     def http(self) -> httpx.Client:
         """A raw client for hostile requests (sync, through the ASGI app)."""
-        return httpx.Client(transport=_SyncASGI(self.app), base_url="http://keyservice")
+        if self._http is None:
+            self._http = httpx.Client(transport=_SyncASGI(self.app), base_url="http://keyservice")
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+        self.parts.db.close()
 
 
 class _SyncASGI(httpx.BaseTransport):
@@ -111,6 +120,9 @@ class _SyncASGI(httpx.BaseTransport):
             return httpx.Response(response.status_code, headers=response.headers, content=body)
 
         return self._loop.run_until_complete(run())
+
+    def close(self) -> None:
+        self._loop.close()
 
 
 @pytest.fixture
@@ -135,4 +147,4 @@ def make_env(idp: DevIdp, tmp_path: Path) -> Callable[..., Env]:
 def env(make_env: Callable[..., Env], database_url: str) -> Iterator[Env]:
     e = make_env(database_url)
     yield e
-    e.parts.db.close()
+    e.close()

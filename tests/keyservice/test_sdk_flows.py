@@ -39,9 +39,7 @@ def test_second_device_recovers_the_user_key_from_split_escrow(env: Env) -> None
 def test_password_mode_and_wrong_password(env: Env) -> None:
     with env.client("carol", password="correct horse") as first:
         first.initialize()
-    with env.client("carol", "tablet", password="wrong") as second, pytest.raises(
-        WrongSecretError
-    ):
+    with env.client("carol", "tablet", password="wrong") as second, pytest.raises(WrongSecretError):
         second.initialize()
     with env.client("carol", "tablet2", password="correct horse") as third:
         third.initialize()
@@ -115,8 +113,9 @@ def test_unmanaged_documents(env: Env) -> None:
     with env.client("alice") as alice, env.client("bob") as bob:
         alice.initialize()
         bob.initialize()
-        doc = alice.encrypt_document("u1", b"caller keeps EDEKs", users=["alice", "bob"],
-                                     managed=False)
+        doc = alice.encrypt_document(
+            "u1", b"caller keeps EDEKs", users=["alice", "bob"], managed=False
+        )
         doc = Envelope.from_bytes(doc.to_bytes())
         assert bob.decrypt_unmanaged(doc, 1, "user", "bob") == b"caller keeps EDEKs"
         with _refused("forbidden"):
@@ -164,8 +163,7 @@ def test_changed_user_key_warns_and_refuses(env: Env) -> None:
         with env.parts.db.transaction() as tx:  # a malicious service swaps bob's key
             other = tx.one("SELECT public_key FROM users WHERE id = ?", ("alice",))
             assert other is not None
-            tx.execute("UPDATE users SET public_key = ? WHERE id = ?",
-                       (other["public_key"], "bob"))
+            tx.execute("UPDATE users SET public_key = ? WHERE id = ?", (other["public_key"], "bob"))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with pytest.raises(KeyChangedError):
@@ -187,8 +185,10 @@ def test_application_can_accept_a_key_change(env: Env) -> None:
         bob.initialize()
         alice.user_public_keys(["bob"])
         with env.parts.db.transaction() as tx:
-            tx.execute("UPDATE users SET public_key = (SELECT public_key FROM users WHERE "
-                       "id = 'alice') WHERE id = 'bob'")
+            tx.execute(
+                "UPDATE users SET public_key = (SELECT public_key FROM users WHERE "
+                "id = 'alice') WHERE id = 'bob'"
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", KeyChangedWarning)
             alice.user_public_keys(["bob"])

@@ -132,10 +132,10 @@ class JwtVerifier:
         iat, exp, sub = claims.get("iat"), claims.get("exp"), claims.get("sub")
         if not isinstance(iat, int) or not isinstance(exp, int) or not isinstance(sub, str):
             raise ServiceError("invalid_token", "malformed claims")
-        if abs(now - iat) > IAT_WINDOW_SECONDS:
-            raise ServiceError("token_not_fresh")
         if exp <= now:
             raise ServiceError("token_expired")
+        if abs(now - iat) > IAT_WINDOW_SECONDS:
+            raise ServiceError("token_not_fresh")
         if not 1 <= len(sub) <= 128:
             raise ServiceError("invalid_token", "bad subject")
         return Claims(sub, iat, exp)
