@@ -152,7 +152,8 @@ def test_tampered_request_is_refused(env: Env) -> None:
     with env.client("alice") as alice:
         alice.initialize()
         ks = alice.client.ks
-        assert ks.signing_key is not None and ks.device_id is not None
+        assert ks.signing_key is not None
+        assert ks.device_id is not None
         headers = sign_request(
             ks.signing_key,
             ks.device_id,
