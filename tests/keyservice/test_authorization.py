@@ -39,12 +39,14 @@ def _signed(
     client: SyncClient,
     method: str,
     path: str,
+    *,
     body: bytes = b"",
     now: float | None = None,
     nonce: bytes | None = None,
 ) -> httpx.Response:
     ks = client.client.ks
-    assert ks.signing_key is not None and ks.device_id is not None
+    assert ks.signing_key is not None
+    assert ks.device_id is not None
     headers = sign_request(
         ks.signing_key,
         ks.device_id,
