@@ -6,6 +6,7 @@ PostgreSQL tests use a fresh schema per test, dropped afterwards. Without a serv
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -93,6 +94,7 @@ class Env:
         )
 
     _http: httpx.Client | None = None
+    cleanup: list[Callable[[], object]] = dataclasses.field(default_factory=list)
 
     def http(self) -> httpx.Client:
         """A raw client for hostile requests (sync, through the ASGI app)."""
@@ -101,6 +103,8 @@ class Env:
         return self._http
 
     def close(self) -> None:
+        for fn in self.cleanup:
+            fn()
         if self._http is not None:
             self._http.close()
         self.parts.db.close()

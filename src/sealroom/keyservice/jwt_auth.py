@@ -109,6 +109,8 @@ class JwtVerifier:
         key = self._jwks.key(kid)
         if key is None:
             raise ServiceError("invalid_token", "unknown signing key")
+        if key.algorithm_name != alg:
+            raise ServiceError("invalid_token", "the key does not match the token's algorithm")
         try:
             claims = jwt.decode(
                 token,
@@ -127,7 +129,7 @@ class JwtVerifier:
             raise ServiceError("token_expired") from None
         except jwt.InvalidAudienceError:
             raise ServiceError("wrong_audience") from None
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, TypeError, ValueError):
             raise ServiceError("invalid_token", "signature, issuer or claims rejected") from None
         iat, exp, sub = claims.get("iat"), claims.get("exp"), claims.get("sub")
         if not isinstance(iat, int) or not isinstance(exp, int) or not isinstance(sub, str):

@@ -1,0 +1,66 @@
+"""Storage backends: migrations, transactions and conflicts behave the same on both."""
+
+from __future__ import annotations
+
+import pytest
+
+from sealroom.keyservice.storage import MIGRATIONS, ConflictError, open_database
+
+
+def test_migrations_are_recorded_once_and_rerun_safely(database_url: str) -> None:
+    db = open_database(database_url)
+    db.close()
+    db = open_database(database_url)  # a second start applies nothing twice
+    try:
+        with db.transaction() as tx:
+            versions = [r["version"] for r in tx.all("SELECT version FROM schema_migrations")]
+        assert versions == [v for v, _ in MIGRATIONS]
+    finally:
+        db.close()
+
+
+def test_a_failed_transaction_writes_nothing(database_url: str) -> None:
+    db = open_database(database_url)
+    try:
+
+        def write_then_fail() -> None:
+            with db.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO escrow_halves (user_id, sealed_half, created_at) "
+                    "VALUES ('u1', ?, 0)",
+                    (b"x",),
+                )
+                raise RuntimeError("midway")
+
+        with pytest.raises(RuntimeError, match="midway"):
+            write_then_fail()
+        with db.transaction() as tx:
+            assert tx.one("SELECT user_id FROM escrow_halves WHERE user_id = 'u1'") is None
+    finally:
+        db.close()
+
+
+def test_duplicates_raise_conflict(database_url: str) -> None:
+    db = open_database(database_url)
+    try:
+        with db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO escrow_halves (user_id, sealed_half, created_at) VALUES ('u', ?, 0)",
+                (b"x",),
+            )
+        with pytest.raises(ConflictError), db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO escrow_halves (user_id, sealed_half, created_at) VALUES ('u', ?, 0)",
+                (b"y",),
+            )
+        with db.transaction() as tx:
+            row = tx.one("SELECT sealed_half FROM escrow_halves WHERE user_id = 'u'")
+        assert row is not None
+        assert bytes(row["sealed_half"]) == b"x"
+    finally:
+        db.close()
+
+
+def test_unknown_database_url() -> None:
+    with pytest.raises(ValueError, match="sqlite"):
+        open_database("mysql://nope")
