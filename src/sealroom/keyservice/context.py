@@ -22,6 +22,7 @@ from sealroom.keyservice.storage import Database, Row, Tx
 __all__ = ["Caller", "Context", "check_id"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 _ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 
 
@@ -68,13 +69,41 @@ class Context:
                 result = fn(tx)
                 self.record(tx, caller, action, obj, "ok")
                 return result
-        except ServiceError as exc:
-            self.refused(caller, action, obj, exc.code)
-            raise
-        except (MalformedInputError, SignatureError) as exc:
-            code = "malformed_input" if isinstance(exc, MalformedInputError) else "forbidden"
-            self.refused(caller, action, obj, code)
-            raise ServiceError(code, str(exc)) from None
+        except (ServiceError, MalformedInputError, SignatureError) as exc:
+            raise self._refusal(caller, action, obj, exc) from None
+
+    def run_computed(
+        self,
+        caller: Caller | None,
+        action: str,
+        obj: str | None,
+        read: Callable[[Tx], R],
+        compute: Callable[[R], T],
+    ) -> T:
+        """Read in a short transaction, compute outside it (CPU-heavy crypto holds no
+        database lock), then record the audit entry in a short write transaction."""
+        try:
+            with self.db.read_transaction() as tx:
+                data = read(tx)
+            result = compute(data)
+        except (ServiceError, MalformedInputError, SignatureError) as exc:
+            raise self._refusal(caller, action, obj, exc) from None
+        with self.db.transaction() as tx:
+            self.record(tx, caller, action, obj, "ok")
+        return result
+
+    def _refusal(
+        self, caller: Caller | None, action: str, obj: str | None, exc: Exception
+    ) -> ServiceError:
+        """Audit a refusal and return it as a ServiceError."""
+        if isinstance(exc, ServiceError):
+            err = exc
+        elif isinstance(exc, MalformedInputError):
+            err = ServiceError("malformed_input", str(exc))
+        else:
+            err = ServiceError("forbidden", str(exc))
+        self.refused(caller, action, obj, err.code)
+        return err
 
     def record(
         self, tx: Tx, caller: Caller | None, action: str, obj: str | None, outcome: str

@@ -269,7 +269,7 @@ class Groups:
         """The group private key's EDEK for the calling admin, transformed to its device."""
         check_id(group_id, "group id")
 
-        def fn(tx: Tx) -> bytes:
+        def read(tx: Tx) -> tuple[bytes, bytes]:
             self._group(tx, group_id)
             row = tx.one(
                 "SELECT encrypted_group_key FROM group_admins WHERE group_id = ? AND user_id = ?",
@@ -278,11 +278,14 @@ class Groups:
             if row is None:
                 raise ServiceError("not_admin")
             device = device_transform_key(tx, caller)
-            value = EncryptedValue.from_bytes(bytes(row["encrypted_group_key"]))
-            u2d = self.ctx.load_transform_key(bytes(device["transform_key"]))
+            return bytes(row["encrypted_group_key"]), bytes(device["transform_key"])
+
+        def compute(data: tuple[bytes, bytes]) -> bytes:
+            value = EncryptedValue.from_bytes(data[0])
+            u2d = self.ctx.load_transform_key(data[1])
             return transform(value, [u2d], self.ctx.keys.signing_key).to_bytes()
 
-        return self.ctx.run(caller, "unwrap_group_key", f"group:{group_id}", fn)
+        return self.ctx.run_computed(caller, "unwrap_group_key", f"group:{group_id}", read, compute)
 
 
 def _check_edek(raw: bytes) -> None:

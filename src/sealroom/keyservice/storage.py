@@ -65,6 +65,10 @@ class Database(Protocol):
         """A context manager yielding a :class:`Tx`; commits on success, rolls back on error."""
         ...
 
+    def read_transaction(self) -> Any:
+        """Like :meth:`transaction`, for reads only: it takes no write lock."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -242,8 +246,18 @@ class SqliteDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
+        with self._begin("BEGIN IMMEDIATE") as tx:
+            yield tx
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[Tx]:
+        with self._begin("BEGIN DEFERRED") as tx:
+            yield tx
+
+    @contextmanager
+    def _begin(self, statement: str) -> Iterator[Tx]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(statement)
             try:
                 yield _SqliteTx(self._conn)
             except BaseException:
@@ -309,6 +323,8 @@ class PostgresDatabase:
     def transaction(self) -> Iterator[Tx]:
         with self._pool.connection() as conn, conn.transaction():
             yield _PostgresTx(conn)
+
+    read_transaction = transaction
 
     def close(self) -> None:
         self._pool.close()

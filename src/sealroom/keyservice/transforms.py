@@ -54,8 +54,7 @@ class Transforms:
             raise ServiceError("not_member")
         return [self.ctx.load_transform_key(bytes(row["transform_key"])), to_device]
 
-    def _one(self, tx: Tx, caller: Caller, raw: bytes, target: Target) -> bytes:
-        keys = self._chain(tx, caller, target)
+    def _apply(self, keys: list[VerifiedTransformKey], raw: bytes) -> bytes:
         try:
             value = EncryptedValue.from_bytes(raw)
         except MalformedInputError as exc:
@@ -66,8 +65,12 @@ class Transforms:
 
     def transform(self, caller: Caller, raw: bytes, target: Target) -> bytes:
         caller.require_device()
-        return self.ctx.run(
-            caller, "transform", target.label(), lambda tx: self._one(tx, caller, raw, target)
+        return self.ctx.run_computed(
+            caller,
+            "transform",
+            target.label(),
+            lambda tx: self._chain(tx, caller, target),
+            lambda keys: self._apply(keys, raw),
         )
 
     def transform_batch(
@@ -173,7 +176,7 @@ class Transforms:
         transformed to the calling device."""
         check_id(doc_id, "document id")
 
-        def fn(tx: Tx) -> dict[str, Any]:
+        def read(tx: Tx) -> tuple[dict[str, Any], list[VerifiedTransformKey], bytes]:
             doc = tx.one("SELECT owner FROM documents WHERE id = ?", (doc_id,))
             if doc is None:
                 raise ServiceError("not_found", "no such document")
@@ -193,10 +196,16 @@ class Transforms:
             if row is None:
                 raise ServiceError("forbidden", "no grant reaches this user")
             target = Target(row["grantee_kind"], row["grantee_id"])
-            edek = self._one(tx, caller, bytes(row["edek"]), target)
-            return {"owner": doc["owner"], "via": target.label(), "edek": edek}
+            info = {"owner": doc["owner"], "via": target.label()}
+            return info, self._chain(tx, caller, target), bytes(row["edek"])
 
-        return self.ctx.run(caller, "unwrap_document", f"document:{doc_id}", fn)
+        def compute(
+            data: tuple[dict[str, Any], list[VerifiedTransformKey], bytes],
+        ) -> dict[str, Any]:
+            info, keys, edek = data
+            return {**info, "edek": self._apply(keys, edek)}
+
+        return self.ctx.run_computed(caller, "unwrap_document", f"document:{doc_id}", read, compute)
 
     def list_grants(self, caller: Caller, doc_id: str) -> list[dict[str, Any]]:
         check_id(doc_id, "document id")

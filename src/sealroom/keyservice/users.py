@@ -64,7 +64,7 @@ class Users:
     ) -> Caller:
         ctx = self.ctx
         now = ctx.now()
-        with ctx.db.transaction() as tx:
+        with ctx.db.read_transaction() as tx:
             row = tx.one(
                 "SELECT user_id, signing_key, revoked_at FROM devices WHERE id = ?",
                 (req.device_id,),

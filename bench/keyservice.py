@@ -1,0 +1,294 @@
+"""Transform throughput of the key service over HTTP (issue 3).
+
+For SQLite and PostgreSQL, and for 1 and 2 uvicorn worker processes, it starts the
+development IdP and the key service on 127.0.0.1, sets up a group with one member device,
+then keeps ``--concurrency`` device-signed ``POST /v1/transform`` requests (group → user →
+device, two hops) in flight for ``--seconds``. It prints requests per second, p50 and p99
+latency, and the scale-up from 1 to 2 workers, and draws the figures to a PNG.
+
+The load generator runs on the same 2-core machine as the workers, so it takes CPU from
+them; its own cost per request (an Ed25519 signature and the HTTP client) is small next to
+a transform (~8 ms of pairings).
+
+    .venv/bin/python bench/keyservice.py [--seconds 8] [--concurrency 8] [--out bench/out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sealroom.api.encoding import b64d, b64e
+from sealroom.api.reqsig import sign_request
+from sealroom.crypto.pre import PublicKey, encrypt, generate_plaintext
+from sealroom.crypto.signing import SigningKey
+from sealroom.idp import PROVIDER_AUDIENCE
+from sealroom.sdk import BasicSplitTrust, SyncClient
+
+PG_DSN = os.environ.get("SEALROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+class Servers:
+    def __init__(self, tmp: Path, database_url: str, workers: int) -> None:
+        idp_port, ks_port = _free_port(), _free_port()
+        self.idp_url = f"http://127.0.0.1:{idp_port}"
+        self.ks_url = f"http://127.0.0.1:{ks_port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEALROOM_")}
+        cmd = [sys.executable, "-m", "sealroom"]
+        self.idp = subprocess.Popen(
+            [*cmd, "idp", "--data-dir", str(tmp / "idp"), "--port", str(idp_port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        self.ks = subprocess.Popen(
+            [
+                *cmd,
+                "keyservice",
+                "--database-url",
+                database_url,
+                "--secrets-file",
+                str(tmp / "secrets.json"),
+                "--jwks-url",
+                f"{self.idp_url}/.well-known/jwks.json",
+                "--port",
+                str(ks_port),
+                "--workers",
+                str(workers),
+            ],
+            env=env,
+        )
+        _wait(f"{self.idp_url}/.well-known/jwks.json", self.idp)
+        _wait(f"{self.ks_url}/healthz", self.ks)
+
+    def close(self) -> None:
+        for proc in (self.ks, self.idp):
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _client(servers: Servers, tmp: Path, user: str) -> SyncClient:
+    def token(audience: str) -> str:
+        r = httpx.post(f"{servers.idp_url}/v1/token", json={"user_id": user, "audience": audience})
+        return str(r.json()["token"])
+
+    def provider_half() -> bytes:
+        r = httpx.post(
+            f"{servers.idp_url}/v1/escrow-half",
+            headers={"authorization": "Bearer " + token(PROVIDER_AUDIENCE)},
+        )
+        return b64d(r.json()["half"])
+
+    return SyncClient(
+        servers.ks_url,
+        jwt=token,
+        secret=BasicSplitTrust(provider_half),
+        keystore=tmp / user / "device.json",
+    )
+
+
+def setup(servers: Servers, tmp: Path, distinct_edeks: int) -> tuple[SigningKey, str, list[bytes]]:
+    """A group 'bench' with member 'bob'; returns bob's device signer, id and request bodies."""
+    with _client(servers, tmp, "alice") as alice, _client(servers, tmp, "bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        alice.create_group("bench")
+        alice.add_member("bench", "bob")
+        group_key: PublicKey = alice.group_public_key("bench")
+        signer = alice.client.ks.signing_key
+        assert signer is not None
+        bodies = [
+            json.dumps(
+                {
+                    "edek": b64e(encrypt(generate_plaintext(), group_key, signer).to_bytes()),
+                    "target": {"kind": "group", "id": "bench"},
+                }
+            ).encode()
+            for _ in range(distinct_edeks)
+        ]
+        ks = bob.client.ks
+        assert ks.signing_key is not None and ks.device_id is not None
+        return ks.signing_key, ks.device_id, bodies
+
+
+async def load(
+    url: str, signer: SigningKey, device: str, bodies: list[bytes], seconds: float, concurrency: int
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as http:
+
+        async def worker(n: int) -> None:
+            nonlocal errors
+            i = n
+            while time.monotonic() < stop:
+                body = bodies[i % len(bodies)]
+                i += concurrency
+                headers = sign_request(
+                    signer,
+                    device,
+                    method="POST",
+                    path="/v1/transform",
+                    query="",
+                    body=body,
+                    now=time.time(),
+                )
+                headers["content-type"] = "application/json"
+                start = time.perf_counter()
+                r = await http.post("/v1/transform", content=body, headers=headers)
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - start)
+                else:
+                    errors += 1
+
+        began = time.monotonic()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        elapsed = time.monotonic() - began
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
+    }
+
+
+def run_one(backend: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="sealroom-bench-") as d:
+        tmp = Path(d)
+        schema = None
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp / 'ks.db'}"
+        else:
+            import psycopg
+
+            schema = f"sr_bench_{uuid.uuid4().hex[:10]}"
+            with psycopg.connect(PG_DSN, autocommit=True) as conn:
+                conn.execute(f"CREATE SCHEMA {schema}")
+            url = f"{PG_DSN}?schema={schema}"
+        servers = Servers(tmp, url, workers)
+        try:
+            signer, device, bodies = setup(servers, tmp, 16)
+            asyncio.run(load(servers.ks_url, signer, device, bodies, 1.0, args.concurrency))
+            result = asyncio.run(
+                load(servers.ks_url, signer, device, bodies, args.seconds, args.concurrency)
+            )
+        finally:
+            servers.close()
+            if schema is not None:
+                import psycopg
+
+                with psycopg.connect(PG_DSN, autocommit=True) as conn:
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    return {"backend": backend, "workers": workers, **result}
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_DSN, connect_timeout=3):
+            return True
+    except Exception:  # noqa: BLE001 - any failure means no server
+        return False
+
+
+def picture(results: list[dict[str, Any]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib not installed: no picture)")
+        return
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for backend in sorted({r["backend"] for r in results}):
+        rows = sorted((r for r in results if r["backend"] == backend), key=lambda r: r["workers"])
+        ax1.plot([r["workers"] for r in rows], [r["rps"] for r in rows], "o-", label=backend)
+        ax2.plot([r["workers"] for r in rows], [r["p99_ms"] for r in rows], "o-", label=backend)
+    ax1.set(title="transforms per second", xlabel="worker processes", xticks=[1, 2])
+    ax2.set(title="p99 latency (ms)", xlabel="worker processes", xticks=[1, 2])
+    ax1.legend()
+    ax1.set_ylim(bottom=0)
+    ax2.set_ylim(bottom=0)
+    fig.suptitle("Sealroom key service: group→user→device transforms over HTTP, 2-core host")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"picture: {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=Path("bench/out"))
+    args = parser.parse_args(argv)
+    backends = ["sqlite"] + (["postgres"] if _pg_available() else [])
+    if "postgres" not in backends:
+        print(f"PostgreSQL not reachable at {PG_DSN}: measuring SQLite only")
+    results = []
+    configs = [(b, w) for b in backends for w in (1, 2)]
+    for i, (backend, workers) in enumerate(configs, 1):
+        print(
+            f"[{i}/{len(configs)}] {backend}, {workers} worker(s) ...", file=sys.stderr, flush=True
+        )
+        results.append(run_one(backend, workers, args))
+    print(f"\ntransform over HTTP: {args.concurrency} requests in flight, {args.seconds:.0f} s")
+    print(f"{'backend':<10}{'workers':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for r in results:
+        print(
+            f"{r['backend']:<10}{r['workers']:>8}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}"
+            f"{r['p99_ms']:>9.1f}{r['errors']:>8}"
+        )
+    for backend in backends:
+        one = next(r for r in results if r["backend"] == backend and r["workers"] == 1)
+        two = next(r for r in results if r["backend"] == backend and r["workers"] == 2)
+        print(f"scale-up 1 → 2 workers on {backend}: {two['rps'] / one['rps']:.2f}x")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "keyservice.json").write_text(json.dumps(results, indent=2))
+    picture(results, args.out / "keyservice.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
