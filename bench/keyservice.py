@@ -142,7 +142,8 @@ def setup(servers: Servers, tmp: Path, distinct_edeks: int) -> tuple[SigningKey,
             for _ in range(distinct_edeks)
         ]
         ks = bob.client.ks
-        assert ks.signing_key is not None and ks.device_id is not None
+        assert ks.signing_key is not None
+        assert ks.device_id is not None
         return ks.signing_key, ks.device_id, bodies
 
 
@@ -230,7 +231,7 @@ def _pg_available() -> bool:
 
         with psycopg.connect(PG_DSN, connect_timeout=3):
             return True
-    except Exception:  # noqa: BLE001 - any failure means no server
+    except Exception:
         return False
 
 
