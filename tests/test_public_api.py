@@ -14,6 +14,15 @@ MODULES = [
     "sealroom.crypto.signing",
     "sealroom.crypto.envelope",
     "sealroom.crypto.escrow",
+    "sealroom.api.encoding",
+    "sealroom.api.reqsig",
+    "sealroom.api.identity",
+    "sealroom.keyservice.storage",
+    "sealroom.keyservice.errors",
+    "sealroom.keyservice.audit",
+    "sealroom.keyservice.app",
+    "sealroom.sdk",
+    "sealroom.sdk.client",
 ]
 
 
@@ -44,3 +53,25 @@ def test_only_the_pairing_module_imports_the_backend() -> None:
         if "import pymcl" in p.read_text() or "from pymcl" in p.read_text()
     ]
     assert users == ["crypto/pairing.py"]
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("crypto", ("sealroom.keyservice", "sealroom.sdk", "sealroom.api", "sealroom.cli")),
+        ("api", ("sealroom.keyservice", "sealroom.sdk", "sealroom.cli")),
+        ("sdk", ("sealroom.keyservice", "sealroom.cli")),
+        ("keyservice", ("sealroom.sdk", "sealroom.cli")),
+    ],
+)
+def test_dependencies_point_one_way(package: str, forbidden: tuple[str, ...]) -> None:
+    from pathlib import Path
+
+    import sealroom
+
+    root = Path(sealroom.__file__).parent / package
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        for name in forbidden:
+            assert f"from {name}" not in text, (path, name)
+            assert f"import {name}" not in text, (path, name)

@@ -26,6 +26,7 @@ __all__ = [
     "HEADER_TIMESTAMP",
     "MAX_SKEW_SECONDS",
     "SignedRequest",
+    "canonical",
     "parse_headers",
     "sign_request",
 ]

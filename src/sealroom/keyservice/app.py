@@ -39,7 +39,15 @@ from sealroom.keyservice.storage import Database, StorageError, open_database
 from sealroom.keyservice.transforms import Target, Transforms
 from sealroom.keyservice.users import DeviceRegistration, Users
 
-__all__ = ["KeyServiceApp", "create_app", "create_app_from_env"]
+__all__ = [
+    "Endpoint",
+    "KeyServiceApp",
+    "build",
+    "create_app",
+    "create_app_from_env",
+    "openapi",
+    "verify_audit",
+]
 
 log = logging.getLogger("sealroom.keyservice")
 PROBLEM: Final[str] = "application/problem+json"
