@@ -28,7 +28,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Any, ClassVar, Final, Generic, Self, TypeVar
 
 import pymcl
 from cryptography.hazmat.primitives import hashes
@@ -172,130 +172,96 @@ def _blinded_mul(x: _Point, k: pymcl.Fr) -> _Point:
     return _backend_mul(_backend_mul(x, b), k / b)
 
 
-class G1:
-    """A point of G1 (the prime-order subgroup of E(Fp)), never the identity when decoded."""
+class _CurvePoint(Generic[_Point]):
+    """What G1 and G2 share; each subclass names its backend type and encoded size."""
 
     __slots__ = ("_p",)
+    _backend: ClassVar[Any]
+    _size: ClassVar[int]
+    _name: ClassVar[str]
 
-    def __init__(self, point: pymcl.G1) -> None:
-        self._p = point
+    def __init__(self, point: _Point) -> None:
+        self._p: _Point = point
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        """Decode and validate: exact length, canonical, on the curve, in the prime-order
+        subgroup, not the identity."""
+        name, size = cls._name, cls._size
+        if len(data) != size:
+            raise MalformedInputError(f"{name} point: expected {size} bytes, got {len(data)}")
+        data = bytes(data)
+        try:
+            point = cls._backend.deserialize(data)
+        except ValueError:
+            raise MalformedInputError(
+                f"{name} point: not a point of the prime-order subgroup"
+            ) from None
+        if point.is_zero():
+            raise MalformedInputError(f"{name} point: the identity is not allowed")
+        if point.serialize() != data:  # mcl refuses these too; kept in case the backend changes
+            raise MalformedInputError(f"{name} point: non-canonical encoding")
+        return cls(point)
+
+    def to_bytes(self) -> bytes:
+        return bytes(self._p.serialize())
+
+    def mul_secret(self, k: Scalar) -> Self:
+        """``k·self`` for a secret ``k``, with a fresh multiplicative blind."""
+        return type(self)(_blinded_mul(self._p, k._fr))
+
+    def mul_public(self, k: Scalar) -> Self:
+        """``k·self`` for a public ``k`` (variable-time)."""
+        return type(self)(_backend_mul(self._p, k._fr))
+
+    def is_identity(self) -> bool:
+        return bool(self._p.is_zero())
+
+    def __add__(self, other: Self) -> Self:
+        return type(self)(self._p + other._p)
+
+    def __sub__(self, other: Self) -> Self:
+        return type(self)(self._p - other._p)
+
+    def __neg__(self) -> Self:
+        return type(self)(-self._p)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self) or not isinstance(other, _CurvePoint):
+            return NotImplemented
+        return bool(self._p == other._p)
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())
+
+    def __repr__(self) -> str:
+        return f"{self._name}({self.to_bytes().hex()[:16]}…)"
+
+
+class G1(_CurvePoint[pymcl.G1]):
+    """A point of G1 (the prime-order subgroup of E(Fp))."""
+
+    __slots__ = ()
+    _backend = pymcl.G1
+    _size = G1_BYTES
+    _name = "G1"
 
     @classmethod
     def generator(cls) -> G1:
         return _G1_GEN
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> G1:
-        """Decode and validate: exact length, canonical, on the curve, in G1, not identity."""
-        if len(data) != G1_BYTES:
-            raise MalformedInputError(f"G1 point: expected {G1_BYTES} bytes, got {len(data)}")
-        data = bytes(data)
-        try:
-            point = pymcl.G1.deserialize(data)
-        except ValueError:
-            raise MalformedInputError("G1 point: not a point of the prime-order subgroup") from None
-        if point.is_zero():
-            raise MalformedInputError("G1 point: the identity is not allowed")
-        if point.serialize() != data:  # mcl refuses these too; kept in case the backend changes
-            raise MalformedInputError("G1 point: non-canonical encoding")
-        return cls(point)
 
-    def to_bytes(self) -> bytes:
-        return bytes(self._p.serialize())
-
-    def mul_secret(self, k: Scalar) -> G1:
-        """``k·self`` for a secret ``k``, with a fresh multiplicative blind."""
-        return G1(_blinded_mul(self._p, k._fr))
-
-    def mul_public(self, k: Scalar) -> G1:
-        """``k·self`` for a public ``k`` (variable-time)."""
-        return G1(_backend_mul(self._p, k._fr))
-
-    def is_identity(self) -> bool:
-        return bool(self._p.is_zero())
-
-    def __add__(self, other: G1) -> G1:
-        return G1(self._p + other._p)
-
-    def __sub__(self, other: G1) -> G1:
-        return G1(self._p - other._p)
-
-    def __neg__(self) -> G1:
-        return G1(-self._p)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, G1):
-            return NotImplemented
-        return bool(self._p == other._p)
-
-    def __hash__(self) -> int:
-        return hash(self.to_bytes())
-
-    def __repr__(self) -> str:
-        return f"G1({self.to_bytes().hex()[:16]}…)"
-
-
-class G2:
+class G2(_CurvePoint[pymcl.G2]):
     """A point of G2 (the prime-order subgroup of the twist over Fp2)."""
 
-    __slots__ = ("_p",)
-
-    def __init__(self, point: pymcl.G2) -> None:
-        self._p = point
+    __slots__ = ()
+    _backend = pymcl.G2
+    _size = G2_BYTES
+    _name = "G2"
 
     @classmethod
     def generator(cls) -> G2:
         return _G2_GEN
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> G2:
-        """Decode and validate: exact length, canonical, on the curve, in G2, not identity."""
-        if len(data) != G2_BYTES:
-            raise MalformedInputError(f"G2 point: expected {G2_BYTES} bytes, got {len(data)}")
-        data = bytes(data)
-        try:
-            point = pymcl.G2.deserialize(data)
-        except ValueError:
-            raise MalformedInputError("G2 point: not a point of the prime-order subgroup") from None
-        if point.is_zero():
-            raise MalformedInputError("G2 point: the identity is not allowed")
-        if point.serialize() != data:
-            raise MalformedInputError("G2 point: non-canonical encoding")
-        return cls(point)
-
-    def to_bytes(self) -> bytes:
-        return bytes(self._p.serialize())
-
-    def mul_secret(self, k: Scalar) -> G2:
-        """``k·self`` for a secret ``k``, with a fresh multiplicative blind."""
-        return G2(_blinded_mul(self._p, k._fr))
-
-    def mul_public(self, k: Scalar) -> G2:
-        """``k·self`` for a public ``k`` (variable-time)."""
-        return G2(_backend_mul(self._p, k._fr))
-
-    def is_identity(self) -> bool:
-        return bool(self._p.is_zero())
-
-    def __add__(self, other: G2) -> G2:
-        return G2(self._p + other._p)
-
-    def __sub__(self, other: G2) -> G2:
-        return G2(self._p - other._p)
-
-    def __neg__(self) -> G2:
-        return G2(-self._p)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, G2):
-            return NotImplemented
-        return bool(self._p == other._p)
-
-    def __hash__(self) -> int:
-        return hash(self.to_bytes())
-
-    def __repr__(self) -> str:
-        return f"G2({self.to_bytes().hex()[:16]}…)"
 
 
 # --- GT membership -----------------------------------------------------------------------

@@ -156,18 +156,40 @@ class PublicKey:
 _PAIRING_CACHE: OrderedDict[bytes, GT] = OrderedDict()
 
 
-class PrivateKey(Secret):
-    """A PRE private key a ∈ Z/rZ, nonzero. Serialized only by ``expose_secret_bytes``."""
+class _SecretScalar(Secret):
+    """A nonzero secret scalar k with k·P1 and k·P2 computed once (blinded) and cached."""
 
     __slots__ = ("_g2", "_public", "scalar")
+    _what = "secret scalar"
 
-    def __init__(self, scalar: Scalar) -> None:
+    def __init__(self, scalar: Scalar, encoding: bytes) -> None:
         if scalar.is_zero():
-            raise MalformedInputError("private key: zero is not allowed")
-        super().__init__(header(TAG_PRIVATE_KEY) + scalar.expose_bytes())
+            raise MalformedInputError(f"{self._what}: zero is not allowed")
+        super().__init__(encoding)
         self.scalar = scalar
         self._public: PublicKey | None = None
         self._g2: G2 | None = None
+
+    def _times_p1(self) -> PublicKey:
+        if self._public is None:
+            self._public = PublicKey(G1.generator().mul_secret(self.scalar))
+        return self._public
+
+    def times_p2(self) -> G2:
+        """k·P2: every decryption (and every augmentation) uses it."""
+        if self._g2 is None:
+            self._g2 = G2.generator().mul_secret(self.scalar)
+        return self._g2
+
+
+class PrivateKey(_SecretScalar):
+    """A PRE private key a ∈ Z/rZ, nonzero. Serialized only by ``expose_secret_bytes``."""
+
+    __slots__ = ()
+    _what = "private key"
+
+    def __init__(self, scalar: Scalar) -> None:
+        super().__init__(scalar, header(TAG_PRIVATE_KEY) + scalar.expose_bytes())
 
     @classmethod
     def from_secret_bytes(cls, data: bytes) -> PrivateKey:
@@ -178,16 +200,8 @@ class PrivateKey(Secret):
         return cls(scalar)
 
     def public_key(self) -> PublicKey:
-        """a·P1, computed once (blinded) and cached."""
-        if self._public is None:
-            self._public = PublicKey(G1.generator().mul_secret(self.scalar))
-        return self._public
-
-    def times_p2(self) -> G2:
-        """a·P2, computed once (blinded) and cached: every decryption pairs against it."""
-        if self._g2 is None:
-            self._g2 = G2.generator().mul_secret(self.scalar)
-        return self._g2
+        """a·P1."""
+        return self._times_p1()
 
 
 def generate_key_pair() -> tuple[PrivateKey, PublicKey]:
@@ -196,18 +210,14 @@ def generate_key_pair() -> tuple[PrivateKey, PublicKey]:
     return private, private.public_key()
 
 
-class AugmentationSecret(Secret):
+class AugmentationSecret(_SecretScalar):
     """The key service's secret s. Users' public keys are A + s·P1."""
 
-    __slots__ = ("_g2", "_public", "scalar")
+    __slots__ = ()
+    _what = "augmentation secret"
 
     def __init__(self, scalar: Scalar) -> None:
-        if scalar.is_zero():
-            raise MalformedInputError("augmentation secret: zero is not allowed")
-        super().__init__(scalar.expose_bytes())
-        self.scalar = scalar
-        self._public: PublicKey | None = None
-        self._g2: G2 | None = None
+        super().__init__(scalar, scalar.expose_bytes())
 
     @classmethod
     def generate(cls) -> AugmentationSecret:
@@ -219,14 +229,7 @@ class AugmentationSecret(Secret):
 
     def public_part(self) -> PublicKey:
         """S = s·P1, which the service publishes so clients can form A + S."""
-        if self._public is None:
-            self._public = PublicKey(G1.generator().mul_secret(self.scalar))
-        return self._public
-
-    def times_p2(self) -> G2:
-        if self._g2 is None:
-            self._g2 = G2.generator().mul_secret(self.scalar)
-        return self._g2
+        return self._times_p1()
 
 
 def augment_public_key(public: PublicKey, service_part: PublicKey) -> PublicKey:
