@@ -129,10 +129,12 @@ class _Key:
     def __init__(self, suite: CipherSuite, kid: int, base_key: bytes) -> None:
         secret = hkdf_extract(suite.hash_name, b"", base_key)
         suffix = struct.pack(">QH", kid, suite.id)
-        key = HKDFExpand(_hash(suite.hash_name), suite.nk,
-                         b"SFrame 1.0 Secret key " + suffix).derive(secret)
-        salt = HKDFExpand(_hash(suite.hash_name), suite.nn,
-                          b"SFrame 1.0 Secret salt " + suffix).derive(secret)
+        key = HKDFExpand(
+            _hash(suite.hash_name), suite.nk, b"SFrame 1.0 Secret key " + suffix
+        ).derive(secret)
+        salt = HKDFExpand(
+            _hash(suite.hash_name), suite.nn, b"SFrame 1.0 Secret salt " + suffix
+        ).derive(secret)
         self.salt = int.from_bytes(salt, "big")
         if suite.ctr_hmac:
             self.cipher_key, self.auth_key = key[: suite.nka], key[suite.nka :]
@@ -223,5 +225,6 @@ class SFrameContext:
             raise SFrameError("no decryption key for this KID")
         header_len = len(encode_header(kid, ctr))
         nonce = (key.salt ^ ctr).to_bytes(self.suite.nn, "big")
-        return aead_decrypt(self.suite, key, nonce, ciphertext[:header_len] + metadata,
-                            ciphertext[header_len:])
+        return aead_decrypt(
+            self.suite, key, nonce, ciphertext[:header_len] + metadata, ciphertext[header_len:]
+        )

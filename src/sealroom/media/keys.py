@@ -1,0 +1,206 @@
+"""Sealroom's SFrame key schedule, senders and receivers.
+
+Each sender's base key and KID come from the session key SK_n, the sender's index and the
+epoch n (DESIGN.md §5)::
+
+    KID       = n << 16 | index          (n < 2^32, index < 2^16)
+    base_key  = HKDF-SHA256(SK_n, info = label ‖ n ‖ index ‖ suite)
+
+so two senders, or two epochs, never share a key, and a sender's counter makes each nonce
+under its key unique. :class:`Sender` owns its counter and refuses to go past its limit
+(:class:`CounterExhaustedError`: rekey first). :class:`Receiver` installs an epoch as soon as it
+has its key, keeps the previous one for a grace period, rejects replayed and too-old
+counters with a sliding window per KID, and reports a failure as :class:`FrameRejectedError`
+with the KID and sender index but not the reason.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Final
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sealroom.media.sframe import SFrameContext, SFrameError
+
+__all__ = [
+    "DEFAULT_SUITE",
+    "CounterExhaustedError",
+    "FrameRejectedError",
+    "Receiver",
+    "ReplayWindow",
+    "Sender",
+    "kid_for",
+    "sender_base_key",
+    "split_kid",
+]
+
+LABEL: Final[bytes] = b"sealroom/v1/media/sframe-base-key"
+DEFAULT_SUITE: Final[int] = 4  # AES_128_GCM_SHA256_128
+MAX_EPOCH: Final[int] = (1 << 32) - 1
+MAX_SENDERS: Final[int] = 1 << 16
+SESSION_KEY_BYTES: Final[int] = 32
+
+
+class CounterExhaustedError(Exception):
+    """This sender has used every counter its key allows; it needs a new epoch."""
+
+
+class FrameRejectedError(Exception):
+    """A frame did not decrypt. Names the KID and sender, never the reason."""
+
+    def __init__(self, kid: int | None, sender: int | None, epoch: int | None) -> None:
+        super().__init__(f"frame rejected (kid={kid}, sender={sender}, epoch={epoch})")
+        self.kid, self.sender, self.epoch = kid, sender, epoch
+
+
+def kid_for(epoch: int, sender: int) -> int:
+    if not (0 <= epoch <= MAX_EPOCH and 0 <= sender < MAX_SENDERS):
+        raise ValueError("epoch must fit 32 bits and the sender index 16 bits")
+    return epoch << 16 | sender
+
+
+def split_kid(kid: int) -> tuple[int, int]:
+    """(epoch, sender index) of a KID."""
+    return kid >> 16, kid & 0xFFFF
+
+
+def sender_base_key(
+    session_key: bytes, epoch: int, sender: int, suite: int = DEFAULT_SUITE
+) -> bytes:
+    if len(session_key) != SESSION_KEY_BYTES:
+        raise ValueError("a session key is 32 bytes")
+    kid_for(epoch, sender)
+    info = LABEL + struct.pack(">IHH", epoch, sender, suite)
+    return HKDF(hashes.SHA256(), 32, None, info).derive(session_key)
+
+
+class Sender:
+    """One participant's sending side in one epoch. Owns its counter."""
+
+    def __init__(
+        self,
+        session_key: bytes,
+        epoch: int,
+        index: int,
+        *,
+        suite: int = DEFAULT_SUITE,
+        max_frames: int = 1 << 32,
+    ) -> None:
+        self.epoch, self.index, self.kid = epoch, index, kid_for(epoch, index)
+        self._ctx = SFrameContext(suite)
+        self._ctx.add_encrypt_key(self.kid, sender_base_key(session_key, epoch, index, suite))
+        self._next = 0
+        self._limit = max_frames
+
+    @property
+    def frames_sent(self) -> int:
+        return self._next
+
+    def encrypt(self, metadata: bytes, plaintext: bytes) -> bytes:
+        if self._next >= self._limit:
+            raise CounterExhaustedError(f"sender {self.index} used all {self._limit} counters")
+        ctr = self._next
+        self._next += 1
+        return self._ctx.encrypt(ctr, self.kid, metadata, plaintext)
+
+
+class ReplayWindow:
+    """Accepts each counter once: anything at or below ``highest - size`` is too old."""
+
+    __slots__ = ("_bits", "_highest", "size")
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._highest = -1
+        self._bits = 0  # bit i set: counter (highest - i) was seen
+
+    def check(self, ctr: int) -> bool:
+        """Would ``ctr`` be accepted? Does not record it."""
+        if ctr > self._highest:
+            return True
+        offset = self._highest - ctr
+        return offset < self.size and not (self._bits >> offset) & 1
+
+    def accept(self, ctr: int) -> None:
+        if ctr > self._highest:
+            shift = ctr - self._highest
+            self._bits = ((self._bits << shift) | 1) & ((1 << self.size) - 1)
+            self._highest = ctr
+        else:
+            self._bits |= 1 << (self._highest - ctr)
+
+
+@dataclass
+class _Epoch:
+    epoch: int
+    session_key: bytes
+    retire_at: float | None = None
+    windows: dict[int, ReplayWindow] = field(default_factory=dict)
+
+
+class Receiver:
+    """Decrypts every other sender's frames for the epochs it holds keys for."""
+
+    def __init__(
+        self, *, suite: int = DEFAULT_SUITE, grace_seconds: float = 2.0, window: int = 1024
+    ) -> None:
+        self._suite = suite
+        self._grace = grace_seconds
+        self._window = window
+        self._ctx = SFrameContext(suite)
+        self._epochs: dict[int, _Epoch] = {}
+
+    @property
+    def epochs(self) -> list[int]:
+        return sorted(self._epochs)
+
+    def install(self, epoch: int, session_key: bytes, now: float) -> None:
+        """Start accepting epoch ``epoch``; older epochs get ``grace_seconds`` more."""
+        if len(session_key) != SESSION_KEY_BYTES:
+            raise ValueError("a session key is 32 bytes")
+        for old in self._epochs.values():
+            if old.epoch < epoch and old.retire_at is None:
+                old.retire_at = now + self._grace
+        self._epochs.setdefault(epoch, _Epoch(epoch, session_key))
+        self.expire(now)
+
+    def retire(self, epoch: int) -> None:
+        """Drop an epoch's keys at once (e.g. at meeting end)."""
+        state = self._epochs.pop(epoch, None)
+        if state is not None:
+            for kid in state.windows:
+                self._ctx.remove_decrypt_key(kid)
+
+    def expire(self, now: float) -> None:
+        for e in [
+            e for e, s in self._epochs.items() if s.retire_at is not None and s.retire_at <= now
+        ]:
+            self.retire(e)
+
+    def decrypt(self, metadata: bytes, frame: bytes, now: float) -> tuple[int, int, bytes]:
+        """(epoch, sender index, plaintext), or FrameRejectedError."""
+        self.expire(now)
+        try:
+            kid, ctr, _ = self._ctx.parse(frame)
+        except SFrameError:
+            raise FrameRejectedError(None, None, None) from None
+        epoch, sender = split_kid(kid)
+        state = self._epochs.get(epoch)
+        if state is None:
+            raise FrameRejectedError(kid, sender, epoch)
+        window = state.windows.get(kid)
+        if window is None:
+            base = sender_base_key(state.session_key, epoch, sender, self._suite)
+            self._ctx.add_decrypt_key(kid, base)
+            window = state.windows[kid] = ReplayWindow(self._window)
+        if not window.check(ctr):
+            raise FrameRejectedError(kid, sender, epoch)
+        try:
+            plaintext = self._ctx.decrypt_parsed(kid, ctr, metadata, frame)
+        except SFrameError:
+            raise FrameRejectedError(kid, sender, epoch) from None
+        window.accept(ctr)
+        return epoch, sender, plaintext
