@@ -152,6 +152,7 @@ class Receiver:
         self._window = window
         self._ctx = SFrameContext(suite)
         self._epochs: dict[int, _Epoch] = {}
+        self._next_expiry = float("inf")
 
     @property
     def epochs(self) -> list[int]:
@@ -164,6 +165,7 @@ class Receiver:
         for old in self._epochs.values():
             if old.epoch < epoch and old.retire_at is None:
                 old.retire_at = now + self._grace
+                self._next_expiry = min(self._next_expiry, old.retire_at)
         self._epochs.setdefault(epoch, _Epoch(epoch, session_key))
         self.expire(now)
 
@@ -182,9 +184,10 @@ class Receiver:
 
     def decrypt(self, metadata: bytes, frame: bytes, now: float) -> tuple[int, int, bytes]:
         """(epoch, sender index, plaintext), or FrameRejectedError."""
-        self.expire(now)
+        if now >= self._next_expiry:
+            self.expire(now)
         try:
-            kid, ctr, _ = self._ctx.parse(frame)
+            kid, ctr, header_len = self._ctx.parse(frame)
         except SFrameError:
             raise FrameRejectedError(None, None, None) from None
         epoch, sender = split_kid(kid)
@@ -199,7 +202,7 @@ class Receiver:
         if not window.check(ctr):
             raise FrameRejectedError(kid, sender, epoch)
         try:
-            plaintext = self._ctx.decrypt_parsed(kid, ctr, metadata, frame)
+            plaintext = self._ctx.decrypt_parsed(kid, ctr, header_len, metadata, frame)
         except SFrameError:
             raise FrameRejectedError(kid, sender, epoch) from None
         window.accept(ctr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,6 +32,7 @@ __all__ = [
     "SFrameError",
     "decode_header",
     "encode_header",
+    "header_prefix",
     "hkdf_extract",
 ]
 
@@ -64,28 +66,29 @@ CIPHER_SUITES: Final[dict[int, CipherSuite]] = {
 }
 
 
-def _min_bytes(value: int) -> bytes:
-    return value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big")
-
-
 def encode_header(kid: int, ctr: int) -> bytes:
     """The minimal SFrame header for (KID, CTR)."""
     if not (0 <= kid <= MAX_VALUE and 0 <= ctr <= MAX_VALUE):
         raise SFrameError("KID and CTR must be 64-bit unsigned integers")
-    first, tail = 0, b""
+    return header_prefix(kid)(ctr)
+
+
+def header_prefix(kid: int) -> Callable[[int], bytes]:
+    """A fast encoder of headers for one KID: ``ctr -> header``."""
     if kid < 8:
-        first |= kid << 4
+        first, kid_bytes = kid << 4, b""
     else:
-        k = _min_bytes(kid)
-        first |= 0x80 | (len(k) - 1) << 4
-        tail += k
-    if ctr < 8:
-        first |= ctr
-    else:
-        c = _min_bytes(ctr)
-        first |= 0x08 | (len(c) - 1)
-        tail += c
-    return bytes((first,)) + tail
+        n = (kid.bit_length() + 7) >> 3
+        first, kid_bytes = 0x80 | (n - 1) << 4, kid.to_bytes(n, "big")
+    small = [bytes((first | c,)) + kid_bytes for c in range(8)]
+
+    def encode(ctr: int) -> bytes:
+        if ctr < 8:
+            return small[ctr]
+        n = (ctr.bit_length() + 7) >> 3
+        return bytes((first | 0x08 | (n - 1),)) + kid_bytes + ctr.to_bytes(n, "big")
+
+    return encode
 
 
 def decode_header(data: bytes) -> tuple[int, int, int]:
@@ -94,21 +97,23 @@ def decode_header(data: bytes) -> tuple[int, int, int]:
         raise SFrameError("empty frame")
     first = data[0]
     pos = 1
-    values = []
-    for extended, low in ((first & 0x80, (first >> 4) & 0x07), (first & 0x08, first & 0x07)):
-        if not extended:
-            values.append(low)
-            continue
-        n = low + 1
-        raw = data[pos : pos + n]
-        if len(raw) != n:
-            raise SFrameError("truncated header")
-        value = int.from_bytes(raw, "big")
-        if value < 8 or raw[0] == 0:
-            raise SFrameError("non-minimal header")
-        values.append(value)
+    if first & 0x80:
+        n = ((first >> 4) & 0x07) + 1
+        kid = int.from_bytes(data[1 : 1 + n], "big")
+        if len(data) < 1 + n or kid < 8 or data[1] == 0:
+            raise SFrameError("truncated or non-minimal header")
         pos += n
-    return values[0], values[1], pos
+    else:
+        kid = (first >> 4) & 0x07
+    if first & 0x08:
+        n = (first & 0x07) + 1
+        ctr = int.from_bytes(data[pos : pos + n], "big")
+        if len(data) < pos + n or ctr < 8 or data[pos] == 0:
+            raise SFrameError("truncated or non-minimal header")
+        pos += n
+    else:
+        ctr = first & 0x07
+    return kid, ctr, pos
 
 
 def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
@@ -184,16 +189,21 @@ class SFrameContext:
             raise ValueError(f"unknown SFrame cipher suite {cipher_suite}")
         self.suite = CIPHER_SUITES[cipher_suite]
         self._encrypt_keys: dict[int, _Key] = {}
+        self._encoders: dict[int, Callable[[int], bytes]] = {}
         self._decrypt_keys: dict[int, _Key] = {}
 
     def add_encrypt_key(self, kid: int, base_key: bytes) -> None:
+        if not 0 <= kid <= MAX_VALUE:
+            raise SFrameError("KID must be a 64-bit unsigned integer")
         self._encrypt_keys[kid] = _Key(self.suite, kid, base_key)
+        self._encoders[kid] = header_prefix(kid)
 
     def add_decrypt_key(self, kid: int, base_key: bytes) -> None:
         self._decrypt_keys[kid] = _Key(self.suite, kid, base_key)
 
     def remove_encrypt_key(self, kid: int) -> None:
         self._encrypt_keys.pop(kid, None)
+        self._encoders.pop(kid, None)
 
     def remove_decrypt_key(self, kid: int) -> None:
         self._decrypt_keys.pop(kid, None)
@@ -206,25 +216,36 @@ class SFrameContext:
         key = self._encrypt_keys.get(kid)
         if key is None:
             raise SFrameError("no encryption key for this KID")
-        header = encode_header(kid, ctr)
-        nonce = (key.salt ^ ctr).to_bytes(self.suite.nn, "big")
+        if not 0 <= ctr <= MAX_VALUE:
+            raise SFrameError("CTR must be a 64-bit unsigned integer")
+        header = self._encoders[kid](ctr)
+        nonce = (key.salt ^ ctr).to_bytes(12, "big")
+        if key.gcm is not None:
+            return header + key.gcm.encrypt(nonce, plaintext, header + metadata)
         return header + aead_encrypt(self.suite, key, nonce, header + metadata, plaintext)
 
     def decrypt(self, metadata: bytes, ciphertext: bytes) -> bytes:
-        kid, ctr, _ = self.parse(ciphertext)
-        return self.decrypt_parsed(kid, ctr, metadata, ciphertext)
+        kid, ctr, header_len = decode_header(ciphertext)
+        return self.decrypt_parsed(kid, ctr, header_len, metadata, ciphertext)
 
     @staticmethod
     def parse(ciphertext: bytes) -> tuple[int, int, int]:
         """(KID, CTR, header length) of a frame, without decrypting it."""
         return decode_header(ciphertext)
 
-    def decrypt_parsed(self, kid: int, ctr: int, metadata: bytes, ciphertext: bytes) -> bytes:
+    def decrypt_parsed(
+        self, kid: int, ctr: int, header_len: int, metadata: bytes, ciphertext: bytes
+    ) -> bytes:
+        """Decrypt a frame whose header :func:`decode_header` already parsed."""
         key = self._decrypt_keys.get(kid)
         if key is None:
             raise SFrameError("no decryption key for this KID")
-        header_len = len(encode_header(kid, ctr))
-        nonce = (key.salt ^ ctr).to_bytes(self.suite.nn, "big")
-        return aead_decrypt(
-            self.suite, key, nonce, ciphertext[:header_len] + metadata, ciphertext[header_len:]
-        )
+        nonce = (key.salt ^ ctr).to_bytes(12, "big")
+        aad = ciphertext[:header_len] + metadata
+        body = memoryview(ciphertext)[header_len:]
+        if key.gcm is not None:
+            try:
+                return key.gcm.decrypt(nonce, body, aad)
+            except InvalidTag:
+                raise SFrameError("authentication failed") from None
+        return aead_decrypt(self.suite, key, nonce, aad, bytes(body))
