@@ -20,10 +20,19 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from sealroom.media.sframe import SFrameContext, SFrameError
+from sealroom.media.sframe import (
+    CIPHER_SUITES,
+    SFrameError,
+    _Key,
+    aead_decrypt,
+    aead_encrypt,
+    decode_header,
+    header_prefix,
+)
 
 __all__ = [
     "DEFAULT_SUITE",
@@ -90,10 +99,11 @@ class Sender:
         max_frames: int = 1 << 32,
     ) -> None:
         self.epoch, self.index, self.kid = epoch, index, kid_for(epoch, index)
-        self._ctx = SFrameContext(suite)
-        self._ctx.add_encrypt_key(self.kid, sender_base_key(session_key, epoch, index, suite))
+        self._suite = CIPHER_SUITES[suite]
+        self._key = _Key(self._suite, self.kid, sender_base_key(session_key, epoch, index, suite))
+        self._header = header_prefix(self.kid)
         self._next = 0
-        self._limit = max_frames
+        self._limit = min(max_frames, 1 << 64)
 
     @property
     def frames_sent(self) -> int:
@@ -104,7 +114,12 @@ class Sender:
             raise CounterExhaustedError(f"sender {self.index} used all {self._limit} counters")
         ctr = self._next
         self._next += 1
-        return self._ctx.encrypt(ctr, self.kid, metadata, plaintext)
+        header = self._header(ctr)
+        nonce = (self._key.salt ^ ctr).to_bytes(12, "big")
+        gcm = self._key.gcm
+        if gcm is not None:
+            return header + gcm.encrypt(nonce, plaintext, header + metadata)
+        return header + aead_encrypt(self._suite, self._key, nonce, header + metadata, plaintext)
 
 
 class ReplayWindow:
@@ -147,10 +162,11 @@ class Receiver:
     def __init__(
         self, *, suite: int = DEFAULT_SUITE, grace_seconds: float = 2.0, window: int = 1024
     ) -> None:
-        self._suite = suite
+        self._suite_id = suite
+        self._suite = CIPHER_SUITES[suite]
         self._grace = grace_seconds
         self._window = window
-        self._ctx = SFrameContext(suite)
+        self._kids: dict[int, tuple[_Key, ReplayWindow]] = {}
         self._epochs: dict[int, _Epoch] = {}
         self._next_expiry = float("inf")
 
@@ -174,7 +190,7 @@ class Receiver:
         state = self._epochs.pop(epoch, None)
         if state is not None:
             for kid in state.windows:
-                self._ctx.remove_decrypt_key(kid)
+                self._kids.pop(kid, None)
 
     def expire(self, now: float) -> None:
         for e in [
@@ -187,23 +203,34 @@ class Receiver:
         if now >= self._next_expiry:
             self.expire(now)
         try:
-            kid, ctr, header_len = self._ctx.parse(frame)
+            kid, ctr, header_len = decode_header(frame)
         except SFrameError:
             raise FrameRejectedError(None, None, None) from None
+        entry = self._kids.get(kid)
+        if entry is None:
+            entry = self._key_for(kid)
+        key, window = entry
+        if not window.check(ctr):
+            raise FrameRejectedError(kid, *reversed(split_kid(kid)))
+        nonce = (key.salt ^ ctr).to_bytes(12, "big")
+        aad = frame[:header_len] + metadata
+        try:
+            if key.gcm is not None:
+                plaintext = key.gcm.decrypt(nonce, memoryview(frame)[header_len:], aad)
+            else:
+                plaintext = aead_decrypt(self._suite, key, nonce, aad, frame[header_len:])
+        except (InvalidTag, SFrameError):
+            raise FrameRejectedError(kid, *reversed(split_kid(kid))) from None
+        window.accept(ctr)
+        return kid >> 16, kid & 0xFFFF, plaintext
+
+    def _key_for(self, kid: int) -> tuple[_Key, ReplayWindow]:
         epoch, sender = split_kid(kid)
         state = self._epochs.get(epoch)
         if state is None:
             raise FrameRejectedError(kid, sender, epoch)
-        window = state.windows.get(kid)
-        if window is None:
-            base = sender_base_key(state.session_key, epoch, sender, self._suite)
-            self._ctx.add_decrypt_key(kid, base)
-            window = state.windows[kid] = ReplayWindow(self._window)
-        if not window.check(ctr):
-            raise FrameRejectedError(kid, sender, epoch)
-        try:
-            plaintext = self._ctx.decrypt_parsed(kid, ctr, header_len, metadata, frame)
-        except SFrameError:
-            raise FrameRejectedError(kid, sender, epoch) from None
-        window.accept(ctr)
-        return epoch, sender, plaintext
+        base = sender_base_key(state.session_key, epoch, sender, self._suite_id)
+        window = ReplayWindow(self._window)
+        state.windows[kid] = window
+        entry = self._kids[kid] = (_Key(self._suite, kid, base), window)
+        return entry
