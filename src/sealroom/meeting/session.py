@@ -1,0 +1,580 @@
+"""One participant's view of a meeting (DESIGN.md §4), as a sans-I/O state machine.
+
+A :class:`MeetingSession` never reads a clock or a socket. Every entry point takes ``now``
+and returns a list of actions for its driver: post a board message, call the key service,
+install or retire a media key, call back at a time, notify the application, rotate the
+device key. The driver feeds back board messages (with the sender's verified device key),
+key-service replies and timer calls.
+
+Keys: SK_n is 32 bytes. A fresh key is random; a ratchet step is
+SK_{n+1} = HKDF(SK_n, label ‖ meeting ‖ n+1), which members compute locally. Each
+session-key post carries SK_n sealed in an envelope to the meeting group (one encryption,
+whatever the meeting's size); a member who cannot ratchet opens it through the key service.
+Each post also extends a hash-chained roster that the manager signs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from sealroom.api.encoding import b64d, b64e
+from sealroom.crypto.envelope import Envelope, seal
+from sealroom.crypto.pre import PublicKey
+from sealroom.crypto.signing import SigningKey, VerifyingKey
+from sealroom.errors import MalformedInputError, SignatureError
+from sealroom.meeting.messages import BoardMessage
+
+__all__ = [
+    "JOIN_RETRY_DELAYS",
+    "LEAVE_DEBOUNCE_SECONDS",
+    "RATCHET_SECONDS",
+    "Action",
+    "CallMeAt",
+    "InstallMediaKey",
+    "KeyServiceCall",
+    "MeetingConfig",
+    "MeetingSession",
+    "Notify",
+    "Post",
+    "RetireMediaKeys",
+    "RotateDeviceKey",
+    "ratchet",
+    "security_code",
+]
+
+JOIN_RETRY_DELAYS: Final[tuple[float, ...]] = (1.0, 5.0, 10.0, 10.0)
+LEAVE_DEBOUNCE_SECONDS: Final[float] = 10.0
+RATCHET_SECONDS: Final[float] = 300.0
+_RATCHET_LABEL: Final[bytes] = b"sealroom/v1/meeting/ratchet"
+_ROSTER_LABEL: Final[bytes] = b"sealroom/v1/meeting/roster"
+_CODE_LABEL: Final[bytes] = b"sealroom/v1/meeting/security-code"
+
+
+# --- actions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Post:
+    """Post this message on the meeting's board."""
+
+    message: BoardMessage
+
+
+@dataclass(frozen=True)
+class KeyServiceCall:
+    """Ask the key service (through the SDK) to do ``op``; answer with ``key_service_reply``.
+
+    ops: ``create_group``, ``add_member``, ``remove_member``, ``add_admin``, ``preapprove``,
+    ``open_envelope`` (transform the EDEK to this device and open it), ``delete_group``.
+    """
+
+    id: int
+    op: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class InstallMediaKey:
+    """Derive SFrame keys for ``epoch`` from this session key and start using them."""
+
+    epoch: int
+    session_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RetireMediaKeys:
+    """Drop the media keys of these epochs (all of them when the meeting ends)."""
+
+    epochs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CallMeAt:
+    """Call :meth:`MeetingSession.timer` at this time (or later)."""
+
+    when: float
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Something the application shows: joined, rekeyed, manager, ended, not_admitted…"""
+
+    event: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RotateDeviceKey:
+    """The meeting is over for this device: rotate its key pair (forward secrecy)."""
+
+
+Action = (
+    Post | KeyServiceCall | InstallMediaKey | RetireMediaKeys | CallMeAt | Notify | RotateDeviceKey
+)
+
+
+@dataclass(frozen=True)
+class MeetingConfig:
+    """What every participant knows from the invitation."""
+
+    meeting_id: str
+    host: str
+    invitees: tuple[str, ...] = ()
+
+
+def ratchet(session_key: bytes, meeting: str, epoch: int) -> bytes:
+    """SK_epoch from SK_(epoch-1): one-way, so a joiner cannot go back."""
+    info = _RATCHET_LABEL + meeting.encode() + b"\x00" + epoch.to_bytes(8, "big")
+    return HKDF(hashes.SHA256(), 32, None, info).derive(session_key)
+
+
+def security_code(group_key: bytes, roster_head: bytes, epoch: int) -> str:
+    """Six groups of five digits for participants to compare out of band."""
+    digest = hashlib.sha256(_CODE_LABEL + group_key + roster_head + epoch.to_bytes(8, "big"))
+    value = int.from_bytes(digest.digest()[:20], "big")
+    return " ".join(f"{(value >> (17 * i)) % 100000:05d}" for i in range(6))
+
+
+def _roster_hash(prev: bytes, epoch: int, members: list[str]) -> bytes:
+    d = hashlib.sha256(_ROSTER_LABEL + prev + epoch.to_bytes(8, "big"))
+    for m in members:
+        d.update(len(m).to_bytes(2, "big") + m.encode())
+    return d.digest()
+
+
+@dataclass
+class _Pending:
+    op: str
+    context: dict[str, Any]
+
+
+class MeetingSession:
+    """One device's participation in one meeting."""
+
+    def __init__(
+        self, config: MeetingConfig, *, user: str, device: str, signing_key: SigningKey
+    ) -> None:
+        self.config = config
+        self.user, self.device, self._key = user, device, signing_key
+        self.state = "idle"  # idle, starting, joining, in_meeting, left, ended, not_admitted
+        self.epoch: int | None = None
+        self._sk: bytes | None = None
+        self.group_key: PublicKey | None = None
+        self.admins: set[str] = set()
+        self.manager: str | None = None
+        self.present: dict[str, str] = {}  # user -> device
+        self.members: set[str] = set()  # as the manager knows them
+        self.roster: list[str] = []
+        self.roster_head = bytes(32)
+        self._board_epoch = -1  # newest session-key post by a manager, opened or not
+        self._board_head = bytes(32)
+        self._seq = 0
+        self._seen: dict[str, int] = {}
+        self._calls: dict[int, _Pending] = {}
+        self._next_call = 1
+        self._leavers: set[str] = set()
+        self._rekey_at: float | None = None
+        self._ratchet_at: float | None = None
+        self._join_attempts = 0
+        self._retry_at: float | None = None
+        self._pending_post: BoardMessage | None = None  # newest session-key post to open
+        self._pending_key: VerifyingKey | None = None
+
+    # --- helpers -------------------------------------------------------------------------
+
+    @property
+    def is_manager(self) -> bool:
+        return self.manager == self.user and self.state in ("starting", "in_meeting")
+
+    def _post(self, kind: str, body: dict[str, Any]) -> Post:
+        self._seq += 1
+        return Post(
+            BoardMessage.create(
+                self._key,
+                meeting=self.config.meeting_id,
+                kind=kind,
+                user=self.user,
+                device=self.device,
+                seq=self._seq,
+                body=body,
+            )
+        )
+
+    def _call(self, op: str, context: dict[str, Any] | None = None, **args: Any) -> KeyServiceCall:
+        call_id = self._next_call
+        self._next_call += 1
+        self._calls[call_id] = _Pending(op, context or {})
+        return KeyServiceCall(call_id, op, {"group": self.config.meeting_id, **args})
+
+    def _timers(self) -> list[Action]:
+        times = [t for t in (self._rekey_at, self._ratchet_at, self._retry_at) if t is not None]
+        return [CallMeAt(min(times))] if times else []
+
+    def _install(self, epoch: int, sk: bytes, now: float, reason: str) -> list[Action]:
+        old = self.epoch
+        self.epoch, self._sk = epoch, sk
+        actions: list[Action] = [InstallMediaKey(epoch, sk)]
+        if old is not None and old < epoch:
+            actions.append(RetireMediaKeys((old,)))
+        if self.is_manager:
+            self._ratchet_at = now + RATCHET_SECONDS
+        actions.append(
+            Notify(
+                "rekeyed" if old is not None else "key_installed",
+                {"epoch": epoch, "reason": reason},
+            )
+        )
+        return actions
+
+    def _publish_key(self, sk: bytes, epoch: int, reason: str, now: float) -> list[Action]:
+        """Manager: seal SK_epoch to the group once, post it with the next roster entry."""
+        if self.group_key is None:
+            raise RuntimeError("group key unknown")
+        members = sorted(self.present)
+        prev = self._board_head
+        head = _roster_hash(prev, epoch, members)
+        envelope = seal(
+            sk + epoch.to_bytes(8, "big"), self._object_id(epoch), [self.group_key], self._key
+        )
+        post = self._post(
+            "session-key",
+            {
+                "epoch": epoch,
+                "reason": reason,
+                "ratchet": reason in ("join", "timer"),
+                "envelope": b64e(envelope.to_bytes()),
+                "roster": members,
+                "prev": b64e(prev),
+            },
+        )
+        self.roster, self.roster_head = members, head
+        self._board_epoch, self._board_head = epoch, head
+        return [post, *self._install(epoch, sk, now, reason)]
+
+    def _object_id(self, epoch: int) -> bytes:
+        return f"{self.config.meeting_id}/session-key/{epoch}".encode()
+
+    def _rekey_fresh(self, reason: str, now: float) -> list[Action]:
+        next_epoch = max(self._board_epoch, -1 if self.epoch is None else self.epoch) + 1
+        self._rekey_at = None
+        return self._publish_key(os.urandom(32), next_epoch, reason, now)
+
+    def _rekey_ratchet(self, reason: str, now: float) -> list[Action]:
+        if self._sk is None or self.epoch is None:
+            return self._rekey_fresh(reason, now)
+        next_epoch = self.epoch + 1
+        return self._publish_key(
+            ratchet(self._sk, self.config.meeting_id, next_epoch), next_epoch, reason, now
+        )
+
+    # --- commands ------------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """Start the meeting as its first participant U0: create the group, add the host as
+        admin and every invitee as member, then post SK_0."""
+        if self.state != "idle":
+            raise RuntimeError("already started or joined")
+        self.state = "starting"
+        self.manager = self.user
+        self.admins = {self.user}
+        self.present[self.user] = self.device
+        return [self._call("create_group")]
+
+    def join(self, now: float) -> list[Action]:
+        """Announce this participant and wait for the key the manager posts for it."""
+        if self.state != "idle":
+            raise RuntimeError("already started or joined")
+        self.state = "joining"
+        self._join_attempts = 0
+        return [self._post("announce", {})]
+
+    def leave(self, now: float) -> list[Action]:
+        if self.state not in ("joining", "in_meeting", "starting"):
+            return []
+        epochs = () if self.epoch is None else (self.epoch,)
+        self.state, self._sk, self.epoch = "left", None, None
+        self._rekey_at = self._ratchet_at = self._retry_at = None
+        return [self._post("leave", {}), RetireMediaKeys(epochs), Notify("left"), RotateDeviceKey()]
+
+    def remove(self, user: str, now: float) -> list[Action]:
+        """Manager: remove a participant; the rekey follows after the debounce."""
+        if not self.is_manager:
+            raise RuntimeError("only the manager removes participants")
+        return [self._post("remove", {"user": user}), *self._handle_departure(user, now)]
+
+    def end(self, now: float) -> list[Action]:
+        """Manager: end the meeting. The group is deleted and every key dropped."""
+        if not self.is_manager:
+            raise RuntimeError("only the manager ends the meeting")
+        post = self._post("end", {})
+        return [post, self._call("delete_group"), *self._close()]
+
+    def _close(self) -> list[Action]:
+        epochs = () if self.epoch is None else (self.epoch,)
+        self.state, self._sk, self.epoch = "ended", None, None
+        self._rekey_at = self._ratchet_at = self._retry_at = None
+        return [RetireMediaKeys(epochs), Notify("ended"), RotateDeviceKey()]
+
+    def security_code(self) -> str | None:
+        if self.group_key is None or self.epoch is None:
+            return None
+        return security_code(self.group_key.to_bytes(), self.roster_head, self.epoch)
+
+    # --- timers --------------------------------------------------------------------------
+
+    def timer(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        if self._retry_at is not None and now >= self._retry_at:
+            self._retry_at = None
+            actions += self._open_pending()
+        if self._rekey_at is not None and now >= self._rekey_at and self.is_manager:
+            self._leavers.clear()
+            actions += self._rekey_fresh("leave", now)
+        if self._ratchet_at is not None and now >= self._ratchet_at and self.is_manager:
+            actions += self._rekey_ratchet("timer", now)
+        return actions + self._timers()
+
+    # --- key-service replies -------------------------------------------------------------
+
+    def key_service_reply(
+        self, call_id: int, result: dict[str, Any] | None, error: str | None, now: float
+    ) -> list[Action]:
+        pending = self._calls.pop(call_id, None)
+        if pending is None:
+            return []
+        if pending.op == "create_group":
+            if error is not None or result is None:
+                self.state = "ended"
+                return [Notify("failed", {"op": "create_group", "error": error})]
+            self.group_key = result["public_key"]
+            actions: list[Action] = (
+                [self._call("add_admin", user=self.config.host)]
+                if self.config.host != self.user
+                else []
+            )
+            if self.config.invitees:
+                actions.append(self._call("preapprove", users=list(self.config.invitees)))
+            for invitee in self.config.invitees:
+                actions.append(self._call("add_member", user=invitee))
+            start = self._post(
+                "start",
+                {
+                    "group_key": b64e(self.group_key.to_bytes()),
+                    "admins": sorted(self.admins),
+                    "host": self.config.host,
+                },
+            )
+            self.state = "in_meeting"
+            return [
+                *actions,
+                start,
+                *self._rekey_fresh("start", now),
+                Notify("joined"),
+                *self._timers(),
+            ]
+        if pending.op == "add_admin":
+            if error is None:
+                self.admins.add(pending.context.get("user", self.config.host))
+            return []
+        if pending.op == "add_member":
+            user = pending.context.get("user")
+            if error is None and user:
+                self.members.add(user)
+                if pending.context.get("ratchet") and self.is_manager:
+                    return self._rekey_ratchet("join", now) + self._timers()
+            return []
+        if pending.op == "open_envelope":
+            return self._opened(pending, result, error, now)
+        return []
+
+    # --- board messages ------------------------------------------------------------------
+
+    def receive(self, message: BoardMessage, sender_key: VerifyingKey, now: float) -> list[Action]:
+        """A board message, with the sender device's key as the driver verified it
+        (device certificate chained to the pinned key of ``message.user``)."""
+        if message.meeting != self.config.meeting_id or message.device == self.device:
+            return []
+        try:
+            message.verify(sender_key)
+        except SignatureError:
+            return [Notify("bad_message", {"device": message.device})]
+        if message.seq <= self._seen.get(message.device, 0):
+            return []  # duplicate or replay
+        self._seen[message.device] = message.seq
+        if self.state in ("left", "ended", "not_admitted"):
+            return []
+        try:
+            return self._dispatch(message, sender_key, now)
+        except (KeyError, TypeError, ValueError, MalformedInputError):
+            return [Notify("bad_message", {"device": message.device})]
+
+    def _dispatch(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
+        if m.kind == "start":
+            return self._on_start(m)
+        if m.kind == "announce":
+            self.present[m.user] = m.device
+            return self._on_announce(m.user, now)
+        if m.kind == "session-key":
+            return self._on_session_key(m, key, now)
+        if m.kind in ("leave", "remove"):
+            user = m.user if m.kind == "leave" else str(m.body["user"])
+            if m.kind == "remove" and m.user != self.manager:
+                return []
+            if user == self.user:
+                return self._close()
+            return self._handle_departure(user, now)
+        if m.kind == "manager":
+            return self._on_manager(m, now)
+        if m.kind == "end" and m.user == self.manager:
+            return self._close()
+        return []
+
+    def _on_start(self, m: BoardMessage) -> list[Action]:
+        if self.manager is not None:
+            return []
+        self.manager = m.user
+        self.admins = set(m.body["admins"]) | {m.user}
+        self.group_key = PublicKey.from_bytes(b64d(m.body["group_key"], "group_key"))
+        self.present[m.user] = m.device
+        return []
+
+    def _on_announce(self, user: str, now: float) -> list[Action]:
+        if not self.is_manager:
+            return []
+        actions: list[Action] = []
+        if user == self.config.host and user != self.user:
+            # A late host: make it an admin, then hand management over.
+            actions.append(self._call("add_admin", {"user": user}, user=user))
+            self.admins.add(user)
+            actions.append(self._call("add_member", {"user": user}, user=user))
+            actions.append(self._post("manager", {"manager": user, "admins": sorted(self.admins)}))
+            self.manager = user
+            return actions
+        if user in self.members:
+            return self._rekey_ratchet("join", now) + self._timers()
+        return [self._call("add_member", {"user": user, "ratchet": True}, user=user)]
+
+    def _on_manager(self, m: BoardMessage, now: float) -> list[Action]:
+        new = str(m.body["manager"])
+        handover = m.user == self.manager
+        takeover = m.user == new and new in self.admins and self.manager not in self.present
+        if not (handover or takeover):
+            return [Notify("bad_message", {"device": m.device, "why": "manager"})]
+        self.admins |= set(m.body.get("admins", []))
+        self.manager = new
+        actions: list[Action] = [Notify("manager", {"user": new})]
+        if new == self.user and self.state in ("joining", "in_meeting"):
+            if self.state == "joining":  # a late host: it makes the next key itself
+                self.state = "in_meeting"
+                self._pending_post = None
+                actions.append(Notify("joined", {"as": "manager"}))
+            actions += self._rekey_fresh("takeover", now) + self._timers()
+        return actions
+
+    def _handle_departure(self, user: str, now: float) -> list[Action]:
+        self.present.pop(user, None)
+        actions: list[Action] = [Notify("participant_left", {"user": user})]
+        if user == self.manager:
+            successor = min(
+                (a for a in self.admins if a in self.present or a == self.user), default=None
+            )
+            if successor == self.user and self.state == "in_meeting":
+                self.manager = self.user
+                actions.append(
+                    self._post("manager", {"manager": self.user, "admins": sorted(self.admins)})
+                )
+                actions += self._rekey_fresh("takeover", now)
+            return actions + self._timers()
+        if self.is_manager:
+            self.members.discard(user)
+            self._leavers.add(user)
+            actions.append(self._call("remove_member", {"user": user}, user=user))
+            if self._rekey_at is None:
+                self._rekey_at = now + LEAVE_DEBOUNCE_SECONDS
+        return actions + self._timers()
+
+    def _on_session_key(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
+        if m.user != self.manager:
+            return [Notify("bad_message", {"device": m.device, "why": "not the manager"})]
+        epoch = int(m.body["epoch"])
+        if epoch > self._board_epoch:
+            self._board_epoch = epoch
+            self._board_head = _roster_hash(
+                b64d(m.body["prev"], "prev"), epoch, [str(u) for u in m.body["roster"]]
+            )
+        if self.state == "idle":
+            return []  # history read before joining: no key material for us there
+        if self.epoch is not None and epoch <= self.epoch:
+            return []  # old or repeated
+        members = [str(u) for u in m.body["roster"]]
+        prev = b64d(m.body["prev"], "prev")
+        gap: list[Action] = []
+        if self.epoch is not None and epoch == self.epoch + 1 and prev != self.roster_head:
+            return [Notify("roster_fork", {"epoch": epoch})]
+        if self.epoch is not None and epoch > self.epoch + 1:
+            gap = [Notify("roster_gap", {"from": self.epoch, "to": epoch})]
+        head = _roster_hash(prev, epoch, members)
+        if (
+            m.body.get("ratchet")
+            and self._sk is not None
+            and self.epoch == epoch - 1
+            and self.state == "in_meeting"
+        ):
+            self.roster, self.roster_head = members, head
+            return self._install(
+                epoch, ratchet(self._sk, self.config.meeting_id, epoch), now, str(m.body["reason"])
+            )
+        if self.user not in members:
+            return gap
+        self._pending_post, self._pending_key = m, key
+        self._join_attempts = 0
+        return gap + self._open_pending()
+
+    def _open_pending(self) -> list[Action]:
+        m = self._pending_post
+        if m is None:
+            return []
+        envelope = Envelope.from_bytes(b64d(m.body["envelope"], "envelope", max_bytes=16384))
+        if self._pending_key is None or envelope.signer != self._pending_key.to_bytes():
+            self._pending_post = None
+            return [Notify("bad_message", {"device": m.device, "why": "envelope signer"})]
+        return [
+            self._call("open_envelope", {"message": m}, envelope=envelope, sealer=self._pending_key)
+        ]
+
+    def _opened(
+        self, pending: _Pending, result: dict[str, Any] | None, error: str | None, now: float
+    ) -> list[Action]:
+        m: BoardMessage = pending.context["message"]
+        if m is not self._pending_post:
+            return []
+        if error is not None or result is None:
+            if self._join_attempts < len(JOIN_RETRY_DELAYS):
+                self._retry_at = now + JOIN_RETRY_DELAYS[self._join_attempts]
+                self._join_attempts += 1
+                return self._timers()
+            self._pending_post = None
+            if self.state == "joining":
+                self.state = "not_admitted"
+                return [Notify("not_admitted", {"error": error})]
+            return [Notify("key_unavailable", {"epoch": m.body["epoch"], "error": error})]
+        data: bytes = result["data"]
+        epoch = int(m.body["epoch"])
+        if len(data) != 40 or int.from_bytes(data[32:], "big") != epoch:
+            return [Notify("bad_message", {"device": m.device, "why": "envelope contents"})]
+        if self.epoch is not None and epoch <= self.epoch:
+            return []
+        self._pending_post = None
+        self.roster = [str(u) for u in m.body["roster"]]
+        self.roster_head = _roster_hash(b64d(m.body["prev"], "prev"), epoch, self.roster)
+        actions: list[Action] = []
+        if self.state == "joining":
+            self.state = "in_meeting"
+            actions.append(Notify("joined", {"epoch": epoch}))
+        return actions + self._install(epoch, data[:32], now, str(m.body["reason"]))

@@ -1,0 +1,172 @@
+"""A fake board, a fake clock and a fake key service that drive MeetingSessions.
+
+The key service keeps real group keys and enforces membership like the real one: it opens
+a session-key envelope only for a current member. Everything else is in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sealroom.crypto.envelope import Envelope, open_with_key
+from sealroom.crypto.pre import PrivateKey, generate_key_pair
+from sealroom.crypto.signing import SigningKey
+from sealroom.meeting.messages import BoardMessage
+from sealroom.meeting.session import (
+    Action,
+    CallMeAt,
+    InstallMediaKey,
+    KeyServiceCall,
+    MeetingConfig,
+    MeetingSession,
+    Notify,
+    Post,
+    RetireMediaKeys,
+    RotateDeviceKey,
+)
+
+
+@dataclass
+class Participant:
+    session: MeetingSession
+    key: SigningKey
+    media: dict[int, bytes] = field(default_factory=dict)
+    events: list[Notify] = field(default_factory=list)
+    timer: float | None = None
+    cursor: int = 0
+    rotated: bool = False
+    ks_calls: list[KeyServiceCall] = field(default_factory=list)
+
+
+class World:
+    def __init__(self, config: MeetingConfig) -> None:
+        self.config = config
+        self.now = 0.0
+        self.board: list[BoardMessage] = []
+        self.people: dict[str, Participant] = {}
+        self.group_priv: PrivateKey | None = None
+        self.members: set[str] = set()
+        self.admins: set[str] = set()
+        self.deleted = False
+        self.refuse_open: dict[str, int] = {}  # user -> how many opens to refuse
+        self.held: list[tuple[str, KeyServiceCall]] = []  # calls not answered yet
+        self.hold_ops: set[str] = set()
+        self.drop_board_for: set[str] = set()
+
+    def add(self, user: str) -> Participant:
+        key = SigningKey.generate()
+        p = Participant(
+            MeetingSession(self.config, user=user, device=f"{user}-dev", signing_key=key), key
+        )
+        self.people[user] = p
+        return p
+
+    # --- driving ---
+
+    def do(self, user: str, actions: list[Action]) -> None:
+        p = self.people[user]
+        for a in actions:
+            if isinstance(a, Post):
+                self.board.append(a.message)
+            elif isinstance(a, KeyServiceCall):
+                p.ks_calls.append(a)
+                if a.op in self.hold_ops:
+                    self.held.append((user, a))
+                else:
+                    self.answer(user, a)
+            elif isinstance(a, InstallMediaKey):
+                p.media[a.epoch] = a.session_key
+            elif isinstance(a, RetireMediaKeys):
+                for e in a.epochs:
+                    p.media.pop(e, None)
+            elif isinstance(a, CallMeAt):
+                p.timer = a.when if p.timer is None else min(p.timer, a.when)
+            elif isinstance(a, Notify):
+                p.events.append(a)
+            elif isinstance(a, RotateDeviceKey):
+                p.rotated = True
+
+    def answer(self, user: str, call: KeyServiceCall) -> None:
+        result, error = self._ks(user, call)
+        self.do(user, self.people[user].session.key_service_reply(call.id, result, error, self.now))
+
+    def release_held(self) -> None:
+        held, self.held = self.held, []
+        for user, call in held:
+            self.answer(user, call)
+        self.pump()
+
+    def _ks(self, user: str, call: KeyServiceCall) -> tuple[dict[str, Any] | None, str | None]:
+        op, args = call.op, call.args
+        if op == "create_group":
+            self.group_priv, pub = generate_key_pair()
+            self.admins.add(user)
+            return {"public_key": pub}, None
+        if op in ("add_member", "remove_member", "add_admin", "delete_group", "preapprove"):
+            if user not in self.admins:
+                return None, "not_admin"
+            if op == "add_member":
+                self.members.add(args["user"])
+            elif op == "remove_member":
+                self.members.discard(args["user"])
+            elif op == "add_admin":
+                self.admins.add(args["user"])
+            elif op == "delete_group":
+                self.deleted = True
+            return {}, None
+        if op == "open_envelope":
+            if self.refuse_open.get(user, 0) > 0:
+                self.refuse_open[user] -= 1
+                return None, "not_member"
+            if self.deleted or (user not in self.members and user not in self.admins):
+                return None, "not_member"
+            env: Envelope = args["envelope"]
+            assert self.group_priv is not None
+            data = open_with_key(env, env.edeks[0], self.group_priv, origin_signer=args["sealer"])
+            return {"data": data}, None
+        raise AssertionError(op)
+
+    def pump(self) -> None:
+        """Deliver every board message to everyone until nothing new is posted."""
+        moved = True
+        while moved:
+            moved = False
+            for user, p in list(self.people.items()):
+                while p.cursor < len(self.board) and user not in self.drop_board_for:
+                    m = self.board[p.cursor]
+                    p.cursor += 1
+                    sender = self.people[m.user]
+                    self.do(user, p.session.receive(m, sender.key.verifying_key, self.now))
+                    moved = True
+
+    def run(self, user: str, command: str, *args: Any) -> None:
+        session = self.people[user].session
+        self.do(user, getattr(session, command)(*args, self.now))
+        self.pump()
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock, firing every due timer in time order."""
+        end = self.now + seconds
+        while True:
+            due = [
+                (p.timer, u)
+                for u, p in self.people.items()
+                if p.timer is not None and p.timer <= end
+            ]
+            if not due:
+                break
+            when, user = min(due)
+            self.now = max(self.now, when)
+            p = self.people[user]
+            p.timer = None
+            self.do(user, p.session.timer(self.now))
+            self.pump()
+        self.now = end
+
+    def events(self, user: str) -> list[str]:
+        return [e.event for e in self.people[user].events]
+
+    def key(self, user: str) -> tuple[int | None, bytes | None]:
+        s = self.people[user].session
+        return s.epoch, s._sk
