@@ -18,13 +18,21 @@ from sealroom.crypto.signing import SigningKey
 
 __all__ = [
     "DEVICE_CERT_LABEL",
+    "GROUP_KEY_LABEL",
     "REVOKE_PROOF_LABEL",
     "device_certificate_message",
+    "group_key_message",
     "user_signing_key",
 ]
 
 DEVICE_CERT_LABEL: Final[bytes] = b"sealroom/v1/sig/device-certificate"
 REVOKE_PROOF_LABEL: Final[bytes] = b"sealroom/v1/sig/revoke-device"
+GROUP_KEY_LABEL: Final[bytes] = b"sealroom/v1/sig/group-key"
+
+
+def group_key_message(group_id: str, public_key: bytes) -> bytes:
+    """What an admin device states about a group: this is its public key."""
+    return group_id.encode() + b"\x00" + public_key
 
 
 def device_certificate_message(device_id: str, signing_key: bytes, public_key: bytes) -> bytes:

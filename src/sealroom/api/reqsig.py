@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -110,7 +111,7 @@ def parse_headers(headers: Mapping[str, str]) -> SignedRequest | None:
     if device is None:
         return None
     ts_text = headers.get(HEADER_TIMESTAMP, "")
-    if not ts_text.isdigit() or len(ts_text) > 12:
+    if not re.fullmatch(r"[0-9]{1,12}", ts_text):
         raise MalformedInputError("request signature: bad timestamp")
     if not 1 <= len(device) <= 64:
         raise MalformedInputError("request signature: bad device id")

@@ -35,7 +35,7 @@ from sealroom.keyservice.groups import Groups
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
 from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.settings import Settings
-from sealroom.keyservice.storage import Database, StorageError, open_database
+from sealroom.keyservice.storage import ConflictError, Database, StorageError, open_database
 from sealroom.keyservice.transforms import Target, Transforms
 from sealroom.keyservice.users import DeviceRegistration, Users
 
@@ -195,14 +195,24 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         return {"device_id": new_id, "revoked": caller.device_id}
 
     async def create_group(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        public = await run_in_threadpool(
+        public, part = await run_in_threadpool(
             groups.create,
             caller,
             _str(body, "id"),
             PublicKey.from_bytes(_bytes(body, "public_key")),
             _bytes(body, "encrypted_group_key", 8192),
         )
-        return {"id": body["id"], "public_key": b64e(public.to_bytes())}
+        return {
+            "id": body["id"],
+            "public_key": b64e(public.to_bytes()),
+            "service_part": b64e(part.to_bytes()),
+        }
+
+    async def group_statement(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        await run_in_threadpool(
+            groups.set_key_statement, caller, req.path_params["id"], _bytes(body, "signature", 64)
+        )
+        return {"id": req.path_params["id"]}
 
     async def list_groups(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
         return {"groups": await run_in_threadpool(groups.list_for, caller)}
@@ -312,14 +322,17 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
 
     async def audit_verify(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
         report = await run_in_threadpool(verify_audit, p)
+        signature = (  # the service vouches for a head only when the chain leads to it
+            b64e(audit.head_signature(p.keys.signing_key, report.head_seq, report.head_hash))
+            if report.ok
+            else None
+        )
         return {
             "ok": report.ok,
             "entries": report.entries,
             "head_seq": report.head_seq,
             "head_hash": b64e(report.head_hash),
-            "head_signature": b64e(
-                audit.head_signature(p.keys.signing_key, report.head_seq, report.head_hash)
-            ),
+            "head_signature": signature,
             "first_bad_seq": report.first_bad_seq,
             "reason": report.reason,
         }
@@ -329,9 +342,11 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             raise ServiceError("forbidden", "only configured auditors read audit entries")
         try:
             after = int(req.query_params.get("after", "0"))
-            limit = min(int(req.query_params.get("limit", "100")), 1000)
+            limit = int(req.query_params.get("limit", "100"))
         except ValueError:
             raise ServiceError("malformed_input", "after and limit are integers") from None
+        if not (0 <= after < 1 << 62 and 1 <= limit <= 1000):
+            raise ServiceError("malformed_input", "0 <= after < 2^62 and 1 <= limit <= 1000")
 
         def read() -> list[dict[str, Any]]:
             with p.db.transaction() as tx:
@@ -411,6 +426,14 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             ("id", "public_key", "encrypted_group_key"),
         ),
         e("GET", "/v1/groups", "device", "Groups the caller is in", list_groups),
+        e(
+            "PUT",
+            "/v1/groups/{id}/key-statement",
+            "device",
+            "An admin device signs the group's public key",
+            group_statement,
+            ("signature",),
+        ),
         e("GET", "/v1/groups/{id}", "device", "A group's keys, admins and members", get_group),
         e("DELETE", "/v1/groups/{id}", "device", "Delete a group", delete_group),
         e(
@@ -500,7 +523,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             revoke_grant,
         ),
         e("DELETE", "/v1/documents/{id}", "device", "Delete a document", delete_document),
-        e("GET", "/v1/audit/verify", "either", "Verify the audit chain", audit_verify),
+        e("GET", "/v1/audit/verify", "device", "Verify the audit chain", audit_verify),
         e("GET", "/v1/audit", "device", "Audit entries (auditors only)", audit_entries),
     ]
 
@@ -510,11 +533,12 @@ def _bad_item() -> Any:
 
 
 def verify_audit(parts: KeyServiceApp) -> audit.AuditReport:
-    with parts.db.transaction() as tx:
-        rows = tx.all("SELECT * FROM audit ORDER BY seq")
+    """Verify up to the head as read first, so appends racing the read do not matter."""
+    with parts.db.read_transaction() as tx:
         head = tx.one("SELECT seq, entry_hash FROM audit_head WHERE id = 1")
-    if head is None:  # pragma: no cover - created by the first migration
-        raise StorageError("audit head missing")
+        if head is None:  # pragma: no cover - created by the first migration
+            raise StorageError("audit head missing")
+        rows = tx.all("SELECT * FROM audit WHERE seq <= ? ORDER BY seq", (head["seq"],))
     return audit.verify_chain(rows, head, parts.ctx.verifying_key)
 
 
@@ -559,7 +583,17 @@ async def _authenticate(parts: KeyServiceApp, ep: Endpoint, request: Request, ra
 
 
 def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def refuse(caller: Caller | None, exc: ServiceError) -> Response:
+        if not exc.audited:  # refused before reaching an operation: audit it here
+            actor = None if caller is None or caller is ANONYMOUS else caller
+            await run_in_threadpool(
+                parts.ctx.refused, actor, f"{ep.method} {ep.path}", None, exc.code
+            )
+            exc.audited = True
+        return _problem(exc)
+
     async def endpoint(request: Request) -> Response:
+        caller: Caller | None = None
         try:
             raw = await _read_body(request, parts.settings.max_body_bytes)
             caller = await _authenticate(parts, ep, request, raw)
@@ -567,15 +601,17 @@ def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[R
             if raw:
                 try:
                     body = json.loads(raw)
-                except (UnicodeDecodeError, json.JSONDecodeError):
+                except (ValueError, RecursionError):  # bad JSON, huge numbers, deep nesting
                     raise ServiceError("malformed_input", "body is not JSON") from None
                 if not isinstance(body, dict):
                     raise ServiceError("malformed_input", "body must be a JSON object")
             return JSONResponse(await ep.handler(request, caller, body))
         except ServiceError as exc:
-            return _problem(exc)
+            return await refuse(caller, exc)
         except MalformedInputError as exc:
-            return _problem(ServiceError("malformed_input", str(exc)))
+            return await refuse(caller, ServiceError("malformed_input", str(exc)))
+        except ConflictError:
+            return await refuse(caller, ServiceError("conflict", "a concurrent change won; retry"))
         except StorageError:
             log.exception("storage failure on %s %s", ep.method, ep.path)
             return _problem(ServiceError("internal", "storage failure"))

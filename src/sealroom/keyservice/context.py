@@ -4,6 +4,7 @@ audit trail, and the parsing of stored keys."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,17 +18,18 @@ from sealroom.errors import MalformedInputError, SignatureError
 from sealroom.keyservice import audit
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.service_keys import ServiceKeys
-from sealroom.keyservice.storage import Database, Row, Tx
+from sealroom.keyservice.storage import ConflictError, Database, Row, Tx
 
 __all__ = ["Caller", "Context", "check_id"]
 
 T = TypeVar("T")
+ANONYMOUS_REFUSALS_PER_SECOND = 50
 R = TypeVar("R")
-_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 
 def check_id(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise ServiceError("malformed_input", f"{what}: 1-128 characters of [A-Za-z0-9._:@-]")
     return value
 
@@ -58,6 +60,8 @@ class Context:
         self.keys = keys
         self.clock = clock
         self.verifying_key = keys.signing_key.verifying_key
+        self._anon_second, self._anon_count, self._anon_skipped = 0, 0, 0
+        self._anon_lock = threading.Lock()
 
     def now(self) -> int:
         return int(self.clock())
@@ -69,7 +73,7 @@ class Context:
                 result = fn(tx)
                 self.record(tx, caller, action, obj, "ok")
                 return result
-        except (ServiceError, MalformedInputError, SignatureError) as exc:
+        except (ServiceError, MalformedInputError, SignatureError, ConflictError) as exc:
             raise self._refusal(caller, action, obj, exc) from None
 
     def run_computed(
@@ -86,7 +90,7 @@ class Context:
             with self.db.read_transaction() as tx:
                 data = read(tx)
             result = compute(data)
-        except (ServiceError, MalformedInputError, SignatureError) as exc:
+        except (ServiceError, MalformedInputError, SignatureError, ConflictError) as exc:
             raise self._refusal(caller, action, obj, exc) from None
         with self.db.transaction() as tx:
             self.record(tx, caller, action, obj, "ok")
@@ -100,9 +104,13 @@ class Context:
             err = exc
         elif isinstance(exc, MalformedInputError):
             err = ServiceError("malformed_input", str(exc))
+        elif isinstance(exc, ConflictError):
+            err = ServiceError("conflict", "a concurrent change got there first; retry")
         else:
             err = ServiceError("forbidden", str(exc))
-        self.refused(caller, action, obj, err.code)
+        if not err.audited:
+            self.refused(caller, action, obj, err.code)
+            err.audited = True
         return err
 
     def record(
@@ -120,8 +128,30 @@ class Context:
         )
 
     def refused(self, caller: Caller | None, action: str, obj: str | None, code: str) -> None:
+        """Record a refusal. Anonymous refusals are capped per second, so that nobody can
+        flood the audit log without credentials; the next entry counts what was skipped."""
+        outcome = f"refused:{code}"
+        if caller is None:
+            with self._anon_lock:
+                skipped = self._count_anonymous()
+            if skipped < 0:
+                return
+            if skipped:
+                outcome += f" (+{skipped} skipped)"
         with self.db.transaction() as tx:
-            self.record(tx, caller, action, obj, f"refused:{code}")
+            self.record(tx, caller, action, obj, outcome)
+
+    def _count_anonymous(self) -> int:
+        """-1 to skip this entry, else how many were skipped before it."""
+        second = int(self.clock())
+        if second != self._anon_second:
+            self._anon_second, self._anon_count = second, 0
+        self._anon_count += 1
+        if self._anon_count > ANONYMOUS_REFUSALS_PER_SECOND:
+            self._anon_skipped += 1
+            return -1
+        skipped, self._anon_skipped = self._anon_skipped, 0
+        return skipped
 
     # --- stored keys ---
 

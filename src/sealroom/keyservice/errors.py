@@ -44,6 +44,8 @@ class ServiceError(Exception):
         self.code = code
         self.status, self.title = CODES[code]
         self.detail = detail
+        #: Set once the refusal has its audit entry, so that it is recorded exactly once.
+        self.audited = False
 
     def problem(self) -> dict[str, object]:
         return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sealroom.api.identity import GROUP_KEY_LABEL, group_key_message
 from sealroom.crypto.pre import (
     AugmentationSecret,
     EncryptedValue,
@@ -34,8 +35,11 @@ class Groups:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def _group(self, tx: Tx, group_id: str) -> Row:
-        row = tx.one("SELECT * FROM sr_groups WHERE id = ?", (group_id,))
+    def _group(self, tx: Tx, group_id: str, *, lock: bool = False) -> Row:
+        """The group row; with ``lock``, held until commit so concurrent admin changes on
+        PostgreSQL serialize (SQLite writers already do)."""
+        suffix = " FOR UPDATE" if lock and tx.dialect == "postgres" else ""
+        row = tx.one("SELECT * FROM sr_groups WHERE id = ?" + suffix, (group_id,))  # noqa: S608
         if row is None:
             raise ServiceError("not_found", "no such group")
         return row
@@ -51,7 +55,7 @@ class Groups:
         )
 
     def _require_admin(self, tx: Tx, group_id: str, caller: Caller) -> Row:
-        group = self._group(tx, group_id)
+        group = self._group(tx, group_id, lock=True)
         if not self._is_admin(tx, group_id, caller.user_id):
             raise ServiceError("not_admin")
         device_transform_key(tx, caller)  # the admin's device must be live
@@ -65,12 +69,12 @@ class Groups:
 
     def create(
         self, caller: Caller, group_id: str, raw_public_key: PublicKey, encrypted_group_key: bytes
-    ) -> PublicKey:
+    ) -> tuple[PublicKey, PublicKey]:
         """Create a group with the caller's user as its first admin."""
         check_id(group_id, "group id")
         _check_edek(encrypted_group_key)
 
-        def fn(tx: Tx) -> PublicKey:
+        def fn(tx: Tx) -> tuple[PublicKey, PublicKey]:
             device_transform_key(tx, caller)
             secret = AugmentationSecret.generate()
             public = augment_public_key(raw_public_key, secret.public_part())
@@ -94,7 +98,7 @@ class Groups:
                 "VALUES (?, ?, ?)",
                 (group_id, caller.user_id, encrypted_group_key),
             )
-            return public
+            return public, secret.public_part()
 
         return self.ctx.run(caller, "create_group", f"group:{group_id}", fn)
 
@@ -133,7 +137,33 @@ class Groups:
             "members": members,
             "preapproved": pre,
             "created_by": group["created_by"],
+            "key_statement": None
+            if group["key_statement"] is None
+            else bytes(group["key_statement"]),
+            "key_statement_device": group["key_statement_device"],
         }
+
+    def set_key_statement(self, caller: Caller, group_id: str, signature: bytes) -> None:
+        """An admin device's signature over (group id, group public key), for clients."""
+        check_id(group_id, "group id")
+
+        def fn(tx: Tx) -> None:
+            group = self._require_admin(tx, group_id, caller)
+            signer = self._caller_signer(tx, caller)
+            try:
+                signer.verify(
+                    GROUP_KEY_LABEL,
+                    group_key_message(group_id, bytes(group["public_key"])),
+                    signature,
+                )
+            except SignatureError:
+                raise ServiceError("forbidden", "not this device's signature") from None
+            tx.execute(
+                "UPDATE sr_groups SET key_statement = ?, key_statement_device = ? WHERE id = ?",
+                (signature, caller.require_device(), group_id),
+            )
+
+        self.ctx.run(caller, "group_key_statement", f"group:{group_id}", fn)
 
     def list_for(self, caller: Caller) -> list[str]:
         with self.ctx.db.transaction() as tx:

@@ -167,8 +167,16 @@ _SCHEMA_V1: Final[list[str]] = [
         entry_hash {BLOB} NOT NULL)""",
 ]
 
+_SCHEMA_V2: Final[list[str]] = [
+    # An admin device's signature over (group id, group public key), checked by clients.
+    "ALTER TABLE sr_groups ADD COLUMN key_statement {BLOB}",
+    "ALTER TABLE sr_groups ADD COLUMN key_statement_device TEXT",
+    # Why a device stopped: 'rotated' (its history stays trusted) or 'revoked' (lost).
+    "ALTER TABLE devices ADD COLUMN revoke_reason TEXT",
+]
+
 #: Versioned migrations: (version, statements). Never edit a released version; append.
-MIGRATIONS: Final[list[tuple[int, list[str]]]] = [(1, _SCHEMA_V1)]
+MIGRATIONS: Final[list[tuple[int, list[str]]]] = [(1, _SCHEMA_V1), (2, _SCHEMA_V2)]
 
 
 def _dialect_sql(sql: str, dialect: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from sealroom.keyservice.storage import ConflictError, Row, Tx
 __all__ = ["DeviceRegistration", "Users", "device_transform_key"]
 
 HALF_BYTES = 16
+_ID_SUBJECT = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 
 def _user_purpose(user_id: str) -> str:
@@ -54,8 +56,11 @@ class Users:
     def authenticate_jwt(self, token: str) -> Caller:
         try:
             claims = self.jwt.verify(token, self.ctx.clock())
+            if not _ID_SUBJECT.fullmatch(claims.subject):
+                raise ServiceError("invalid_token", "the subject is not a valid user id")
         except ServiceError as exc:
             self.ctx.refused(None, "authenticate", None, exc.code)
+            exc.audited = True
             raise
         return Caller(claims.subject)
 
@@ -98,6 +103,7 @@ class Users:
                 tx.execute("UPDATE devices SET last_used_at = ? WHERE id = ?", (now, req.device_id))
         except ServiceError as exc:
             ctx.refused(caller, "authenticate", f"device:{req.device_id}", exc.code)
+            exc.audited = True
             raise
         if caller is None:  # pragma: no cover - unknown devices raised above
             raise ServiceError("unknown_device")
@@ -188,8 +194,8 @@ class Users:
     def register_device(self, caller: Caller, reg: DeviceRegistration) -> str:
         """Register a device of ``caller``'s user: from a JWT, or approved by another device."""
         check_id(reg.device_id, "device id")
-        if not 1 <= len(reg.name) <= 200:
-            raise ServiceError("malformed_input", "device name must be 1-200 characters")
+        if not (1 <= len(reg.name) <= 200 and reg.name.isprintable()):
+            raise ServiceError("malformed_input", "device name: 1-200 printable characters")
 
         def fn(tx: Tx) -> str:
             self._insert_checked(tx, caller, reg)
@@ -210,8 +216,8 @@ class Users:
         """Public facts about a device, so peers can pin its signing key via the certificate."""
         with self.ctx.db.transaction() as tx:
             row = tx.one(
-                "SELECT id, user_id, signing_key, public_key, certificate, revoked_at "
-                "FROM devices WHERE id = ?",
+                "SELECT id, user_id, signing_key, public_key, certificate, revoked_at, "
+                "revoke_reason FROM devices WHERE id = ?",
                 (check_id(device_id, "device id"),),
             )
         if row is None:
@@ -222,8 +228,8 @@ class Users:
         """Public facts about the device that owns ``signing_key`` (to check a signer)."""
         with self.ctx.db.transaction() as tx:
             row = tx.one(
-                "SELECT id, user_id, signing_key, public_key, certificate, revoked_at "
-                "FROM devices WHERE signing_key = ?",
+                "SELECT id, user_id, signing_key, public_key, certificate, revoked_at, "
+                "revoke_reason FROM devices WHERE signing_key = ?",
                 (signing_key,),
             )
         if row is None:
@@ -239,6 +245,8 @@ class Users:
             row = tx.one("SELECT user_id FROM devices WHERE id = ?", (device_id,))
             if row is None or row["user_id"] != caller.user_id:
                 raise ServiceError("not_found", "no such device for this user")
+            if caller.device_id is not None and caller.device_id != device_id:
+                device_transform_key(tx, caller)  # a revoked device revokes nothing
             if caller.device_id is None:
                 if proof is None:
                     raise ServiceError("forbidden", "revoking with a JWT needs a user proof")
@@ -249,7 +257,7 @@ class Users:
                     )
                 except SignatureError:
                     raise ServiceError("forbidden", "proof not signed by the user") from None
-            _revoke(tx, device_id, self.ctx.now())
+            _revoke(tx, device_id, self.ctx.now(), "revoked")
 
         self.ctx.run(caller, "revoke_device", f"device:{device_id}", fn)
 
@@ -260,13 +268,15 @@ class Users:
 
         def fn(tx: Tx) -> str:
             self._insert_checked(tx, caller, reg)
-            _revoke(tx, old, self.ctx.now())
+            _revoke(tx, old, self.ctx.now(), "rotated")
             return reg.device_id
 
         return self.ctx.run(caller, "rotate_device", f"device:{old}->{reg.device_id}", fn)
 
     def _insert_checked(self, tx: Tx, caller: Caller, reg: DeviceRegistration) -> None:
         """Check the certificate and transform key against the user's key, augment, insert."""
+        if caller.device_id is not None:
+            device_transform_key(tx, caller)  # re-checked here: revocation may have raced
         user = self.ctx.user_row(tx, caller.user_id)
         user_signer = VerifyingKey.from_bytes(bytes(user["signing_key"]))
         message = device_certificate_message(
@@ -305,11 +315,11 @@ class Users:
             raise ServiceError("conflict", "device id or key already registered") from None
 
 
-def _revoke(tx: Tx, device_id: str, now: int) -> None:
+def _revoke(tx: Tx, device_id: str, now: int, reason: str) -> None:
     tx.execute(
-        "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?), transform_key = NULL "
-        "WHERE id = ?",
-        (now, device_id),
+        "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?), transform_key = NULL, "
+        "revoke_reason = COALESCE(revoke_reason, ?) WHERE id = ?",
+        (now, reason, device_id),
     )
 
 

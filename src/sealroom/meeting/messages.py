@@ -88,7 +88,7 @@ class BoardMessage:
             raise MalformedInputError("board message: too large")
         try:
             data = json.loads(text)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
             raise MalformedInputError("board message: not JSON") from None
         if not isinstance(data, dict) or set(data) != {
             "v",

@@ -22,8 +22,10 @@ import httpx
 from sealroom.api.encoding import b64d, b64e
 from sealroom.api.identity import (
     DEVICE_CERT_LABEL,
+    GROUP_KEY_LABEL,
     REVOKE_PROOF_LABEL,
     device_certificate_message,
+    group_key_message,
     user_signing_key,
 )
 from sealroom.api.reqsig import sign_request
@@ -39,6 +41,7 @@ from sealroom.crypto.pre import (
     Plaintext,
     PrivateKey,
     PublicKey,
+    augment_public_key,
     decrypt,
     derive_private_key,
     encrypt,
@@ -54,6 +57,7 @@ from sealroom.sdk.keystore import Keystore, PinnedUser
 __all__ = ["KEYSERVICE_AUDIENCE", "BasicSplitTrust", "Client", "Password", "SecretSource"]
 
 KEYSERVICE_AUDIENCE = "sealroom-keyservice"
+SIGNER_CACHE_SECONDS = 60.0
 APPROVAL_PREFIX = "sealroom-approve:v1:"
 JwtProvider = Callable[[str], "Awaitable[str] | str"]
 
@@ -110,7 +114,7 @@ class Client:
         self.ks = Keystore.load(keystore)
         self.ks.device_name = self.ks.device_name or device_name
         self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30.0)
-        self._signers: dict[bytes, VerifyingKey] = {}
+        self._signers: dict[bytes, tuple[float, VerifyingKey]] = {}
 
     async def __aenter__(self) -> Client:
         return self
@@ -234,6 +238,9 @@ class Client:
                 auth="jwt",
             )
             user_id, public = created["id"], b64d(created["public_key"], "public_key")
+            service_part = PublicKey.from_bytes(b64d(created["service_part"], "service_part"))
+            if PublicKey.from_bytes(public) != augment_public_key(raw_public, service_part):
+                raise SdkError("the service returned an inconsistent user key")
         else:
             user_key = await self._user_key(b64d(me["escrow_blob"], "escrow_blob"))
             signer = user_signing_key(user_key)
@@ -325,7 +332,9 @@ class Client:
         """On the new device, once approved: pin the service and user keys."""
         self.ks.registered = True
         info = await self._call("GET", "/v1/service", auth="none")
-        self.ks.service_key = b64d(info["signing_key"], "signing_key")
+        service_key = b64d(info["signing_key"], "signing_key")
+        self._pin("the key service", self.ks.service_key, service_key)
+        self.ks.service_key = service_key
         await self.user_public_keys([self.user_id])
         self.ks.save()
 
@@ -386,22 +395,33 @@ class Client:
     # --- checking who signed ---
 
     async def _origin(self, signer: bytes) -> VerifyingKey:
-        """A device signing key, trusted only if its certificate chains to a pinned user."""
-        if signer in self._signers:
-            return self._signers[signer]
+        """A device signing key, trusted only if its certificate chains to a pinned user and
+        the device was not revoked as lost (rotated devices keep their history)."""
+        cached = self._signers.get(signer)
+        if cached is not None and self._clock() - cached[0] < SIGNER_CACHE_SECONDS:
+            return cached[1]
         info = await self._call("GET", f"/v1/devices/by-signing-key/{b64e(signer)}")
+        key = await self._certified(info)
+        if key.to_bytes() != signer:
+            raise SdkError("the service answered for another device")
+        self._signers[signer] = (self._clock(), key)
+        return key
+
+    async def _certified(self, info: dict[str, Any]) -> VerifyingKey:
+        """Check a device's certificate against its user's pinned key; its signing key."""
+        if info.get("revoke_reason") == "revoked":
+            raise SdkError("the signing device was revoked")
         await self.user_public_keys([info["user_id"]])
         user_key = VerifyingKey.from_bytes(self.ks.pinned[info["user_id"]].signing_key)
+        signer = b64d(info["signing_key"], "signing_key")
         message = device_certificate_message(
             info["id"], signer, b64d(info["public_key"], "public_key")
         )
         try:
             user_key.verify(DEVICE_CERT_LABEL, message, b64d(info["certificate"], "cert"))
         except SignatureError:
-            raise SdkError("the signer's device certificate does not verify") from None
-        key = VerifyingKey.from_bytes(signer)
-        self._signers[signer] = key
-        return key
+            raise SdkError("the device certificate does not verify") from None
+        return VerifyingKey.from_bytes(signer)
 
     async def _unwrap(self, edek: bytes) -> Plaintext:
         value = EncryptedValue.from_bytes(edek)
@@ -417,7 +437,7 @@ class Client:
         raw = derive_private_key(seed).public_key()
         mine = (await self.user_public_keys([self.user_id]))[self.user_id]
         edek = encrypt(seed, mine, self._signer())
-        data = await self._call(
+        created = await self._call(
             "POST",
             "/v1/groups",
             {
@@ -426,13 +446,48 @@ class Client:
                 "encrypted_group_key": b64e(edek.to_bytes()),
             },
         )
-        return PublicKey.from_bytes(b64d(data["public_key"], "public_key"))
+        public = PublicKey.from_bytes(b64d(created["public_key"], "public_key"))
+        part = PublicKey.from_bytes(b64d(created["service_part"], "service_part"))
+        if public != augment_public_key(raw, part):
+            raise SdkError("the service returned an inconsistent group key")
+        statement = self._signer().sign(
+            GROUP_KEY_LABEL, group_key_message(group_id, public.to_bytes())
+        )
+        await self._call(
+            "PUT", f"/v1/groups/{group_id}/key-statement", {"signature": b64e(statement)}
+        )
+        self.ks.pinned_groups[group_id] = public.to_bytes()
+        self.ks.save()
+        return public
 
     async def group(self, group_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/v1/groups/{group_id}")
 
     async def group_public_key(self, group_id: str) -> PublicKey:
-        return PublicKey.from_bytes(b64d((await self.group(group_id))["public_key"], "key"))
+        """The group's key: pinned on first sight, and only if an admin device, certified
+        by its pinned user, signed it; a later change raises KeyChangedError."""
+        info = await self.group(group_id)
+        key = b64d(info["public_key"], "public_key")
+        pinned = self.ks.pinned_groups.get(group_id)
+        if pinned is None:
+            if not info.get("key_statement") or info.get("key_statement_device") is None:
+                raise SdkError("the group key carries no admin statement")
+            device = await self._call("GET", f"/v1/devices/{info['key_statement_device']}")
+            if device["user_id"] not in info["admins"]:
+                raise SdkError("the group key was stated by a non-admin")
+            signer = await self._certified(device)
+            try:
+                signer.verify(
+                    GROUP_KEY_LABEL,
+                    group_key_message(group_id, key),
+                    b64d(info["key_statement"], "key_statement"),
+                )
+            except SignatureError:
+                raise SdkError("the group key statement does not verify") from None
+        self._pin(f"group {group_id}", pinned, key)
+        self.ks.pinned_groups[group_id] = key
+        self.ks.save()
+        return PublicKey.from_bytes(key)
 
     async def list_groups(self) -> list[str]:
         return list((await self._call("GET", "/v1/groups"))["groups"])

@@ -42,6 +42,7 @@ class Keystore:
     registered: bool = False
     service_key: bytes | None = None
     pinned: dict[str, PinnedUser] = field(default_factory=dict)
+    pinned_groups: dict[str, bytes] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> Keystore:
@@ -66,6 +67,9 @@ class Keystore:
             u: PinnedUser(b64d(v["public_key"], "public_key"), b64d(v["signing_key"], "key"))
             for u, v in data.get("pinned", {}).items()
         }
+        ks.pinned_groups = {
+            g: b64d(k, "group key") for g, k in data.get("pinned_groups", {}).items()
+        }
         return ks
 
     def save(self) -> None:
@@ -80,6 +84,7 @@ class Keystore:
             else None,
             "registered": self.registered,
             "service_key": b64e(self.service_key) if self.service_key else None,
+            "pinned_groups": {g: b64e(k) for g, k in self.pinned_groups.items()},
             "pinned": {
                 u: {"public_key": b64e(p.public_key), "signing_key": b64e(p.signing_key)}
                 for u, p in self.pinned.items()
