@@ -1,0 +1,156 @@
+"""The conferencing service's ASGI app: ``/v1/meetings/{id}/channel`` (WebSocket).
+
+A client connects with ``Authorization: Bearer <JWT>`` (audience ``sealroom-conference``).
+It first receives the meeting's board history, then live traffic:
+
+* text frames ``{"type": "board", "message": {...}}`` carry board messages;
+* binary frames carry SFrame media from the other participants (never echoed).
+
+A client posts ``{"type": "post", "message": {...}}`` (its ``user`` must be the JWT's
+subject and its ``meeting`` this one) and sends media as binary frames (an SFrame header
+is required, at most :data:`MAX_FRAME_BYTES`). Anything malformed or oversize is answered
+with ``{"type": "error", "code": ...}`` and dropped; the meeting goes on. The relay holds no
+key and cannot read a frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from sealroom.conference.bus import Bus, InProcessBus
+from sealroom.errors import MalformedInputError
+from sealroom.keyservice.errors import ServiceError
+from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
+from sealroom.media.sframe import SFrameError, decode_header
+from sealroom.meeting.messages import MAX_MESSAGE_BYTES, BoardMessage
+
+__all__ = ["AUDIENCE", "MAX_FRAME_BYTES", "ConferenceSettings", "create_conference_app"]
+
+log = logging.getLogger("sealroom.conference")
+AUDIENCE: Final[str] = "sealroom-conference"
+MAX_FRAME_BYTES: Final[int] = 256 * 1024
+_MEETING_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True)
+class ConferenceSettings:
+    jwt_issuer: str = "sealroom-dev-idp"
+    jwt_audience: str = AUDIENCE
+    max_frame_bytes: int = MAX_FRAME_BYTES
+
+
+def create_conference_app(
+    settings: ConferenceSettings, jwks: JwksSource, bus: Bus | None = None
+) -> Starlette:
+    verifier = JwtVerifier(jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    the_bus: Bus = bus or InProcessBus()
+
+    async def channel(ws: WebSocket) -> None:
+        meeting = ws.path_params["id"]
+        auth = ws.headers.get("authorization", "")
+        try:
+            if not _MEETING_ID.fullmatch(meeting):
+                raise ServiceError("malformed_input", "bad meeting id")
+            if not auth.lower().startswith("bearer "):
+                raise ServiceError("unauthenticated")
+            user = verifier.verify(auth[7:].strip(), time.time()).subject
+        except ServiceError as exc:
+            await ws.close(code=4401 if exc.status == 401 else 4400, reason=exc.code)
+            return
+        await ws.accept()
+        conn = uuid.uuid4().hex
+        lock = asyncio.Lock()
+
+        async def send_board() -> None:
+            async for message in the_bus.board(meeting):
+                async with lock:
+                    await ws.send_text('{"type":"board","message":' + message + "}")
+
+        async def send_media() -> None:
+            async for sender, frame in the_bus.media(meeting):
+                if sender != conn:
+                    async with lock:
+                        await ws.send_bytes(frame)
+
+        async def error(code: str, detail: str) -> None:
+            async with lock:
+                await ws.send_text(json.dumps({"type": "error", "code": code, "detail": detail}))
+
+        tasks = [asyncio.create_task(send_board()), asyncio.create_task(send_media())]
+        try:
+            while True:
+                event = await ws.receive()
+                if event["type"] == "websocket.disconnect":
+                    break
+                if event.get("bytes") is not None:
+                    frame: bytes = event["bytes"]
+                    if len(frame) > settings.max_frame_bytes:
+                        await error("frame_too_large", f"at most {settings.max_frame_bytes}")
+                        continue
+                    try:
+                        decode_header(frame)
+                    except SFrameError:
+                        await error("malformed_frame", "not an SFrame frame")
+                        continue
+                    await the_bus.send_media(meeting, conn, frame)
+                elif event.get("text") is not None:
+                    problem = await _post(the_bus, meeting, user, event["text"])
+                    if problem is not None:
+                        await error(*problem)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await the_bus.close()
+
+    app = Starlette(
+        routes=[WebSocketRoute("/v1/meetings/{id}/channel", channel), Route("/healthz", health)],
+        lifespan=lifespan,
+    )
+    app.state.bus = the_bus
+    return app
+
+
+async def _post(bus: Bus, meeting: str, user: str, text: str) -> tuple[str, str] | None:
+    """Validate and publish a client's post; a (code, detail) problem otherwise."""
+    if len(text) > MAX_MESSAGE_BYTES + 64:
+        return "message_too_large", f"at most {MAX_MESSAGE_BYTES} bytes"
+    try:
+        envelope: Any = json.loads(text)
+        if not isinstance(envelope, dict) or envelope.get("type") != "post":
+            return "malformed_message", "expected {type: post, message}"
+        message = BoardMessage.from_json(json.dumps(envelope.get("message")))
+    except (ValueError, RecursionError, MalformedInputError) as exc:
+        return "malformed_message", str(exc)[:200]
+    if message.meeting != meeting:
+        return "wrong_meeting", "the message names another meeting"
+    if message.user != user:
+        return "wrong_user", "the message names another user than the token"
+    await bus.post(meeting, message.to_json())
+    return None

@@ -1,0 +1,185 @@
+"""The conferencing service: channel, history, relay, refusal of bad clients, and the Redis
+and NATS backends (two service instances serving one meeting)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from sealroom.conference.app import AUDIENCE, ConferenceSettings, create_conference_app
+from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
+from sealroom.crypto.signing import SigningKey
+from sealroom.idp import DevIdp
+from sealroom.keyservice.jwt_auth import JwksSource
+from sealroom.media.keys import Sender
+from sealroom.meeting.messages import BoardMessage
+
+URL = "/v1/meetings/m1/channel"
+
+
+@pytest.fixture
+def idp(tmp_path: Path) -> DevIdp:
+    return DevIdp(tmp_path / "idp")
+
+
+def _app(idp: DevIdp, bus: Bus | None = None) -> TestClient:
+    app = create_conference_app(
+        ConferenceSettings(jwt_issuer=idp.issuer), JwksSource(document=idp.jwks), bus
+    )
+    return TestClient(app)
+
+
+def _auth(idp: DevIdp, user: str) -> dict[str, str]:
+    return {"authorization": "Bearer " + idp.issue(user, AUDIENCE)}
+
+
+def _post(user: str, seq: int = 1, meeting: str = "m1") -> str:
+    m = BoardMessage.create(
+        SigningKey.generate(),
+        meeting=meeting,
+        kind="announce",
+        user=user,
+        device=f"{user}-d",
+        seq=seq,
+        body={},
+    )
+    return json.dumps({"type": "post", "message": json.loads(m.to_json())})
+
+
+def _frame() -> bytes:
+    return Sender(os.urandom(32), 1, 0).encrypt(b"", b"pixels")
+
+
+def test_a_token_is_required(idp: DevIdp) -> None:
+    client = _app(idp)
+    with pytest.raises(WebSocketDisconnect) as exc, client.websocket_connect(URL):
+        pass
+    assert exc.value.code == 4401
+    other = {"authorization": "Bearer " + idp.issue("alice", "sealroom-keyservice")}
+    with pytest.raises(WebSocketDisconnect), client.websocket_connect(URL, headers=other):
+        pass
+
+
+def test_board_history_and_live_messages(idp: DevIdp) -> None:
+    client = _app(idp)
+    with client.websocket_connect(URL, headers=_auth(idp, "alice")) as a:
+        a.send_text(_post("alice", 1))
+        assert a.receive_json()["message"]["user"] == "alice"
+        with client.websocket_connect(URL, headers=_auth(idp, "bob")) as b:
+            assert b.receive_json()["message"]["user"] == "alice"  # history
+            b.send_text(_post("bob", 1))
+            assert b.receive_json()["message"]["user"] == "bob"
+            assert a.receive_json()["message"]["user"] == "bob"
+
+
+def test_media_is_relayed_to_the_others_only(idp: DevIdp) -> None:
+    client = _app(idp)
+    with (
+        client.websocket_connect(URL, headers=_auth(idp, "alice")) as a,
+        client.websocket_connect(URL, headers=_auth(idp, "bob")) as b,
+    ):
+        frame = _frame()
+        a.send_bytes(frame)
+        assert b.receive_bytes() == frame
+        a.send_text(_post("alice", 2))  # the next thing alice sees is the board, not her frame
+        assert a.receive_json()["type"] == "board"
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ("{not json", "malformed_message"),
+        (json.dumps({"type": "post", "message": {"v": 2}}), "malformed_message"),
+        ("[" * 10000, "malformed_message"),
+        (_post("mallory"), "wrong_user"),
+        (_post("alice", meeting="m2"), "wrong_meeting"),
+        (b"\xff\x01", "malformed_frame"),
+        (b"\x01" + b"x" * (300 * 1024), "frame_too_large"),
+    ],
+)
+def test_bad_clients_are_refused_and_the_meeting_goes_on(
+    idp: DevIdp, payload: str | bytes, code: str
+) -> None:
+    client = _app(idp)
+    with (
+        client.websocket_connect(URL, headers=_auth(idp, "alice")) as a,
+        client.websocket_connect(URL, headers=_auth(idp, "bob")) as b,
+    ):
+        if isinstance(payload, bytes):
+            a.send_bytes(payload)
+        else:
+            a.send_text(payload)
+        reply = a.receive_json()
+        assert reply == {"type": "error", "code": code, "detail": reply["detail"]}
+        a.send_text(_post("alice", 5))  # still connected, still relayed
+        assert b.receive_json()["message"]["seq"] == 5
+
+
+# --- two service instances over a shared broker ---
+
+
+def _reachable(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _bus_pair(kind: str, prefix: str) -> tuple[Bus, Bus]:
+    if kind == "redis":
+        return RedisBus(prefix=prefix), RedisBus(prefix=prefix)
+    return NatsBus(prefix=prefix), NatsBus(prefix=prefix)
+
+
+@pytest.fixture(params=["redis", "nats"])
+def bus_kind(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    port = 6379 if request.param == "redis" else 4222
+    if not _reachable(port):
+        pytest.skip(f"{request.param} not reachable on 127.0.0.1:{port}")
+    prefix = f"srtest{uuid.uuid4().hex[:10]}"
+    yield request.param, prefix
+    if request.param == "redis":
+        import redis
+
+        r = redis.Redis()
+        for key in r.scan_iter(f"{prefix}:*"):
+            r.delete(key)
+        r.close()
+    else:
+
+        async def drop() -> None:
+            bus = NatsBus(prefix=prefix)
+            await bus.delete_stream()
+            await bus.close()
+
+        asyncio.run(drop())
+
+
+def test_two_service_instances_serve_one_meeting(idp: DevIdp, bus_kind: tuple[str, str]) -> None:
+    kind, prefix = bus_kind
+    bus1, bus2 = _bus_pair(kind, prefix)
+    with (
+        _app(idp, bus1) as one,
+        _app(idp, bus2) as two,
+        one.websocket_connect(URL, headers=_auth(idp, "alice")) as a,
+    ):
+        a.send_text(_post("alice", 1))
+        assert a.receive_json()["message"]["seq"] == 1
+        with two.websocket_connect(URL, headers=_auth(idp, "bob")) as b:
+            assert b.receive_json()["message"]["user"] == "alice"  # history across servers
+            import time
+
+            time.sleep(0.3)  # let bob's media subscription reach the broker
+            frame = _frame()
+            a.send_bytes(frame)
+            assert b.receive_bytes() == frame
+            b.send_text(_post("bob", 1))
+            assert a.receive_json()["message"]["user"] == "bob"
