@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from sealroom.conference.app import AUDIENCE, ConferenceSettings, create_conference_app
-from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
+from sealroom.conference.bus import Bus, NatsBus, RedisBus
 from sealroom.crypto.signing import SigningKey
 from sealroom.idp import DevIdp
 from sealroom.keyservice.jwt_auth import JwksSource
