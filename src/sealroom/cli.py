@@ -11,8 +11,11 @@ from pathlib import Path
 import uvicorn
 
 from sealroom import __version__, demo_unwrap
+from sealroom.conference.app import ConferenceSettings, create_conference_app
+from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
 from sealroom.idp import DevIdp, create_idp_app
 from sealroom.keyservice import audit
+from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.settings import Settings
 from sealroom.keyservice.storage import open_database
@@ -67,6 +70,20 @@ def _cmd_idp(args: argparse.Namespace) -> int:
     idp = DevIdp(Path(args.data_dir), issuer=args.issuer)
     print(f"development IdP (NOT for production) on http://{args.host}:{args.port}", flush=True)
     uvicorn.run(create_idp_app(idp), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _cmd_conference(args: argparse.Namespace) -> int:
+    jwks = JwksSource(url=args.jwks_url) if args.jwks_url else JwksSource(path=args.jwks_file)
+    bus: Bus
+    if args.bus == "redis":
+        bus = RedisBus(args.redis_url, prefix=args.prefix)
+    elif args.bus == "nats":
+        bus = NatsBus(args.nats_url, prefix=args.prefix)
+    else:
+        bus = InProcessBus()
+    app = create_conference_app(ConferenceSettings(jwt_issuer=args.jwt_issuer), jwks, bus)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -144,6 +161,24 @@ def build_parser() -> argparse.ArgumentParser:
     idp.add_argument("--port", type=int, default=8471)
     idp.add_argument("--log-level", default="warning")
     idp.set_defaults(func=_cmd_idp)
+
+    conf = sub.add_parser(
+        "conference",
+        help="run the conferencing service (channel + relay)",
+        description="One WebSocket channel per meeting and an SFrame relay. "
+        "With --bus redis or nats, several instances serve one meeting.",
+    )
+    conf.add_argument("--jwks-url", help="the IdP's JWKS URL")
+    conf.add_argument("--jwks-file", type=Path, help="the IdP's JWKS as a file")
+    conf.add_argument("--jwt-issuer", default="sealroom-dev-idp")
+    conf.add_argument("--bus", choices=["inprocess", "redis", "nats"], default="inprocess")
+    conf.add_argument("--redis-url", default="redis://127.0.0.1:6379")
+    conf.add_argument("--nats-url", default="nats://127.0.0.1:4222")
+    conf.add_argument("--prefix", default="sealroom", help="key or subject prefix on the bus")
+    conf.add_argument("--host", default="127.0.0.1")
+    conf.add_argument("--port", type=int, default=8472)
+    conf.add_argument("--log-level", default="warning")
+    conf.set_defaults(func=_cmd_conference)
 
     aud = sub.add_parser("audit", help="audit-log tools")
     aud_sub = aud.add_subparsers(dest="audit_command", metavar="ACTION", required=True)

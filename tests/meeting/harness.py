@@ -119,7 +119,7 @@ class World:
             if self.refuse_open.get(user, 0) > 0:
                 self.refuse_open[user] -= 1
                 return None, "not_member"
-            if self.deleted or (user not in self.members and user not in self.admins):
+            if self.deleted or user not in self.members:
                 return None, "not_member"
             env: Envelope = args["envelope"]
             assert self.group_priv is not None

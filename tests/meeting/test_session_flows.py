@@ -42,7 +42,7 @@ def test_start_posts_one_key_and_preapproves_invitees() -> None:
     w.add("uma")
     w.run("uma", "start")
     assert w.key("uma")[0] == 0
-    assert w.members == {"bob"}  # the pre-approved invitee was added at once
+    assert w.members == {"uma", "bob"}  # U0 and the pre-approved invitee, at once
     assert "hana" in w.admins  # the host got admin rights before arriving
     assert [m.kind for m in w.board] == ["start", "session-key"]
 
@@ -85,7 +85,7 @@ def test_two_leaves_in_the_window_cost_one_rekey() -> None:
     w.run("dina", "leave")
     w.advance(LEAVE_DEBOUNCE_SECONDS)
     assert _same_key(w, ["uma", "bob"]) == start_epoch + 1  # type: ignore[operator]
-    assert w.members == {"bob"}
+    assert w.members == {"uma", "bob"}
 
 
 def test_removed_participant_cannot_open_the_new_key() -> None:

@@ -44,6 +44,7 @@ __all__ = [
     "Post",
     "RetireMediaKeys",
     "RotateDeviceKey",
+    "Timing",
     "ratchet",
     "security_code",
 ]
@@ -120,6 +121,15 @@ Action = (
 
 
 @dataclass(frozen=True)
+class Timing:
+    """The protocol's waits (DESIGN.md §4); tests and demos compress them."""
+
+    join_retry_delays: tuple[float, ...] = JOIN_RETRY_DELAYS
+    leave_debounce: float = LEAVE_DEBOUNCE_SECONDS
+    ratchet_interval: float = RATCHET_SECONDS
+
+
+@dataclass(frozen=True)
 class MeetingConfig:
     """What every participant knows from the invitation."""
 
@@ -158,9 +168,16 @@ class MeetingSession:
     """One device's participation in one meeting."""
 
     def __init__(
-        self, config: MeetingConfig, *, user: str, device: str, signing_key: SigningKey
+        self,
+        config: MeetingConfig,
+        *,
+        user: str,
+        device: str,
+        signing_key: SigningKey,
+        timing: Timing | None = None,
     ) -> None:
         self.config = config
+        self.timing = timing or Timing()
         self.user, self.device, self._key = user, device, signing_key
         self.state = "idle"  # idle, starting, joining, in_meeting, left, ended, not_admitted
         self.epoch: int | None = None
@@ -172,6 +189,7 @@ class MeetingSession:
         self.members: set[str] = set()  # as the manager knows them
         self.roster: list[str] = []
         self.roster_head = bytes(32)
+        self.last_envelope = b""  # the newest session-key envelope, as posted
         self._board_epoch = -1  # newest session-key post by a manager, opened or not
         self._board_head = bytes(32)
         self._seq = 0
@@ -223,7 +241,7 @@ class MeetingSession:
         if old is not None and old < epoch:
             actions.append(RetireMediaKeys((old,)))
         if self.is_manager:
-            self._ratchet_at = now + RATCHET_SECONDS
+            self._ratchet_at = now + self.timing.ratchet_interval
         actions.append(
             Notify(
                 "rekeyed" if old is not None else "key_installed",
@@ -255,6 +273,7 @@ class MeetingSession:
         )
         self.roster, self.roster_head = members, head
         self._board_epoch, self._board_head = epoch, head
+        self.last_envelope = envelope.to_bytes()
         return [post, *self._install(epoch, sk, now, reason)]
 
     def _object_id(self, epoch: int) -> bytes:
@@ -291,6 +310,7 @@ class MeetingSession:
         if self.state != "idle":
             raise RuntimeError("already started or joined")
         self.state = "joining"
+        self.present[self.user] = self.device
         self._join_attempts = 0
         return [self._post("announce", {})]
 
@@ -353,7 +373,9 @@ class MeetingSession:
                 self.state = "ended"
                 return [Notify("failed", {"op": "create_group", "error": error})]
             self.group_key = result["public_key"]
-            actions: list[Action] = (
+            # U0 is a member too: a later manager's fresh keys must reach it.
+            actions: list[Action] = [self._call("add_member", {"user": self.user}, user=self.user)]
+            actions += (
                 [self._call("add_admin", user=self.config.host)]
                 if self.config.host != self.user
                 else []
@@ -361,7 +383,7 @@ class MeetingSession:
             if self.config.invitees:
                 actions.append(self._call("preapprove", users=list(self.config.invitees)))
             for invitee in self.config.invitees:
-                actions.append(self._call("add_member", user=invitee))
+                actions.append(self._call("add_member", {"user": invitee}, user=invitee))
             start = self._post(
                 "start",
                 {
@@ -496,7 +518,7 @@ class MeetingSession:
             self._leavers.add(user)
             actions.append(self._call("remove_member", {"user": user}, user=user))
             if self._rekey_at is None:
-                self._rekey_at = now + LEAVE_DEBOUNCE_SECONDS
+                self._rekey_at = now + self.timing.leave_debounce
         return actions + self._timers()
 
     def _on_session_key(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
@@ -504,6 +526,7 @@ class MeetingSession:
             return [Notify("bad_message", {"device": m.device, "why": "not the manager"})]
         epoch = int(m.body["epoch"])
         if epoch > self._board_epoch:
+            self.last_envelope = b64d(m.body["envelope"], "envelope", max_bytes=16384)
             self._board_epoch = epoch
             self._board_head = _roster_hash(
                 b64d(m.body["prev"], "prev"), epoch, [str(u) for u in m.body["roster"]]
@@ -555,8 +578,9 @@ class MeetingSession:
         if m is not self._pending_post:
             return []
         if error is not None or result is None:
-            if self._join_attempts < len(JOIN_RETRY_DELAYS):
-                self._retry_at = now + JOIN_RETRY_DELAYS[self._join_attempts]
+            delays = self.timing.join_retry_delays
+            if self._join_attempts < len(delays):
+                self._retry_at = now + delays[self._join_attempts]
                 self._join_attempts += 1
                 return self._timers()
             self._pending_post = None

@@ -1,0 +1,296 @@
+"""The asyncio meeting client: a :class:`~sealroom.meeting.session.MeetingSession` driven
+over the conferencing channel, with the key service reached through the SDK.
+
+It posts and reads board messages, verifies each sender's device certificate, runs the
+session's key-service calls, installs SFrame keys, sends and receives media, and reports
+:class:`MeetingEvent` s: ``joined``, ``key_installed``, ``rekeyed``, ``frame``,
+``decryption_failed`` (with sender and KID), ``participant_left``, ``manager``, ``ended``…
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+
+from sealroom.crypto.signing import VerifyingKey
+from sealroom.media.keys import DEFAULT_SUITE, FrameRejectedError, Receiver, Sender
+from sealroom.meeting.messages import BoardMessage
+from sealroom.meeting.session import (
+    Action,
+    CallMeAt,
+    InstallMediaKey,
+    KeyServiceCall,
+    MeetingConfig,
+    MeetingSession,
+    Notify,
+    Post,
+    RetireMediaKeys,
+    RotateDeviceKey,
+    Timing,
+)
+from sealroom.sdk.client import Client, _maybe_await
+from sealroom.sdk.errors import SdkError, ServiceRefusedError
+
+__all__ = ["CONFERENCE_AUDIENCE", "MeetingClient", "MeetingEvent"]
+
+CONFERENCE_AUDIENCE = "sealroom-conference"
+
+
+@dataclass(frozen=True)
+class MeetingEvent:
+    kind: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class MeetingClient:
+    """One device in one meeting. ``await start()`` or ``await join()``, then ``publish``."""
+
+    def __init__(
+        self,
+        sdk: Client,
+        conference_url: str,
+        config: MeetingConfig,
+        *,
+        token: Callable[[str], Awaitable[str] | str],
+        timing: Timing | None = None,
+        suite: int = DEFAULT_SUITE,
+        switch_delay: float = 0.5,
+        grace_seconds: float = 2.0,
+    ) -> None:
+        self.sdk, self.config = sdk, config
+        base = conference_url.rstrip("/")
+        if base.startswith("http"):  # accept the service's http(s) URL too
+            base = "ws" + base[4:]
+        self._url = base + f"/v1/meetings/{config.meeting_id}/channel"
+        self._token = token
+        self._suite = suite
+        self._switch_delay = switch_delay
+        self.session = MeetingSession(
+            config, user=sdk.user_id, device=sdk.device_id, signing_key=sdk._signer(), timing=timing
+        )
+        self.events: asyncio.Queue[MeetingEvent] = asyncio.Queue()
+        self.receiver = Receiver(suite=suite, grace_seconds=grace_seconds)
+        self._sender: Sender | None = None
+        self._next_sender: tuple[float, Sender] | None = None
+        self._rosters: dict[int, list[str]] = {}
+        self._keys: dict[str, tuple[str, VerifyingKey]] = {}
+        self._ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._lock = asyncio.Lock()
+        self._loop = asyncio.get_event_loop()
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self._loop.time()
+
+    async def connect(self) -> None:
+        token = await _maybe_await(self._token(CONFERENCE_AUDIENCE))
+        self._ws = await websockets.connect(
+            self._url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=1 << 20
+        )
+        self._reader = asyncio.create_task(self._read())
+
+    async def start(self) -> None:
+        await self.connect()
+        await self._run(self.session.start(self._now()))
+
+    async def join(self) -> None:
+        await self.connect()
+        await self._run(self.session.join(self._now()))
+
+    async def leave(self) -> None:
+        await self._run(self.session.leave(self._now()))
+        await self.close()
+
+    async def remove(self, user: str) -> None:
+        await self._run(self.session.remove(user, self._now()))
+
+    async def end(self) -> None:
+        await self._run(self.session.end(self._now()))
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._ws is not None:
+            await self._ws.close()
+
+    # --- media -----------------------------------------------------------------------
+
+    async def publish(self, payload: bytes, metadata: bytes = b"") -> bool:
+        """Encrypt and send one frame; False while this device has no key yet."""
+        pending = self._next_sender
+        if pending is not None and self._now() >= pending[0]:
+            self._sender, self._next_sender = pending[1], None
+        if self._sender is None or self._ws is None:
+            return False
+        await self._ws.send(self._sender.encrypt(metadata, payload))
+        return True
+
+    def _on_frame(self, frame: bytes) -> None:
+        try:
+            epoch, index, payload = self.receiver.decrypt(b"", frame, self._now())
+        except FrameRejectedError as exc:
+            sender = self._who(exc.epoch, exc.sender)
+            self.events.put_nowait(
+                MeetingEvent("decryption_failed", {"kid": exc.kid, "sender": sender})
+            )
+            return
+        self.events.put_nowait(
+            MeetingEvent(
+                "frame", {"sender": self._who(epoch, index), "epoch": epoch, "payload": payload}
+            )
+        )
+
+    def _who(self, epoch: int | None, index: int | None) -> str | None:
+        roster = self._rosters.get(epoch) if epoch is not None else None
+        if roster is None or index is None or index >= len(roster):
+            return None
+        return roster[index]
+
+    # --- the channel -----------------------------------------------------------------
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._ws:
+                if isinstance(raw, bytes):
+                    self._on_frame(raw)
+                    continue
+                data = json.loads(raw)
+                if data.get("type") == "error":
+                    self.events.put_nowait(MeetingEvent("channel_error", data))
+                    continue
+                message = BoardMessage.from_json(json.dumps(data["message"]))
+                key = await self._sender_key(message)
+                if key is None:
+                    continue
+                async with self._lock:
+                    actions = self.session.receive(message, key, self._now())
+                await self._run(actions)
+        except websockets.ConnectionClosed:
+            return
+
+    async def _sender_key(self, message: BoardMessage) -> VerifyingKey | None:
+        """The posting device's key, trusted only through its certificate and pinned user."""
+        cached = self._keys.get(message.device)
+        if cached is None:
+            try:
+                info = await self.sdk._call("GET", f"/v1/devices/{message.device}")
+                key = await self.sdk._certified(info)
+            except (SdkError, ServiceRefusedError):
+                self.events.put_nowait(MeetingEvent("bad_message", {"device": message.device}))
+                return None
+            cached = self._keys[message.device] = (str(info["user_id"]), key)
+        user, key = cached
+        return key if user == message.user else None
+
+    # --- actions ---------------------------------------------------------------------
+
+    async def _run(self, actions: list[Action]) -> None:
+        for action in actions:
+            await self._do(action)
+
+    async def _do(self, action: Action) -> None:
+        if isinstance(action, Post):
+            await self._ws.send(
+                json.dumps({"type": "post", "message": json.loads(action.message.to_json())})
+            )
+        elif isinstance(action, KeyServiceCall):
+            result, error = await self._key_service(action)
+            async with self._lock:
+                follow = self.session.key_service_reply(action.id, result, error, self._now())
+            await self._run(follow)
+        elif isinstance(action, InstallMediaKey):
+            self._install(action)
+        elif isinstance(action, RetireMediaKeys):
+            if self.session.state in ("ended", "left"):
+                for epoch in self.receiver.epochs:
+                    self.receiver.retire(epoch)
+                self._sender = self._next_sender = None
+        elif isinstance(action, CallMeAt):
+            self._schedule(action.when)
+        elif isinstance(action, Notify):
+            self.events.put_nowait(MeetingEvent(action.event, dict(action.detail)))
+        elif isinstance(action, RotateDeviceKey):
+            with contextlib.suppress(SdkError, ServiceRefusedError):
+                await self.sdk.rotate_device()
+                self.events.put_nowait(MeetingEvent("device_rotated"))
+
+    def _install(self, action: InstallMediaKey) -> None:
+        now = self._now()
+        roster = list(self.session.roster)
+        self._rosters[action.epoch] = roster
+        self.receiver.install(action.epoch, action.session_key, now)
+        if self.sdk.user_id not in roster:
+            return
+        sender = Sender(
+            action.session_key, action.epoch, roster.index(self.sdk.user_id), suite=self._suite
+        )
+        ratcheted = (
+            action.epoch > 0 and self._sender is not None and self._sender.epoch == action.epoch - 1
+        )
+        if self._sender is None or ratcheted:
+            self._sender, self._next_sender = sender, None  # everyone has it already
+        else:
+            self._next_sender = (now + self._switch_delay, sender)  # let it reach the others
+
+    def _schedule(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+        def fire() -> None:
+            self._timer = None
+            task = asyncio.ensure_future(self._fire())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self._timer = self._loop.call_at(when, fire)
+
+    async def _fire(self) -> None:
+        async with self._lock:
+            actions = self.session.timer(self._now())
+        await self._run(actions)
+
+    async def _key_service(self, call: KeyServiceCall) -> tuple[dict[str, Any] | None, str | None]:
+        group, args = call.args["group"], call.args
+        try:
+            if call.op == "create_group":
+                return {"public_key": await self.sdk.create_group(group)}, None
+            if call.op == "add_member":
+                await self.sdk.add_member(group, args["user"])
+            elif call.op == "remove_member":
+                await self.sdk.remove_member(group, args["user"])
+            elif call.op == "add_admin":
+                await self.sdk.add_admin(group, args["user"])
+            elif call.op == "preapprove":
+                await self.sdk.preapprove(group, args["users"])
+            elif call.op == "delete_group":
+                await self.sdk.delete_group(group)
+            elif call.op == "open_envelope":
+                data = await self.sdk.decrypt_unmanaged(args["envelope"], 0, "group", group)
+                return {"data": data}, None
+            else:
+                return None, "unknown_op"
+        except ServiceRefusedError as exc:
+            return None, exc.code
+        except SdkError as exc:
+            return None, f"sdk:{type(exc).__name__}"
+        return {}, None
+
+    def security_code(self) -> str | None:
+        return self.session.security_code()
+
+    def __repr__(self) -> str:
+        return f"MeetingClient({self.sdk.user_id} in {self.config.meeting_id})"

@@ -1,0 +1,254 @@
+"""A whole meeting of real clients against real services on 127.0.0.1: the IdP, the key
+service and the conferencing service run as processes; the clients use the SDK and the
+asyncio meeting client. Time is compressed (debounce 0.5 s, ratchet every 4 s)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sealroom.api.encoding import b64d
+from sealroom.crypto.envelope import Envelope
+from sealroom.idp import PROVIDER_AUDIENCE
+from sealroom.media.keys import FrameRejectedError, Receiver
+from sealroom.meeting.session import MeetingConfig, Timing
+from sealroom.sdk import BasicSplitTrust, Client, ServiceRefusedError
+from sealroom.sdk.meeting import MeetingClient, MeetingEvent
+
+TIMING = Timing(join_retry_delays=(0.2, 0.5, 1.0, 1.0), leave_debounce=0.5, ratchet_interval=4.0)
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    tmp = tmp_path_factory.mktemp("meeting")
+    ports = {name: _port() for name in ("idp", "ks", "conf")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALROOM_")}
+    cmd = [sys.executable, "-m", "sealroom"]
+    jwks = f"http://127.0.0.1:{ports['idp']}/.well-known/jwks.json"
+    procs = [
+        subprocess.Popen(
+            [*cmd, "idp", "--data-dir", str(tmp / "idp"), "--port", str(ports["idp"])],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [
+                *cmd,
+                "keyservice",
+                "--database-url",
+                f"sqlite:///{tmp / 'ks.db'}",
+                "--secrets-file",
+                str(tmp / "s.json"),
+                "--jwks-url",
+                jwks,
+                "--port",
+                str(ports["ks"]),
+            ],
+            env=env,
+        ),
+        subprocess.Popen(
+            [*cmd, "conference", "--jwks-url", jwks, "--port", str(ports["conf"])], env=env
+        ),
+    ]
+    try:
+        _wait(jwks, procs[0])
+        _wait(f"http://127.0.0.1:{ports['ks']}/healthz", procs[1])
+        _wait(f"http://127.0.0.1:{ports['conf']}/healthz", procs[2])
+        yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()} | {"tmp": str(tmp)}
+    finally:
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+class Person:
+    def __init__(self, servers: dict[str, str], user: str, config: MeetingConfig) -> None:
+        idp = servers["idp"]
+        self.user = user
+
+        def token(audience: str) -> str:
+            r = httpx.post(f"{idp}/v1/token", json={"user_id": user, "audience": audience})
+            return str(r.json()["token"])
+
+        def half() -> bytes:
+            r = httpx.post(
+                f"{idp}/v1/escrow-half",
+                headers={"authorization": "Bearer " + token(PROVIDER_AUDIENCE)},
+            )
+            return b64d(r.json()["half"])
+
+        self.sdk = Client(
+            servers["ks"],
+            jwt=token,
+            secret=BasicSplitTrust(half),
+            keystore=Path(servers["tmp"]) / user / "device.json",
+        )
+        self.token, self.config, self.conf = token, config, servers["conf"]
+        self.seen: list[MeetingEvent] = []
+        self.mc: MeetingClient | None = None
+
+    async def enter(self) -> MeetingClient:
+        await self.sdk.initialize()
+        self.mc = MeetingClient(
+            self.sdk, self.conf, self.config, token=self.token, timing=TIMING, switch_delay=0.2
+        )
+        return self.mc
+
+    async def wait(self, kind: str, timeout: float = 15.0, **match: Any) -> MeetingEvent:
+        assert self.mc is not None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            event = await asyncio.wait_for(self.mc.events.get(), max(remaining, 0.01))
+            self.seen.append(event)
+            if event.kind == kind and all(event.detail.get(k) == v for k, v in match.items()):
+                return event
+
+    async def frames_from(self, sender: Person, payload: bytes) -> None:
+        """Publish until the payload arrives here from ``sender`` (keys may be switching)."""
+        assert sender.mc is not None
+        for _ in range(50):
+            await sender.mc.publish(payload)
+            try:
+                await self.wait("frame", timeout=0.2, sender=sender.user, payload=payload)
+                return
+            except TimeoutError:
+                continue
+        raise AssertionError(f"{self.user} never got a frame from {sender.user}")
+
+    def epoch(self) -> int | None:
+        assert self.mc is not None
+        return self.mc.session.epoch
+
+
+async def _meeting(servers: dict[str, str]) -> None:
+    config = MeetingConfig("standup", host="hana", invitees=("bob",))
+    uma, bob, carl, hana = (Person(servers, u, config) for u in ("uma", "bob", "carl", "hana"))
+    for p in (bob, carl, hana):
+        await p.sdk.initialize()  # they have accounts; only bob is pre-approved
+    try:
+        # Start by U0 (the host is late); the pre-approved invitee joins at once.
+        await (await uma.enter()).start()
+        await uma.wait("key_installed")
+        await (await bob.enter()).join()
+        await bob.wait("joined")
+        assert bob.epoch() == uma.epoch() == 1  # the join ratcheted 0 -> 1
+        await bob.frames_from(uma, b"frame-1")
+
+        # A participant who was not pre-approved joins; the manager adds it.
+        await (await carl.enter()).join()
+        await carl.wait("joined")
+        await carl.frames_from(bob, b"frame-2")
+        await uma.frames_from(carl, b"frame-3")
+
+        # The late host takes over and rekeys.
+        await (await hana.enter()).join()
+        await hana.wait("joined")
+        await bob.wait("rekeyed", reason="takeover")
+        assert {p.mc.session.manager for p in (uma, bob, carl, hana)} == {"hana"}  # type: ignore[union-attr]
+        await bob.frames_from(hana, b"frame-4")
+
+        # A leave: the debounced fresh key reaches everyone else.
+        before = bob.epoch()
+        assert carl.mc is not None
+        await carl.mc.leave()
+        await bob.wait("rekeyed", reason="leave")
+        assert bob.epoch() == uma.epoch() == hana.epoch() == (before or 0) + 1
+        await uma.frames_from(bob, b"frame-5")
+
+        # A removal: bob keeps the relayed stream and its old keys, and reads nothing new.
+        assert bob.mc is not None
+        old_epoch, old_sk = bob.mc.session.epoch, bob.mc.session._sk
+        assert old_epoch is not None
+        assert old_sk is not None
+        assert hana.mc is not None
+        await hana.mc.remove("bob")
+        await uma.wait("rekeyed", reason="leave")
+        rogue = Receiver()  # what a removed client that ignores the order still holds
+        rogue.install(old_epoch, old_sk, 0.0)
+        leaked = 0
+        assert uma.mc is not None
+        for i in range(20):
+            await uma.mc.publish(b"after-removal-%d" % i)
+        await asyncio.sleep(0.5)
+        while not bob.mc.events.empty():
+            event = bob.mc.events.get_nowait()
+            if event.kind == "frame":
+                leaked += 1
+        assert leaked == 0
+        assert uma.mc._sender is not None
+        rogue_frame = uma.mc._sender.encrypt(b"", b"secret")
+        with pytest.raises(FrameRejectedError):
+            rogue.decrypt(b"", rogue_frame, 0.0)
+        envelope_raw = _newest_envelope(hana)
+        with pytest.raises(ServiceRefusedError):
+            await bob.sdk.decrypt_unmanaged(
+                Envelope.from_bytes(envelope_raw), 0, "group", "standup"
+            )
+        await hana.frames_from(uma, b"frame-6")
+
+        # The scheduled ratchet.
+        epoch = uma.epoch()
+        await uma.wait("rekeyed", timeout=10, reason="timer")
+        assert uma.epoch() == hana.epoch() == (epoch or 0) + 1
+
+        # The manager drops: another admin (U0) takes over and rekeys.
+        await hana.mc.leave()
+        await uma.wait("rekeyed", reason="takeover")
+        assert uma.mc.session.manager == "uma"
+
+        # The end: the group is deleted, keys dropped, the device key rotated.
+        old_device = uma.sdk.device_id
+        await uma.mc.end()
+        await uma.wait("device_rotated")
+        assert uma.mc.session.epoch is None
+        assert uma.mc.receiver.epochs == []
+        assert uma.sdk.device_id != old_device
+        with pytest.raises(ServiceRefusedError, match="not_found"):
+            await uma.sdk.group("standup")
+    finally:
+        for p in (uma, bob, carl, hana):
+            if p.mc is not None:
+                await p.mc.close()
+            await p.sdk.aclose()
+
+
+def _newest_envelope(p: Person) -> bytes:
+    assert p.mc is not None
+    return p.mc.session.last_envelope
+
+
+def test_a_whole_meeting_over_real_services(servers: dict[str, str]) -> None:
+    asyncio.run(_meeting(servers))
