@@ -1,4 +1,4 @@
-"""SFrame throughput against raw AES-GCM from the same library, in the same run (issue 4).
+"""SFrame throughput against raw AES-GCM, and the relay's forwarding rate (issue 4).
 
 For 100 B, 1,200 B and 64 KiB frames it times one SFrame encrypt plus one decrypt (a
 :class:`~sealroom.media.keys.Sender` and a :class:`~sealroom.media.keys.Receiver` with its
@@ -6,18 +6,32 @@ replay window), and the same with pyca/cryptography's AESGCM directly (a counter
 frame, the same associated data). Rounds alternate between the two so machine noise hits
 both; the figure is raw time / SFrame time.
 
-    .venv/bin/python bench/media.py [--seconds 1.0]
+Then it starts the conferencing service on 127.0.0.1 (in-process bus) with the development
+IdP, connects 10 sending and 10 receiving WebSocket clients to one meeting, has every sender
+push 1,200-byte SFrame frames as fast as the relay takes them, and counts the frames the
+receivers get per second. Clients and server share this 2-core machine.
+
+    .venv/bin/python bench/media.py [--seconds 1.0] [--relay-seconds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import socket
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
+import httpx
+import websockets
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from sealroom.conference.app import AUDIENCE
 from sealroom.media.keys import Receiver, Sender
 
 SIZES = (100, 1200, 64 * 1024)
@@ -27,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="per size and method")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--relay-seconds", type=float, default=5.0)
     args = parser.parse_args(argv)
     session_key = os.urandom(32)
     metadata = b"stream-7"
@@ -57,8 +72,113 @@ def main(argv: list[str] | None = None) -> int:
             raw_t.append((time.perf_counter() - start) / per_round)
         s, r = statistics.median(sframe_t), statistics.median(raw_t)
         print(f"{size:>8}{size / s / 1e6:>14.1f}{size / r / 1e6:>11.1f}{r / s:>10.0%}")
-    print("(the relay forwarding rate is not measured yet: the relay is not built)")
+    relay(args.relay_seconds)
     return 0
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+async def _relay_load(
+    conf: str, idp: str, seconds: float, senders: int, receivers: int
+) -> tuple[int, int, float]:
+    url = conf.replace("http", "ws", 1) + "/v1/meetings/bench/channel"
+
+    def token(user: str) -> str:
+        r = httpx.post(f"{idp}/v1/token", json={"user_id": user, "audience": AUDIENCE})
+        return str(r.json()["token"])
+
+    def connect(user: str) -> object:
+        return websockets.connect(
+            url, additional_headers={"Authorization": f"Bearer {token(user)}"}, max_size=1 << 20
+        )
+
+    out = [await connect(f"s{i}") for i in range(senders)]  # type: ignore[misc]
+    inn = [await connect(f"r{i}") for i in range(receivers)]  # type: ignore[misc]
+    await asyncio.sleep(0.3)
+    frame = Sender(os.urandom(32), 1, 0).encrypt(b"", os.urandom(1200))
+    sent = received = 0
+    stop = time.monotonic() + seconds
+
+    async def send(ws: object) -> None:
+        nonlocal sent
+        while time.monotonic() < stop:
+            await ws.send(frame)  # type: ignore[attr-defined]
+            sent += 1
+            await asyncio.sleep(0)
+
+    async def recv(ws: object) -> None:
+        nonlocal received
+        while time.monotonic() < stop + 0.5:
+            try:
+                await asyncio.wait_for(ws.recv(), 0.5)  # type: ignore[attr-defined]
+                received += 1
+            except TimeoutError:
+                continue
+
+    start = time.monotonic()
+    await asyncio.gather(
+        *(send(w) for w in out), *(recv(w) for w in inn), *(recv(w) for w in out)
+    )  # senders read the others' frames too
+    elapsed = time.monotonic() - start
+    for w in [*out, *inn]:
+        await w.close()  # type: ignore[attr-defined]
+    return sent, received, elapsed
+
+
+def relay(seconds: float, senders: int = 10, receivers: int = 10) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        idp_port, conf_port = _port(), _port()
+        cmd = [sys.executable, "-m", "sealroom"]
+        idp = subprocess.Popen(
+            [*cmd, "idp", "--data-dir", str(Path(d) / "idp"), "--port", str(idp_port)],
+            stdout=subprocess.DEVNULL,
+        )
+        jwks = f"http://127.0.0.1:{idp_port}/.well-known/jwks.json"
+        conf = subprocess.Popen([*cmd, "conference", "--jwks-url", jwks, "--port", str(conf_port)])
+        try:
+            _wait(jwks)
+            _wait(f"http://127.0.0.1:{conf_port}/healthz")
+            print(
+                f"relay: {senders} senders x {receivers} receivers, 1,200 B frames, "
+                f"{seconds:.0f} s ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            sent, received, elapsed = asyncio.run(
+                _relay_load(
+                    f"http://127.0.0.1:{conf_port}",
+                    f"http://127.0.0.1:{idp_port}",
+                    seconds,
+                    senders,
+                    receivers,
+                )
+            )
+        finally:
+            for proc in (conf, idp):
+                proc.terminate()
+                proc.wait(timeout=10)
+    fanout = senders - 1 + receivers
+    print(
+        f"relay: {sent / elapsed:,.0f} frames/s in; {received / elapsed:,.0f} frames/s "
+        f"forwarded ({received * 1200 * 8 / elapsed / 1e6:,.0f} Mbit/s), "
+        f"{received / max(sent * fanout, 1):.0%} of the {fanout}-way fan-out (media is lossy: "
+        "frames for a slow receiver are dropped, never queued without bound)"
+    )
 
 
 if __name__ == "__main__":

@@ -125,10 +125,11 @@ class Sender:
 class ReplayWindow:
     """Accepts each counter once: anything at or below ``highest - size`` is too old."""
 
-    __slots__ = ("_bits", "_highest", "size")
+    __slots__ = ("_bits", "_highest", "_mask", "size")
 
     def __init__(self, size: int = 1024) -> None:
         self.size = size
+        self._mask = (1 << size) - 1
         self._highest = -1
         self._bits = 0  # bit i set: counter (highest - i) was seen
 
@@ -142,7 +143,7 @@ class ReplayWindow:
     def accept(self, ctr: int) -> None:
         if ctr > self._highest:
             shift = ctr - self._highest
-            self._bits = ((self._bits << shift) | 1) & ((1 << self.size) - 1)
+            self._bits = ((self._bits << shift) | 1) & self._mask
             self._highest = ctr
         else:
             self._bits |= 1 << (self._highest - ctr)
@@ -202,10 +203,21 @@ class Receiver:
         """(epoch, sender index, plaintext), or FrameRejectedError."""
         if now >= self._next_expiry:
             self.expire(now)
-        try:
-            kid, ctr, header_len = decode_header(frame)
-        except SFrameError:
-            raise FrameRejectedError(None, None, None) from None
+        first = frame[0] if frame else 0
+        if first & 0x88 == 0x88:  # the usual shape: extended KID and CTR, parsed inline
+            kid_end = ((first >> 4) & 7) + 2
+            header_len = kid_end + (first & 7) + 1
+            if len(frame) < header_len or frame[1] == 0 or frame[kid_end] == 0:
+                raise FrameRejectedError(None, None, None)
+            kid = int.from_bytes(frame[1:kid_end], "big")
+            ctr = int.from_bytes(frame[kid_end:header_len], "big")
+            if kid < 8 or ctr < 8:
+                raise FrameRejectedError(None, None, None)
+        else:
+            try:
+                kid, ctr, header_len = decode_header(frame)
+            except SFrameError:
+                raise FrameRejectedError(None, None, None) from None
         entry = self._kids.get(kid)
         if entry is None:
             entry = self._key_for(kid)
