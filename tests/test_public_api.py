@@ -23,6 +23,13 @@ MODULES = [
     "sealroom.keyservice.app",
     "sealroom.sdk",
     "sealroom.sdk.client",
+    "sealroom.sdk.meeting",
+    "sealroom.media.sframe",
+    "sealroom.media.keys",
+    "sealroom.meeting.messages",
+    "sealroom.meeting.session",
+    "sealroom.conference.app",
+    "sealroom.conference.bus",
 ]
 
 
@@ -61,7 +68,10 @@ def test_only_the_pairing_module_imports_the_backend() -> None:
         ("crypto", ("sealroom.keyservice", "sealroom.sdk", "sealroom.api", "sealroom.cli")),
         ("api", ("sealroom.keyservice", "sealroom.sdk", "sealroom.cli")),
         ("sdk", ("sealroom.keyservice", "sealroom.cli")),
-        ("keyservice", ("sealroom.sdk", "sealroom.cli")),
+        ("keyservice", ("sealroom.sdk", "sealroom.cli", "sealroom.conference")),
+        ("media", ("sealroom.keyservice", "sealroom.sdk", "sealroom.meeting", "sealroom.cli")),
+        ("meeting", ("sealroom.keyservice", "sealroom.sdk", "sealroom.conference", "sealroom.cli")),
+        ("conference", ("sealroom.sdk", "sealroom.cli")),
     ],
 )
 def test_dependencies_point_one_way(package: str, forbidden: tuple[str, ...]) -> None:

@@ -30,6 +30,8 @@ __all__ = [
     "CipherSuite",
     "SFrameContext",
     "SFrameError",
+    "aead_decrypt",
+    "aead_encrypt",
     "decode_header",
     "encode_header",
     "header_prefix",
