@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pre.py
 	$(BIN)/python bench/keyservice.py
 	$(BIN)/python bench/media.py
+	$(BIN)/python bench/artifacts.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

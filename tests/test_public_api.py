@@ -14,6 +14,7 @@ MODULES = [
     "sealroom.crypto.signing",
     "sealroom.crypto.envelope",
     "sealroom.crypto.escrow",
+    "sealroom.crypto.stream",
     "sealroom.api.encoding",
     "sealroom.api.reqsig",
     "sealroom.api.identity",

@@ -193,3 +193,29 @@ def test_application_can_accept_a_key_change(env: Env) -> None:
             warnings.simplefilter("ignore", KeyChangedWarning)
             alice.user_public_keys(["bob"])
         assert seen == ["user bob"]
+
+
+def test_streamed_artifact_for_a_group_read_from_any_current_device(env: Env) -> None:
+    import io
+
+    with (
+        env.client("alice") as alice,
+        env.client("bob") as bob,
+        env.client("bob", "tablet") as tablet,
+    ):
+        alice.initialize()
+        bob.initialize()
+        alice.create_group("attendees")
+        alice.add_member("attendees", "bob")
+        recording = bytes(i % 256 for i in range(200_000))
+        sealed = io.BytesIO()
+        alice.encrypt_stream(
+            "rec-1", io.BytesIO(recording), sealed, groups=["attendees"], chunk_size=16384
+        )
+        tablet.initialize()  # a device bob adds after the meeting
+        out = io.BytesIO()
+        assert tablet.decrypt_stream(io.BytesIO(sealed.getvalue()), out) == len(recording)
+        assert out.getvalue() == recording
+        bob.revoke_device(tablet.client.device_id)
+        with _refused("device_revoked"):
+            tablet.decrypt_stream(io.BytesIO(sealed.getvalue()), io.BytesIO())

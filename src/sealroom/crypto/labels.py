@@ -15,6 +15,8 @@ SIG_ORIGIN: Final[bytes] = _PREFIX + b"sig/encrypted-value-origin"
 SIG_TRANSFORMED: Final[bytes] = _PREFIX + b"sig/encrypted-value-transformed"
 SIG_TRANSFORM_KEY: Final[bytes] = _PREFIX + b"sig/transform-key"
 SIG_ENVELOPE: Final[bytes] = _PREFIX + b"sig/envelope"
+SIG_STREAM_HEADER: Final[bytes] = _PREFIX + b"sig/stream-header"
+SIG_STREAM_TRAILER: Final[bytes] = _PREFIX + b"sig/stream-trailer"
 
 ENVELOPE_AAD: Final[bytes] = _PREFIX + b"envelope/aad"
 ESCROW_AAD: Final[bytes] = _PREFIX + b"escrow/aad"
@@ -32,6 +34,8 @@ ALL: Final[tuple[bytes, ...]] = (
     SIG_TRANSFORMED,
     SIG_TRANSFORM_KEY,
     SIG_ENVELOPE,
+    SIG_STREAM_HEADER,
+    SIG_STREAM_TRAILER,
     ENVELOPE_AAD,
     ESCROW_AAD,
     ESCROW_KEY,

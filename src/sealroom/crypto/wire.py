@@ -22,6 +22,7 @@ TAG_ENCRYPTED_VALUE: Final[int] = 0x11
 TAG_TRANSFORM_KEY: Final[int] = 0x21
 TAG_ENVELOPE: Final[int] = 0x41
 TAG_ESCROW: Final[int] = 0x51
+TAG_STREAM: Final[int] = 0x61
 
 
 def header(tag: int) -> bytes:

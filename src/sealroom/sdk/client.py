@@ -15,7 +15,7 @@ import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import httpx
 
@@ -50,6 +50,7 @@ from sealroom.crypto.pre import (
     generate_transform_key,
 )
 from sealroom.crypto.signing import SigningKey, VerifyingKey
+from sealroom.crypto.stream import DEFAULT_CHUNK, open_stream, read_header, seal_stream
 from sealroom.errors import SignatureError
 from sealroom.sdk.errors import KeyChangedError, KeyChangedWarning, SdkError, ServiceRefusedError
 from sealroom.sdk.keystore import Keystore, PinnedUser
@@ -569,6 +570,50 @@ class Client:
                 },
             )
         return env
+
+    async def encrypt_stream(
+        self,
+        doc_id: str,
+        src: BinaryIO,
+        dst: BinaryIO,
+        *,
+        users: Sequence[str] = (),
+        groups: Sequence[str] = (),
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> None:
+        """Seal a large object (a recording, a file) in chunks, in constant memory; the
+        service keeps its EDEKs as a managed document's grants."""
+        recipients = await self._recipients(users, groups)
+        head = seal_stream(
+            src,
+            dst,
+            doc_id.encode(),
+            [k for _, _, k in recipients],
+            self._signer(),
+            chunk_size=chunk_size,
+        )
+        await self._call(
+            "POST",
+            "/v1/documents",
+            {
+                "id": doc_id,
+                "grants": [
+                    {"kind": kind, "id": rid, "edek": b64e(e.to_bytes())}
+                    for (kind, rid, _), e in zip(recipients, head.edeks, strict=True)
+                ],
+            },
+        )
+
+    async def decrypt_stream(self, src: BinaryIO, dst: BinaryIO) -> int:
+        """Open a sealed stream from any current device; returns the bytes written."""
+        head, raw = read_header(src)
+        data = await self._call("GET", f"/v1/documents/{head.object_id.decode()}/key")
+        value = EncryptedValue.from_bytes(b64d(data["edek"], "edek"))
+        origin = await self._origin(value.origin_signer)
+        source = decrypt(
+            value, self._device_key(), origin_signer=origin, transformer=self.service_key
+        )
+        return open_stream(src, dst, (head, raw), source, sealer=origin)
 
     async def decrypt_document(self, envelope: Envelope) -> bytes:
         """Open a managed document with the grant that reaches this device."""
