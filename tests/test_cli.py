@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from sealroom import demo_unwrap
 from sealroom.cli import main
+from sealroom.demo import unwrap as demo_unwrap
 
 
 def test_demo_unwraps_and_refuses_every_attack() -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import uvicorn
 
-from sealroom import __version__, demo_unwrap
+from sealroom import __version__
 from sealroom.conference.app import ConferenceSettings, create_conference_app
 from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
+from sealroom.demo import unwrap as demo_unwrap
 from sealroom.idp import DevIdp, create_idp_app
 from sealroom.keyservice import audit
 from sealroom.keyservice.jwt_auth import JwksSource

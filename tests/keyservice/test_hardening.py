@@ -129,12 +129,13 @@ def test_refusals_before_any_operation_are_audited(env: Env) -> None:
         alice.initialize()
         mallory.initialize()
         alice.create_group("team")
+        alice.encrypt_document("doc", b"x", users=["alice"])
         before = len(_outcomes(env))
-        with pytest.raises(ServiceRefusedError, match="not_member"):
-            mallory.group("team")
+        with pytest.raises(ServiceRefusedError, match="forbidden"):
+            mallory._run(mallory.client._call("GET", "/v1/documents/doc/grants"))
         with pytest.raises(ServiceRefusedError, match="forbidden"):
             mallory._run(mallory.client._call("GET", "/v1/audit"))
-        assert _outcomes(env)[before:] == ["refused:not_member", "refused:forbidden"]
+        assert _outcomes(env)[before:] == ["refused:forbidden", "refused:forbidden"]
 
 
 def test_content_from_a_device_revoked_as_lost_is_refused(env: Env) -> None:
@@ -195,3 +196,14 @@ def test_anonymous_refusals_cannot_flood_the_audit_log(make_env: object, databas
         assert _outcomes(env)[-1] == "refused:unknown_device (+30 skipped)"
     finally:
         env.close()
+
+
+def test_a_non_member_sees_a_groups_public_key_but_not_its_members(env: Env) -> None:
+    with env.client("alice") as alice, env.client("mallory") as mallory:
+        alice.initialize()
+        mallory.initialize()
+        alice.create_group("safety")
+        view = mallory.group("safety")
+        assert "members" not in view
+        assert "preapproved" not in view
+        assert mallory.group_public_key("safety") == alice.group_public_key("safety")

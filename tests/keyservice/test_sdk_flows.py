@@ -67,7 +67,7 @@ def test_group_document_roundtrip_and_removal(env: Env) -> None:
         assert bob.list_groups() == ["team"]
         info = alice.group("team")
         assert info["admins"] == ["alice"]
-        assert info["members"] == ["bob"]
+        assert info["members"] == ["alice", "bob"]  # the creator joins its group
         alice.remove_member("team", "bob")
         with _refused("forbidden"):
             bob.decrypt_document(doc)

@@ -127,20 +127,23 @@ class Groups:
                     (group_id,),
                 )
             ]
-        if caller.user_id not in admins and caller.user_id not in members:
-            raise ServiceError("not_member")
-        return {
+        public = {  # what anyone may know: to encrypt to the group (e.g. a safety team)
             "id": group_id,
             "public_key": bytes(group["public_key"]),
-            "raw_public_key": bytes(group["raw_public_key"]),
             "admins": admins,
-            "members": members,
-            "preapproved": pre,
-            "created_by": group["created_by"],
             "key_statement": None
             if group["key_statement"] is None
             else bytes(group["key_statement"]),
             "key_statement_device": group["key_statement_device"],
+        }
+        if caller.user_id not in admins and caller.user_id not in members:
+            return public  # membership stays private to members
+        return {
+            **public,
+            "raw_public_key": bytes(group["raw_public_key"]),
+            "members": members,
+            "preapproved": pre,
+            "created_by": group["created_by"],
         }
 
     def set_key_statement(self, caller: Caller, group_id: str, signature: bytes) -> None:

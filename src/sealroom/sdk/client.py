@@ -433,7 +433,8 @@ class Client:
 
     # --- groups ---
 
-    async def create_group(self, group_id: str) -> PublicKey:
+    async def create_group(self, group_id: str, *, join: bool = True) -> PublicKey:
+        """Create a group with this user as admin (and, with ``join``, as member)."""
         seed = generate_plaintext()
         raw = derive_private_key(seed).public_key()
         mine = (await self.user_public_keys([self.user_id]))[self.user_id]
@@ -459,6 +460,8 @@ class Client:
         )
         self.ks.pinned_groups[group_id] = public.to_bytes()
         self.ks.save()
+        if join:  # the creator reads what is shared with the group, like any member
+            await self.add_member(group_id, self.user_id)
         return public
 
     async def group(self, group_id: str) -> dict[str, Any]:

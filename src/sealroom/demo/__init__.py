@@ -1,0 +1,1 @@
+"""Demos: the full encrypted meeting (``sealroom demo``) and the first PRE unwrap demo."""

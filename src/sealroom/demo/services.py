@@ -1,0 +1,113 @@
+"""Start the development IdP, the key service and the conferencing service on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from sealroom.api.encoding import b64d
+from sealroom.idp import PROVIDER_AUDIENCE
+
+__all__ = ["Services"]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Services:
+    """The three servers as child processes, each on a free port of 127.0.0.1."""
+
+    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
+        self.dir = data_dir
+        ports = {n: _port() for n in ("idp", "ks", "conf")}
+        self.idp, self.ks, self.conf = (
+            f"http://127.0.0.1:{ports[n]}" for n in ("idp", "ks", "conf")
+        )
+        jwks = f"{self.idp}/.well-known/jwks.json"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEALROOM_")}
+        cmd = [sys.executable, "-m", "sealroom"]
+        db = database_url or f"sqlite:///{data_dir / 'keyservice.db'}"
+        self.database_url, self.secrets = db, data_dir / "keyservice-secrets.json"
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self._procs = [
+            subprocess.Popen(
+                [*cmd, "idp", "--data-dir", str(data_dir / "idp"), "--port", str(ports["idp"])],
+                env=env,
+                **quiet,
+            ),  # type: ignore[call-overload]
+            subprocess.Popen(
+                [
+                    *cmd,
+                    "keyservice",
+                    "--database-url",
+                    db,
+                    "--secrets-file",
+                    str(self.secrets),
+                    "--jwks-url",
+                    jwks,
+                    "--port",
+                    str(ports["ks"]),
+                ],
+                env=env,
+                **quiet,
+            ),  # type: ignore[call-overload]
+            subprocess.Popen(
+                [*cmd, "conference", "--jwks-url", jwks, "--port", str(ports["conf"])],
+                env=env,
+                **quiet,
+            ),  # type: ignore[call-overload]
+        ]
+        try:
+            for url, proc in (
+                (jwks, self._procs[0]),
+                (f"{self.ks}/healthz", self._procs[1]),
+                (f"{self.conf}/healthz", self._procs[2]),
+            ):
+                self._wait(url, proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"a service exited with code {proc.returncode}")
+            try:
+                httpx.get(url, timeout=1.0)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise TimeoutError(url)
+
+    def token(self, user: str, audience: str) -> str:
+        r = httpx.post(f"{self.idp}/v1/token", json={"user_id": user, "audience": audience})
+        r.raise_for_status()
+        return str(r.json()["token"])
+
+    def provider_half(self, user: str) -> bytes:
+        r = httpx.post(
+            f"{self.idp}/v1/escrow-half",
+            headers={"authorization": "Bearer " + self.token(user, PROVIDER_AUDIENCE)},
+        )
+        r.raise_for_status()
+        return b64d(r.json()["half"])
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            proc.terminate()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
