@@ -188,3 +188,23 @@ def test_replay_window_accepts_each_counter_at_most_once(ctrs: list[int]) -> Non
             w.accept(c)
             accepted.append(c)
     assert len(accepted) == len(set(accepted))
+
+
+def test_a_huge_counter_jump_costs_nothing_and_is_remembered() -> None:
+    import time as _time
+
+    w = ReplayWindow(128)
+    start = _time.perf_counter()
+    w.accept(2**63)
+    assert _time.perf_counter() - start < 0.01
+    assert not w.check(2**63)
+    assert not w.check(5)  # far below the window now
+
+
+def test_frames_from_sender_indices_beyond_the_roster_derive_no_key() -> None:
+    r = Receiver()
+    r.install(1, SK, now=0, senders=3)
+    assert r.decrypt(b"", Sender(SK, 1, 2).encrypt(b"", b"ok"), now=0)[2] == b"ok"
+    with pytest.raises(FrameRejectedError):
+        r.decrypt(b"", Sender(SK, 1, 3).encrypt(b"", b"stranger"), now=0)
+    assert len(r._kids) == 1

@@ -103,7 +103,14 @@ class World:
             self.group_priv, pub = generate_key_pair()
             self.admins.add(user)
             return {"public_key": pub}, None
-        if op in ("add_member", "remove_member", "add_admin", "delete_group", "preapprove"):
+        if op in (
+            "add_member",
+            "remove_member",
+            "add_admin",
+            "remove_admin",
+            "delete_group",
+            "preapprove",
+        ):
             if user not in self.admins:
                 return None, "not_admin"
             if op == "add_member":
@@ -112,6 +119,8 @@ class World:
                 self.members.discard(args["user"])
             elif op == "add_admin":
                 self.admins.add(args["user"])
+            elif op == "remove_admin":
+                self.admins.discard(args["user"])
             elif op == "delete_group":
                 self.deleted = True
             return {}, None

@@ -167,8 +167,11 @@ async def _meeting(servers: dict[str, str]) -> None:
         assert bob.epoch() == uma.epoch() == 1  # the join ratcheted 0 -> 1
         await bob.frames_from(uma, b"frame-1")
 
-        # A participant who was not pre-approved joins; the manager adds it.
+        # A participant who was not invited knocks; the manager admits it.
         await (await carl.enter()).join()
+        await uma.wait("knock", user="carl")
+        assert uma.mc is not None
+        await uma.mc.admit("carl")
         await carl.wait("joined")
         await carl.frames_from(bob, b"frame-2")
         await uma.frames_from(carl, b"frame-3")

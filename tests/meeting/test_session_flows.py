@@ -16,8 +16,11 @@ from .harness import World
 CONFIG = MeetingConfig("m-1", host="hana", invitees=("bob",))
 
 
+LATER = ("carl", "dina", "eve", "mallory")
+
+
 def _meeting(*joiners: str, host_present: bool = True) -> World:
-    w = World(CONFIG)
+    w = World(MeetingConfig("m-1", host="hana", invitees=("bob", *joiners, *LATER)))
     for u in ("uma", *joiners, *(("hana",) if host_present else ())):
         w.add(u)
     w.run("uma", "start")
@@ -85,7 +88,7 @@ def test_two_leaves_in_the_window_cost_one_rekey() -> None:
     w.run("dina", "leave")
     w.advance(LEAVE_DEBOUNCE_SECONDS)
     assert _same_key(w, ["uma", "bob"]) == start_epoch + 1  # type: ignore[operator]
-    assert w.members == {"uma", "bob"}
+    assert not {"carl", "dina"} & w.members
 
 
 def test_removed_participant_cannot_open_the_new_key() -> None:
@@ -249,3 +252,124 @@ def test_tampered_messages_are_refused(field: str) -> None:
     w.board.append(bad)
     w.pump()
     assert "bad_message" in w.events("bob")
+
+
+def test_an_uninvited_joiner_knocks_and_waits_for_the_manager() -> None:
+    w = World(CONFIG)
+    w.add("uma")
+    w.run("uma", "start")
+    w.add("zed")
+    w.run("zed", "join")
+    assert "knock" in w.events("uma")
+    assert w.key("zed") == (None, None)
+    w.run("uma", "admit", "zed")
+    assert w.key("zed")[0] == w.key("uma")[0]
+
+
+def test_a_device_restarting_never_reuses_an_old_epoch() -> None:
+    # A crashed device comes back with a fresh session: it must not reopen the epoch it
+    # sent in before (its SFrame counter restarts at 0), only the one made for its return.
+    w = _meeting("bob", host_present=False)
+    old_epoch = w.key("bob")[0]
+    from sealroom.meeting.session import MeetingSession
+
+    p = w.people["bob"]
+    p.session = MeetingSession(
+        w.config, user="bob", device="bob-dev", signing_key=p.key, seq_start=10_000
+    )
+    p.media.clear()
+    p.cursor = 0  # on reconnecting it reads the whole board again
+    w.run("bob", "join")
+    assert w.key("bob")[0] == w.key("uma")[0]
+    assert w.key("bob")[0] != old_epoch  # type: ignore[comparison-overlap]
+
+
+def test_the_old_manager_stops_its_timers_after_a_handover() -> None:
+    w = _meeting("bob", host_present=False)
+    w.add("hana")
+    w.run("hana", "join")
+    uma = w.people["uma"].session
+    assert uma._ratchet_at is None
+    assert uma._rekey_at is None
+    assert uma.timer(w.now + 1000) == []
+
+
+def test_replies_after_the_end_do_nothing() -> None:
+    w = World(CONFIG)
+    p = w.add("uma")
+    w.hold_ops.add("create_group")
+    w.run("uma", "start")
+    w.people["uma"].session.state = "in_meeting"
+    w.people["uma"].session.manager = "uma"
+    w.do("uma", p.session.end(w.now))
+    w.release_held()
+    assert p.session.state == "ended"
+    assert p.media == {}
+
+
+def test_a_departed_admin_loses_its_admin_rights_and_cannot_take_over() -> None:
+    w = _meeting("bob")  # hana (host) manages; uma is an admin too
+    w.run("uma", "leave")
+    assert "uma" not in w.admins
+    assert all("uma" not in p.session.admins for u, p in w.people.items() if u != "uma")
+
+
+def test_a_failed_removal_holds_the_fresh_key() -> None:
+    w = _meeting("bob", "carl", host_present=False)
+    epoch = w.key("uma")[0]
+    original = w._ks
+
+    def failing(user: str, call: object) -> tuple[object, str | None]:
+        if getattr(call, "op", "") == "remove_member":
+            return None, "internal"
+        return original(user, call)  # type: ignore[arg-type]
+
+    w._ks = failing  # type: ignore[assignment,method-assign]
+    w.run("carl", "leave")
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 5)
+    assert "removal_failed" in w.events("uma")
+    assert w.key("uma")[0] == epoch  # no fresh key while carl is still in the group
+
+
+@pytest.mark.parametrize("epoch", [2**64, 2**32, -1])
+def test_out_of_range_epochs_are_refused(epoch: int) -> None:
+    w = _meeting("bob", host_present=False)
+    before = w.key("bob")
+    uma = w.people["uma"].session
+    forged = uma._post(
+        "session-key",
+        {
+            "epoch": epoch,
+            "reason": "leave",
+            "ratchet": False,
+            "envelope": "AA",
+            "roster": ["bob"],
+            "prev": "AA",
+        },
+    )
+    w.board.append(forged.message)
+    w.pump()
+    assert w.key("bob") == before
+    assert "bad_message" in w.events("bob")
+
+
+def test_board_messages_with_odd_ids_are_malformed() -> None:
+    import json as _json
+
+    from sealroom.errors import MalformedInputError
+    from sealroom.meeting.messages import BoardMessage
+
+    good = _json.loads(
+        BoardMessage.create(
+            __import__("sealroom.crypto.signing", fromlist=["SigningKey"]).SigningKey.generate(),
+            meeting="m",
+            kind="announce",
+            user="u",
+            device="d",
+            seq=1,
+            body={},
+        ).to_json()
+    )
+    for bad in ("\x01", "a/b", "", "x" * 129):
+        with pytest.raises(MalformedInputError):
+            BoardMessage.from_json(_json.dumps({**good, "device": bad}))

@@ -152,5 +152,8 @@ async def _post(bus: Bus, meeting: str, user: str, text: str) -> tuple[str, str]
         return "wrong_meeting", "the message names another meeting"
     if message.user != user:
         return "wrong_user", "the message names another user than the token"
-    await bus.post(meeting, message.to_json())
+    try:
+        await bus.post(meeting, message.to_json())
+    except OverflowError:
+        return "board_full", "this meeting has too many messages"
     return None

@@ -23,6 +23,7 @@ from nats.js.api import StreamConfig
 __all__ = ["Bus", "InProcessBus", "NatsBus", "RedisBus"]
 
 MEDIA_QUEUE: Final[int] = 256  # frames a slow receiver may fall behind before drops
+MAX_HISTORY: Final[int] = 10_000  # board messages kept per meeting
 
 
 class Bus(Protocol):
@@ -50,7 +51,10 @@ class InProcessBus:
         self._media_subs: dict[str, set[asyncio.Queue[tuple[str, bytes]]]] = {}
 
     async def post(self, meeting: str, message: str) -> None:
-        self._history.setdefault(meeting, []).append(message)
+        history = self._history.setdefault(meeting, [])
+        if len(history) >= MAX_HISTORY:
+            raise OverflowError("this meeting's board is full")
+        history.append(message)
         for q in self._board_subs.get(meeting, set()):
             q.put_nowait(message)
 
@@ -109,6 +113,8 @@ class RedisBus:
 
     async def post(self, meeting: str, message: str) -> None:
         key = self._board_key(meeting)
+        if await self._redis.xlen(key) >= MAX_HISTORY:
+            raise OverflowError("this meeting's board is full")
         await self._redis.xadd(key, {"m": message})
         await self._redis.expire(key, self._ttl)
 
@@ -165,6 +171,7 @@ class NatsBus:
                         name=self.stream,
                         subjects=[f"{self._prefix}.board.*"],
                         max_age=float(self._ttl),
+                        max_msgs_per_subject=MAX_HISTORY,
                     )
                 )
         return self._js

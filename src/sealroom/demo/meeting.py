@@ -150,6 +150,21 @@ class Demo:
         self._tasks.append(asyncio.create_task(self._events(a)))
         a.sending = True
 
+    async def _admit_when_knocking(self, manager: Attendee, user: str) -> None:
+        """An uninvited participant knocks; the manager lets it in."""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if any(
+                kind == "knock" and who == manager.name and d.get("user") == user
+                for _, who, kind, d in self.events
+            ):
+                self.say(f"{user} was not invited and knocks; {manager.name} admits it")
+                assert manager.mc is not None
+                await manager.mc.admit(user)
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"{user} never knocked")
+
     async def _wait_epoch(self, names: list[str], above: int, timeout: float = 20.0) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -222,6 +237,7 @@ class Demo:
         await self._enter(bob)
         for n in names[3:]:
             await self._enter(self.people[n])
+            await self._admit_when_knocking(uma, n)
         present = [n for n in names if n != host]
         epoch = await self._wait_epoch(present, 0)
         self.say(f"everyone present shares epoch {epoch}; media is flowing")

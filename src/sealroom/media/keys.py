@@ -143,7 +143,7 @@ class ReplayWindow:
     def accept(self, ctr: int) -> None:
         if ctr > self._highest:
             shift = ctr - self._highest
-            self._bits = ((self._bits << shift) | 1) & self._mask
+            self._bits = 1 if shift >= self.size else ((self._bits << shift) | 1) & self._mask
             self._highest = ctr
         else:
             self._bits |= 1 << (self._highest - ctr)
@@ -154,6 +154,7 @@ class _Epoch:
     epoch: int
     session_key: bytes
     retire_at: float | None = None
+    senders: int = MAX_SENDERS
     windows: dict[int, ReplayWindow] = field(default_factory=dict)
 
 
@@ -175,15 +176,18 @@ class Receiver:
     def epochs(self) -> list[int]:
         return sorted(self._epochs)
 
-    def install(self, epoch: int, session_key: bytes, now: float) -> None:
-        """Start accepting epoch ``epoch``; older epochs get ``grace_seconds`` more."""
+    def install(
+        self, epoch: int, session_key: bytes, now: float, senders: int = MAX_SENDERS
+    ) -> None:
+        """Start accepting epoch ``epoch`` from sender indices below ``senders``; older
+        epochs get ``grace_seconds`` more."""
         if len(session_key) != SESSION_KEY_BYTES:
             raise ValueError("a session key is 32 bytes")
         for old in self._epochs.values():
             if old.epoch < epoch and old.retire_at is None:
                 old.retire_at = now + self._grace
                 self._next_expiry = min(self._next_expiry, old.retire_at)
-        self._epochs.setdefault(epoch, _Epoch(epoch, session_key))
+        self._epochs.setdefault(epoch, _Epoch(epoch, session_key, senders=senders))
         self.expire(now)
 
     def retire(self, epoch: int) -> None:
@@ -239,7 +243,7 @@ class Receiver:
     def _key_for(self, kid: int) -> tuple[_Key, ReplayWindow]:
         epoch, sender = split_kid(kid)
         state = self._epochs.get(epoch)
-        if state is None:
+        if state is None or sender >= state.senders:  # no key derived for strangers
             raise FrameRejectedError(kid, sender, epoch)
         base = sender_base_key(state.session_key, epoch, sender, self._suite_id)
         window = ReplayWindow(self._window)

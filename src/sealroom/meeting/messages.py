@@ -9,6 +9,7 @@ device posts, so receivers drop duplicates and spot replays.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,6 +22,7 @@ __all__ = ["KINDS", "MAX_MESSAGE_BYTES", "BoardMessage"]
 VERSION: Final[int] = 1
 LABEL: Final[bytes] = b"sealroom/v1/sig/meeting-message"
 MAX_MESSAGE_BYTES: Final[int] = 64 * 1024
+_ID: Final = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 KINDS: Final[frozenset[str]] = frozenset(
     {"start", "announce", "session-key", "leave", "remove", "manager", "end"}
 )
@@ -106,7 +108,7 @@ class BoardMessage:
         if data["kind"] not in KINDS:
             raise MalformedInputError("board message: unknown kind")
         for name in ("meeting", "user", "device"):
-            if not isinstance(data[name], str) or not 1 <= len(data[name]) <= 128:
+            if not isinstance(data[name], str) or not _ID.fullmatch(data[name]):
                 raise MalformedInputError(f"board message: bad {name}")
         if (
             not isinstance(data["seq"], int)

@@ -175,7 +175,11 @@ class MeetingSession:
         device: str,
         signing_key: SigningKey,
         timing: Timing | None = None,
+        seq_start: int = 0,
     ) -> None:
+        """``seq_start`` must exceed every sequence number this device used before (the
+        driver passes a millisecond clock), so that a restarted device is not taken for a
+        replay."""
         self.config = config
         self.timing = timing or Timing()
         self.user, self.device, self._key = user, device, signing_key
@@ -192,8 +196,12 @@ class MeetingSession:
         self.last_envelope = b""  # the newest session-key envelope, as posted
         self._board_epoch = -1  # newest session-key post by a manager, opened or not
         self._board_head = bytes(32)
-        self._seq = 0
+        self._seq = self._seq_start = seq_start
         self._seen: dict[str, int] = {}
+        self._heard_own_announce = False  # session-key posts before it are history
+        self._knocking: set[str] = set()
+        self._admitted: set[str] = set(config.invitees) | {config.host}
+        self._removing: dict[str, int] = {}  # user -> failed attempts
         self._calls: dict[int, _Pending] = {}
         self._next_call = 1
         self._leavers: set[str] = set()
@@ -335,7 +343,19 @@ class MeetingSession:
         post = self._post("end", {})
         return [post, self._call("delete_group"), *self._close()]
 
+    def _removed(self, user: str, error: str | None) -> list[Action]:
+        if error is None or error == "not_found":
+            self._removing.pop(user, None)
+            return []
+        failures = self._removing.get(user, 0) + 1
+        self._removing[user] = failures
+        if failures < 3:
+            return [self._call("remove_member", {"user": user}, user=user)]
+        return [Notify("removal_failed", {"user": user, "error": error})]
+
     def _close(self) -> list[Action]:
+        self._calls.clear()
+        self._pending_post = None
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = "ended", None, None
         self._rekey_at = self._ratchet_at = self._retry_at = None
@@ -354,8 +374,11 @@ class MeetingSession:
             self._retry_at = None
             actions += self._open_pending()
         if self._rekey_at is not None and now >= self._rekey_at and self.is_manager:
-            self._leavers.clear()
-            actions += self._rekey_fresh("leave", now)
+            if self._removing:  # a leaver is still in the group: hold the fresh key
+                self._rekey_at = now + 1.0
+            else:
+                self._leavers.clear()
+                actions += self._rekey_fresh("leave", now)
         if self._ratchet_at is not None and now >= self._ratchet_at and self.is_manager:
             actions += self._rekey_ratchet("timer", now)
         return actions + self._timers()
@@ -366,8 +389,10 @@ class MeetingSession:
         self, call_id: int, result: dict[str, Any] | None, error: str | None, now: float
     ) -> list[Action]:
         pending = self._calls.pop(call_id, None)
-        if pending is None:
+        if pending is None or self.state in ("left", "ended"):
             return []
+        if pending.op == "remove_member":
+            return self._removed(pending.context.get("user", ""), error)
         if pending.op == "create_group":
             if error is not None or result is None:
                 self.state = "ended"
@@ -420,7 +445,11 @@ class MeetingSession:
     def receive(self, message: BoardMessage, sender_key: VerifyingKey, now: float) -> list[Action]:
         """A board message, with the sender device's key as the driver verified it
         (device certificate chained to the pinned key of ``message.user``)."""
-        if message.meeting != self.config.meeting_id or message.device == self.device:
+        if message.meeting != self.config.meeting_id:
+            return []
+        if message.device == self.device:
+            if message.kind == "announce" and message.seq > self._seq_start:
+                self._heard_own_announce = True  # this incarnation's, not an older one's
             return []
         try:
             message.verify(sender_key)
@@ -433,13 +462,15 @@ class MeetingSession:
             return []
         try:
             return self._dispatch(message, sender_key, now)
-        except (KeyError, TypeError, ValueError, MalformedInputError):
+        except (KeyError, TypeError, ValueError, OverflowError, MalformedInputError):
             return [Notify("bad_message", {"device": message.device})]
 
     def _dispatch(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
         if m.kind == "start":
             return self._on_start(m)
         if m.kind == "announce":
+            if m.user == self.user:  # this user joined from another device: step aside
+                return [Notify("superseded", {"device": m.device}), *self._close()]
             self.present[m.user] = m.device
             return self._on_announce(m.user, now)
         if m.kind == "session-key":
@@ -477,19 +508,37 @@ class MeetingSession:
             actions.append(self._call("add_member", {"user": user}, user=user))
             actions.append(self._post("manager", {"manager": user, "admins": sorted(self.admins)}))
             self.manager = user
+            self._ratchet_at = self._rekey_at = None  # no longer ours to fire
             return actions
+        if user not in self.members and user not in self._admitted:
+            self._knocking.add(user)
+            return [Notify("knock", {"user": user})]
+        return self._admit(user, now)
+
+    def _admit(self, user: str, now: float) -> list[Action]:
+        self._knocking.discard(user)
         if user in self.members:
             return self._rekey_ratchet("join", now) + self._timers()
         return [self._call("add_member", {"user": user, "ratchet": True}, user=user)]
 
+    def admit(self, user: str, now: float) -> list[Action]:
+        """Manager: let in a participant who was neither invited nor pre-approved."""
+        if not self.is_manager:
+            raise RuntimeError("only the manager admits participants")
+        self._admitted.add(user)
+        return self._admit(user, now) if user in self._knocking else []
+
     def _on_manager(self, m: BoardMessage, now: float) -> list[Action]:
         new = str(m.body["manager"])
-        handover = m.user == self.manager
-        takeover = m.user == new and new in self.admins and self.manager not in self.present
+        handover = m.user == self.manager and new in self.admins | {self.config.host}
+        takeover = m.user == new and self.manager not in self.present and new == self._successor()
         if not (handover or takeover):
             return [Notify("bad_message", {"device": m.device, "why": "manager"})]
-        self.admins |= set(m.body.get("admins", []))
+        if handover:
+            self.admins |= set(m.body.get("admins", [])) & (self.admins | {self.config.host})
         self.manager = new
+        if new != self.user:
+            self._ratchet_at = self._rekey_at = None
         actions: list[Action] = [Notify("manager", {"user": new})]
         if new == self.user and self.state in ("joining", "in_meeting"):
             if self.state == "joining":  # a late host: it makes the next key itself
@@ -499,24 +548,39 @@ class MeetingSession:
             actions += self._rekey_fresh("takeover", now) + self._timers()
         return actions
 
+    def _successor(self) -> str | None:
+        """The admin who takes over when the manager is gone: the first present by id."""
+        candidates = [a for a in self.admins if a in self.present]
+        return min(candidates, default=None)
+
+    def _removal_calls(self, user: str, was_admin: bool) -> list[Action]:
+        self._removing[user] = self._removing.get(user, 0)
+        calls: list[Action] = [self._call("remove_member", {"user": user}, user=user)]
+        if was_admin:  # an admin who leaves must not add itself back
+            calls.append(self._call("remove_admin", {"user": user}, user=user))
+        return calls
+
     def _handle_departure(self, user: str, now: float) -> list[Action]:
         self.present.pop(user, None)
+        was_admin = user in self.admins
+        self.admins.discard(user)
+        self._knocking.discard(user)
         actions: list[Action] = [Notify("participant_left", {"user": user})]
         if user == self.manager:
-            successor = min(
-                (a for a in self.admins if a in self.present or a == self.user), default=None
-            )
-            if successor == self.user and self.state == "in_meeting":
+            if self._successor() == self.user and self.state == "in_meeting":
                 self.manager = self.user
                 actions.append(
                     self._post("manager", {"manager": self.user, "admins": sorted(self.admins)})
                 )
+                actions += self._removal_calls(user, was_admin)
+                self.members.discard(user)
+                self._removing.pop(user, None)  # the calls run before the key goes out
                 actions += self._rekey_fresh("takeover", now)
             return actions + self._timers()
         if self.is_manager:
             self.members.discard(user)
             self._leavers.add(user)
-            actions.append(self._call("remove_member", {"user": user}, user=user))
+            actions += self._removal_calls(user, was_admin)
             if self._rekey_at is None:
                 self._rekey_at = now + self.timing.leave_debounce
         return actions + self._timers()
@@ -525,6 +589,8 @@ class MeetingSession:
         if m.user != self.manager:
             return [Notify("bad_message", {"device": m.device, "why": "not the manager"})]
         epoch = int(m.body["epoch"])
+        if not 0 <= epoch < 1 << 32:
+            return [Notify("bad_message", {"device": m.device, "why": "epoch"})]
         if epoch > self._board_epoch:
             self.last_envelope = b64d(m.body["envelope"], "envelope", max_bytes=16384)
             self._board_epoch = epoch
@@ -553,8 +619,8 @@ class MeetingSession:
             return self._install(
                 epoch, ratchet(self._sk, self.config.meeting_id, epoch), now, str(m.body["reason"])
             )
-        if self.user not in members:
-            return gap
+        if self.user not in members or (self.state == "joining" and not self._heard_own_announce):
+            return gap  # not for us, or from before we announced ourselves
         self._pending_post, self._pending_key = m, key
         self._join_attempts = 0
         return gap + self._open_pending()

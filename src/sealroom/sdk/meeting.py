@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import websockets
 
@@ -72,7 +74,12 @@ class MeetingClient:
         self._suite = suite
         self._switch_delay = switch_delay
         self.session = MeetingSession(
-            config, user=sdk.user_id, device=sdk.device_id, signing_key=sdk._signer(), timing=timing
+            config,
+            user=sdk.user_id,
+            device=sdk.device_id,
+            signing_key=sdk._signer(),
+            timing=timing,
+            seq_start=int(time.time() * 1000),  # above anything an earlier run posted
         )
         self.events: asyncio.Queue[MeetingEvent] = asyncio.Queue()
         self.receiver = Receiver(suite=suite, grace_seconds=grace_seconds)
@@ -114,6 +121,9 @@ class MeetingClient:
     async def remove(self, user: str) -> None:
         await self._run(self.session.remove(user, self._now()))
 
+    async def admit(self, user: str) -> None:
+        await self._run(self.session.admit(user, self._now()))
+
     async def end(self) -> None:
         await self._run(self.session.end(self._now()))
 
@@ -145,8 +155,14 @@ class MeetingClient:
         except FrameRejectedError as exc:
             sender = self._who(exc.epoch, exc.sender)
             self.events.put_nowait(
-                MeetingEvent("decryption_failed", {"kid": exc.kid, "sender": sender})
+                MeetingEvent(
+                    "decryption_failed",
+                    {"kid": exc.kid, "sender": sender, "sender_index": exc.sender},
+                )
             )
+            return
+        except Exception:  # a hostile frame must not stop the reader
+            self.events.put_nowait(MeetingEvent("decryption_failed", {"kid": None}))
             return
         self.events.put_nowait(
             MeetingEvent(
@@ -168,26 +184,34 @@ class MeetingClient:
                 if isinstance(raw, bytes):
                     self._on_frame(raw)
                     continue
-                data = json.loads(raw)
-                if data.get("type") == "error":
-                    self.events.put_nowait(MeetingEvent("channel_error", data))
-                    continue
-                message = BoardMessage.from_json(json.dumps(data["message"]))
-                key = await self._sender_key(message)
-                if key is None:
-                    continue
-                async with self._lock:
-                    actions = self.session.receive(message, key, self._now())
-                await self._run(actions)
+                try:
+                    await self._on_text(raw)
+                except Exception as exc:  # one bad message must not end the meeting for us
+                    self.events.put_nowait(
+                        MeetingEvent("bad_message", {"error": type(exc).__name__})
+                    )
         except websockets.ConnectionClosed:
             return
+
+    async def _on_text(self, raw: str) -> None:
+        data = json.loads(raw)
+        if data.get("type") == "error":
+            self.events.put_nowait(MeetingEvent("channel_error", data))
+            return
+        message = BoardMessage.from_json(json.dumps(data["message"]))
+        key = await self._sender_key(message)
+        if key is None:
+            return
+        async with self._lock:
+            actions = self.session.receive(message, key, self._now())
+        await self._run(actions)
 
     async def _sender_key(self, message: BoardMessage) -> VerifyingKey | None:
         """The posting device's key, trusted only through its certificate and pinned user."""
         cached = self._keys.get(message.device)
         if cached is None:
             try:
-                info = await self.sdk._call("GET", f"/v1/devices/{message.device}")
+                info = await self.sdk._call("GET", f"/v1/devices/{quote(message.device)}")
                 key = await self.sdk._certified(info)
             except (SdkError, ServiceRefusedError):
                 self.events.put_nowait(MeetingEvent("bad_message", {"device": message.device}))
@@ -232,7 +256,7 @@ class MeetingClient:
         now = self._now()
         roster = list(self.session.roster)
         self._rosters[action.epoch] = roster
-        self.receiver.install(action.epoch, action.session_key, now)
+        self.receiver.install(action.epoch, action.session_key, now, senders=len(roster))
         if self.sdk.user_id not in roster:
             return
         sender = Sender(
@@ -274,6 +298,8 @@ class MeetingClient:
                 await self.sdk.remove_member(group, args["user"])
             elif call.op == "add_admin":
                 await self.sdk.add_admin(group, args["user"])
+            elif call.op == "remove_admin":
+                await self.sdk.remove_admin(group, args["user"])
             elif call.op == "preapprove":
                 await self.sdk.preapprove(group, args["users"])
             elif call.op == "delete_group":
