@@ -21,7 +21,7 @@ def test_demo_unwraps_and_refuses_every_attack() -> None:
 
 
 def test_cli_demo_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
+    assert main(["demo-unwrap"]) == 0
     assert "all checks passed" in capsys.readouterr().out
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import uvicorn
@@ -14,6 +16,7 @@ from sealroom import __version__
 from sealroom.conference.app import ConferenceSettings, create_conference_app
 from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
 from sealroom.demo import unwrap as demo_unwrap
+from sealroom.demo.meeting import run_demo
 from sealroom.idp import DevIdp, create_idp_app
 from sealroom.keyservice import audit
 from sealroom.keyservice.jwt_auth import JwksSource
@@ -23,7 +26,75 @@ from sealroom.keyservice.storage import open_database
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    result = run_demo(
+        sys.stdout,
+        participants=args.participants,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        picture=Path(args.picture),
+    )
+    return 0 if result.ok else 1
+
+
+def _cmd_demo_unwrap(args: argparse.Namespace) -> int:
     return 0 if demo_unwrap.run(sys.stdout) else 1
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """The key service and the conferencing service together, for real use."""
+    cmd = [sys.executable, "-m", "sealroom"]
+    jwks = ["--jwks-url", args.jwks_url] if args.jwks_url else ["--jwks-file", str(args.jwks_file)]
+    procs = [
+        subprocess.Popen(
+            [
+                *cmd,
+                "keyservice",
+                "--database-url",
+                args.database_url,
+                "--secrets-file",
+                str(args.secrets_file),
+                *jwks,
+                "--jwt-issuer",
+                args.jwt_issuer,
+                "--host",
+                args.host,
+                "--port",
+                str(args.keyservice_port),
+                "--workers",
+                str(args.workers),
+            ]
+        ),
+        subprocess.Popen(
+            [
+                *cmd,
+                "conference",
+                *jwks,
+                "--jwt-issuer",
+                args.jwt_issuer,
+                "--bus",
+                args.bus,
+                "--host",
+                args.host,
+                "--port",
+                str(args.conference_port),
+            ]
+        ),
+    ]
+    print(
+        f"key service on http://{args.host}:{args.keyservice_port}, conferencing service on "
+        f"http://{args.host}:{args.conference_port} (Ctrl-C stops both)",
+        flush=True,
+    )
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=15)
+    return max((p.returncode or 0) for p in procs) if any(p.returncode for p in procs) else 0
 
 
 def _keyservice_settings(args: argparse.Namespace) -> Settings:
@@ -121,12 +192,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
+        help="a whole encrypted meeting with real video and audio, on local services",
+        description="Start the development IdP, the key service (SQLite) and the "
+        "conferencing service on 127.0.0.1 and play a meeting: a late host, a pre-approved "
+        "invitee, a leave, a removal, the scheduled ratchet, a lost device, the end and key "
+        "rotation, with encrypted chat, files, a recording, a transcript and an abuse "
+        "report. Prints each security claim as it is checked, a table of participants x "
+        "epochs, the key events, and draws a timeline.",
+    )
+    demo.add_argument("--participants", type=int, default=5, help="3 to 8 (default 5)")
+    demo.add_argument("--picture", default="demo-timeline.png", help="where the PNG goes")
+    demo.add_argument("--data-dir", help="keep the services' data here (default: temporary)")
+    demo.set_defaults(func=_cmd_demo)
+
+    unwrap = sub.add_parser(
+        "demo-unwrap",
         help="unwrap a DEK group → user → device and show the cost of each step",
         description="Play every party in one process: a DEK encrypted once to a group is "
         "transformed by the key service and decrypted on a device; then the attacks that "
         "must fail are tried.",
     )
-    demo.set_defaults(func=_cmd_demo)
+    unwrap.set_defaults(func=_cmd_demo_unwrap)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the key service and the conferencing service",
+        description="For real use: both services, on SQLite (default) or "
+        "PostgreSQL, trusting your identity provider's JWKS.",
+    )
+    serve.add_argument("--database-url", default="sqlite:///sealroom-keyservice.db")
+    serve.add_argument(
+        "--secrets-file", type=Path, default=Path("sealroom-keyservice-secrets.json")
+    )
+    serve.add_argument("--jwks-url", help="the IdP's JWKS URL")
+    serve.add_argument("--jwks-file", type=Path, help="the IdP's JWKS as a file")
+    serve.add_argument("--jwt-issuer", default="sealroom-dev-idp")
+    serve.add_argument("--bus", choices=["inprocess", "redis", "nats"], default="inprocess")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--keyservice-port", type=int, default=8470)
+    serve.add_argument("--conference-port", type=int, default=8472)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=_cmd_serve)
 
     ks = sub.add_parser(
         "keyservice",

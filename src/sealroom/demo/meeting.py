@@ -313,7 +313,15 @@ class Demo:
         epoch = await self._wait_epoch(
             [*present, host], before, timeout=TIMING.ratchet_interval + 5
         )
-        self.claim(f"the ratchet moved everyone to epoch {epoch} without a key-service call", True)
+        ratcheted = {
+            who
+            for _, who, kind, d in self.events
+            if kind == "rekeyed" and d.get("epoch") == epoch and d.get("reason") == "timer"
+        }
+        self.claim(
+            f"the timer ratcheted everyone to epoch {epoch}, each deriving it locally",
+            ratcheted == {*present, host},
+        )
 
         self.say(f"{invitee}'s phone is lost: revoked from the laptop")
         await bob.sdk.revoke_device(phone.device_id)
@@ -385,6 +393,11 @@ class Demo:
         await sam.aclose()
         await phone.aclose()
 
+        rotated = {who for _, who, kind, _ in self.events if kind == "device_rotated"}
+        self.claim(
+            "every participant's device rotated its key pair after the meeting",
+            rotated == set(names),
+        )
         report_ok = self._verify_audit()
         self.claim(
             f"the audit log verifies ({report_ok[1]} entries, hash-chained and signed)",
