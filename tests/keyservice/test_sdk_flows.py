@@ -219,3 +219,22 @@ def test_streamed_artifact_for_a_group_read_from_any_current_device(env: Env) ->
         bob.revoke_device(tablet.client.device_id)
         with _refused("device_revoked"):
             tablet.decrypt_stream(io.BytesIO(sealed.getvalue()), io.BytesIO())
+
+
+def test_a_stream_is_granted_later_without_reencrypting(env: Env) -> None:
+    import io
+
+    with env.client("alice") as alice, env.client("bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        sealed = io.BytesIO()
+        alice.encrypt_stream("rec-2", io.BytesIO(b"r" * 50_000), sealed, users=["alice"])
+        with _refused("forbidden"):
+            bob.decrypt_stream(io.BytesIO(sealed.getvalue()), io.BytesIO())
+        alice.grant("rec-2", user="bob")
+        out = io.BytesIO()
+        bob.decrypt_stream(io.BytesIO(sealed.getvalue()), out)
+        assert out.getvalue() == b"r" * 50_000
+        alice.revoke_document("rec-2", user="bob")
+        with _refused("forbidden"):
+            bob.decrypt_stream(io.BytesIO(sealed.getvalue()), io.BytesIO())

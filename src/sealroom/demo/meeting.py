@@ -349,6 +349,12 @@ class Demo:
             and await bob.sdk.decrypt_document(transcript) == b"hana: let's ship",
         )
 
+        self.say("the host's video is recorded and sealed in authenticated chunks")
+        recording = io.BytesIO()
+        frames = b"".join(pack(p) for p in self.tracks[host].video())  # a short clip
+        await uma.sdk.encrypt_stream(
+            "recording-1", io.BytesIO(frames * 200), recording, groups=["team"], chunk_size=16384
+        )
         self.say("the host ends the meeting: the group is deleted, keys dropped")
         for a in self.people.values():
             a.sending = False
@@ -369,11 +375,6 @@ class Demo:
             ),
         )
 
-        recording = io.BytesIO()
-        frames = b"".join(pack(p) for p in self.tracks[host].video())  # a short clip
-        await uma.sdk.encrypt_stream(
-            "recording-1", io.BytesIO(frames * 200), recording, groups=["team"], chunk_size=16384
-        )
         tablet = self.client(invitee, "tablet")
         await tablet.initialize()
         out = io.BytesIO()

@@ -648,7 +648,13 @@ class Client:
         self, envelope: Envelope, *, user: str | None = None, group: str | None = None
     ) -> None:
         """Let one more user or group read a managed document, without re-encrypting it."""
-        doc_id = envelope.object_id.decode()
+        await self.grant(envelope.object_id.decode(), user=user, group=group)
+
+    async def grant(
+        self, doc_id: str, *, user: str | None = None, group: str | None = None
+    ) -> None:
+        """Grant a managed document or stream to one more user or group: this device
+        unwraps the DEK source and encrypts it once more; the data is not touched."""
         data = await self._call("GET", f"/v1/documents/{doc_id}/key")
         source = await self._unwrap(b64d(data["edek"], "edek"))
         ((kind, rid, key),) = await self._recipients(
