@@ -20,9 +20,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,97 +30,32 @@ from typing import Any
 
 import httpx
 
-from sealroom.api.encoding import b64d, b64e
+from sealroom.api.encoding import b64e
 from sealroom.api.reqsig import sign_request
 from sealroom.crypto.pre import PublicKey, encrypt, generate_plaintext
 from sealroom.crypto.signing import SigningKey
-from sealroom.idp import PROVIDER_AUDIENCE
+from sealroom.demo.services import Services
 from sealroom.sdk import BasicSplitTrust, SyncClient
 
 PG_DSN = os.environ.get("SEALROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError(url)
-
-
-class Servers:
-    def __init__(self, tmp: Path, database_url: str, workers: int) -> None:
-        idp_port, ks_port = _free_port(), _free_port()
-        self.idp_url = f"http://127.0.0.1:{idp_port}"
-        self.ks_url = f"http://127.0.0.1:{ks_port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SEALROOM_")}
-        cmd = [sys.executable, "-m", "sealroom"]
-        self.idp = subprocess.Popen(
-            [*cmd, "idp", "--data-dir", str(tmp / "idp"), "--port", str(idp_port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        self.ks = subprocess.Popen(
-            [
-                *cmd,
-                "keyservice",
-                "--database-url",
-                database_url,
-                "--secrets-file",
-                str(tmp / "secrets.json"),
-                "--jwks-url",
-                f"{self.idp_url}/.well-known/jwks.json",
-                "--port",
-                str(ks_port),
-                "--workers",
-                str(workers),
-            ],
-            env=env,
-        )
-        _wait(f"{self.idp_url}/.well-known/jwks.json", self.idp)
-        _wait(f"{self.ks_url}/healthz", self.ks)
-
-    def close(self) -> None:
-        for proc in (self.ks, self.idp):
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _client(servers: Servers, tmp: Path, user: str) -> SyncClient:
+def _client(servers: Services, tmp: Path, user: str) -> SyncClient:
     def token(audience: str) -> str:
-        r = httpx.post(f"{servers.idp_url}/v1/token", json={"user_id": user, "audience": audience})
-        return str(r.json()["token"])
+        return servers.token(user, audience)
 
     def provider_half() -> bytes:
-        r = httpx.post(
-            f"{servers.idp_url}/v1/escrow-half",
-            headers={"authorization": "Bearer " + token(PROVIDER_AUDIENCE)},
-        )
-        return b64d(r.json()["half"])
+        return servers.provider_half(user)
 
     return SyncClient(
-        servers.ks_url,
+        servers.ks,
         jwt=token,
         secret=BasicSplitTrust(provider_half),
         keystore=tmp / user / "device.json",
     )
 
 
-def setup(servers: Servers, tmp: Path, distinct_edeks: int) -> tuple[SigningKey, str, list[bytes]]:
+def setup(servers: Services, tmp: Path, distinct_edeks: int) -> tuple[SigningKey, str, list[bytes]]:
     """A group 'bench' with member 'bob'; returns bob's device signer, id and request bodies."""
     with _client(servers, tmp, "alice") as alice, _client(servers, tmp, "bob") as bob:
         alice.initialize()
@@ -208,15 +141,15 @@ def run_one(backend: str, workers: int, args: argparse.Namespace) -> dict[str, A
             with psycopg.connect(PG_DSN, autocommit=True) as conn:
                 conn.execute(f"CREATE SCHEMA {schema}")
             url = f"{PG_DSN}?schema={schema}"
-        servers = Servers(tmp, url, workers)
+        servers = Services(tmp, url, workers=workers)
         try:
             signer, device, bodies = setup(servers, tmp, 16)
-            asyncio.run(load(servers.ks_url, signer, device, bodies, 1.0, args.concurrency))
+            asyncio.run(load(servers.ks, signer, device, bodies, 1.0, args.concurrency))
             result = asyncio.run(
-                load(servers.ks_url, signer, device, bodies, args.seconds, args.concurrency)
+                load(servers.ks, signer, device, bodies, args.seconds, args.concurrency)
             )
         finally:
-            servers.close()
+            servers.stop()
             if schema is not None:
                 import psycopg
 

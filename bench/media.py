@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +30,7 @@ import websockets
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sealroom.conference.app import AUDIENCE
+from sealroom.demo.services import Services
 from sealroom.media.keys import Receiver, Sender
 
 SIZES = (100, 1200, 64 * 1024)
@@ -74,23 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{size:>8}{size / s / 1e6:>14.1f}{size / r / 1e6:>11.1f}{r / s:>10.0%}")
     relay(args.relay_seconds)
     return 0
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError(url)
 
 
 async def _relay_load(
@@ -142,17 +124,8 @@ async def _relay_load(
 
 def relay(seconds: float, senders: int = 10, receivers: int = 10) -> None:
     with tempfile.TemporaryDirectory() as d:
-        idp_port, conf_port = _port(), _port()
-        cmd = [sys.executable, "-m", "sealroom"]
-        idp = subprocess.Popen(
-            [*cmd, "idp", "--data-dir", str(Path(d) / "idp"), "--port", str(idp_port)],
-            stdout=subprocess.DEVNULL,
-        )
-        jwks = f"http://127.0.0.1:{idp_port}/.well-known/jwks.json"
-        conf = subprocess.Popen([*cmd, "conference", "--jwks-url", jwks, "--port", str(conf_port)])
+        services = Services(Path(d))
         try:
-            _wait(jwks)
-            _wait(f"http://127.0.0.1:{conf_port}/healthz")
             print(
                 f"relay: {senders} senders x {receivers} receivers, 1,200 B frames, "
                 f"{seconds:.0f} s ...",
@@ -160,18 +133,10 @@ def relay(seconds: float, senders: int = 10, receivers: int = 10) -> None:
                 flush=True,
             )
             sent, received, elapsed = asyncio.run(
-                _relay_load(
-                    f"http://127.0.0.1:{conf_port}",
-                    f"http://127.0.0.1:{idp_port}",
-                    seconds,
-                    senders,
-                    receivers,
-                )
+                _relay_load(services.conf, services.idp, seconds, senders, receivers)
             )
         finally:
-            for proc in (conf, idp):
-                proc.terminate()
-                proc.wait(timeout=10)
+            services.stop()
     fanout = senders - 1 + receivers
     print(
         f"relay: {sent / elapsed:,.0f} frames/s in; {received / elapsed:,.0f} frames/s "

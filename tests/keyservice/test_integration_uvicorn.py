@@ -3,11 +3,8 @@ started through the CLI, and the SDK talking to them over HTTP."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,74 +12,25 @@ import httpx
 import pytest
 
 from sealroom.api.encoding import b64d
+from sealroom.demo.services import Services
 from sealroom.idp import PROVIDER_AUDIENCE
 from sealroom.sdk import BasicSplitTrust, ServiceRefusedError, SyncClient
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError(url)
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     tmp = tmp_path_factory.mktemp("servers")
-    idp_port, ks_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALROOM_")}
-    cmd = [sys.executable, "-m", "sealroom"]
-    idp = subprocess.Popen(
-        [*cmd, "idp", "--data-dir", str(tmp / "idp"), "--port", str(idp_port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    ks = subprocess.Popen(
-        [
-            *cmd,
-            "keyservice",
-            "--database-url",
-            f"sqlite:///{tmp / 'ks.db'}",
-            "--secrets-file",
-            str(tmp / "secrets.json"),
-            "--jwks-url",
-            f"http://127.0.0.1:{idp_port}/.well-known/jwks.json",
-            "--port",
-            str(ks_port),
-            "--workers",
-            "2",
-        ],
-        env=env,
-    )
+    services = Services(tmp, workers=2)
     try:
-        _wait(f"http://127.0.0.1:{idp_port}/.well-known/jwks.json", idp)
-        _wait(f"http://127.0.0.1:{ks_port}/healthz", ks)
         yield {
-            "idp": f"http://127.0.0.1:{idp_port}",
-            "ks": f"http://127.0.0.1:{ks_port}",
-            "db": f"sqlite:///{tmp / 'ks.db'}",
-            "secrets": str(tmp / "secrets.json"),
+            "idp": services.idp,
+            "ks": services.ks,
+            "db": services.database_url,
+            "secrets": str(services.secrets),
             "tmp": str(tmp),
         }
     finally:
-        for proc in (ks, idp):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        services.stop()
 
 
 def _client(servers: dict[str, str], user: str, device: str = "laptop") -> SyncClient:

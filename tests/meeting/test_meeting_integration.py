@@ -5,11 +5,6 @@ asyncio meeting client. Time is compressed (debounce 0.5 s, ratchet every 4 s)."
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +14,7 @@ import pytest
 
 from sealroom.api.encoding import b64d
 from sealroom.crypto.envelope import Envelope
+from sealroom.demo.services import Services
 from sealroom.idp import PROVIDER_AUDIENCE
 from sealroom.media.keys import FrameRejectedError, Receiver
 from sealroom.meeting.session import MeetingConfig, Timing
@@ -28,69 +24,14 @@ from sealroom.sdk.meeting import MeetingClient, MeetingEvent
 TIMING = Timing(join_retry_delays=(0.2, 0.5, 1.0, 1.0), leave_debounce=0.5, ratchet_interval=4.0)
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError(url)
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     tmp = tmp_path_factory.mktemp("meeting")
-    ports = {name: _port() for name in ("idp", "ks", "conf")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALROOM_")}
-    cmd = [sys.executable, "-m", "sealroom"]
-    jwks = f"http://127.0.0.1:{ports['idp']}/.well-known/jwks.json"
-    procs = [
-        subprocess.Popen(
-            [*cmd, "idp", "--data-dir", str(tmp / "idp"), "--port", str(ports["idp"])],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        ),
-        subprocess.Popen(
-            [
-                *cmd,
-                "keyservice",
-                "--database-url",
-                f"sqlite:///{tmp / 'ks.db'}",
-                "--secrets-file",
-                str(tmp / "s.json"),
-                "--jwks-url",
-                jwks,
-                "--port",
-                str(ports["ks"]),
-            ],
-            env=env,
-        ),
-        subprocess.Popen(
-            [*cmd, "conference", "--jwks-url", jwks, "--port", str(ports["conf"])], env=env
-        ),
-    ]
+    services = Services(tmp)
     try:
-        _wait(jwks, procs[0])
-        _wait(f"http://127.0.0.1:{ports['ks']}/healthz", procs[1])
-        _wait(f"http://127.0.0.1:{ports['conf']}/healthz", procs[2])
-        yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()} | {"tmp": str(tmp)}
+        yield {"idp": services.idp, "ks": services.ks, "conf": services.conf, "tmp": str(tmp)}
     finally:
-        for proc in procs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        services.stop()
 
 
 class Person:

@@ -40,11 +40,36 @@ from sealroom.crypto.signing import (
 from sealroom.crypto.wire import TAG_ENVELOPE, WIRE_VERSION, Reader, header, u16, u32
 from sealroom.errors import DecryptionError, MalformedInputError, SignatureError
 
-__all__ = ["MAX_OBJECT_ID_BYTES", "Envelope", "open_envelope", "open_with_key", "seal"]
+__all__ = [
+    "MAX_OBJECT_ID_BYTES",
+    "Envelope",
+    "encode_edeks",
+    "open_envelope",
+    "open_with_key",
+    "read_edeks",
+    "seal",
+]
 
 NONCE_BYTES: Final[int] = 12
 MAX_OBJECT_ID_BYTES: Final[int] = 1024
 MAX_RECIPIENTS: Final[int] = 4096
+
+
+def encode_edeks(edeks: Sequence[EncryptedValue]) -> bytes:
+    """u16 count, then each EDEK as u32 length + encrypted value."""
+    parts = [u16(len(edeks))]
+    for edek in edeks:
+        raw = edek.to_bytes()
+        parts += [u32(len(raw)), raw]
+    return b"".join(parts)
+
+
+def read_edeks(r: Reader, what: str) -> tuple[EncryptedValue, ...]:
+    """The inverse of :func:`encode_edeks`: 1 to MAX_RECIPIENTS EDEKs."""
+    count = r.u16()
+    if not 1 <= count <= MAX_RECIPIENTS:
+        raise MalformedInputError(f"{what}: {count} EDEKs is out of range")
+    return tuple(EncryptedValue.from_bytes(r.take(r.u32())) for _ in range(count))
 
 
 def _aad(object_id: bytes) -> bytes:
@@ -71,12 +96,9 @@ class Envelope:
             self.nonce,
             u32(len(self.ciphertext)),
             self.ciphertext,
-            u16(len(self.edeks)),
+            encode_edeks(self.edeks),
+            self.signer,
         ]
-        for edek in self.edeks:
-            raw = edek.to_bytes()
-            parts += [u32(len(raw)), raw]
-        parts.append(self.signer)
         return b"".join(parts)
 
     def to_bytes(self) -> bytes:
@@ -94,10 +116,7 @@ class Envelope:
         ciphertext = r.take(r.u32())
         if len(ciphertext) < 16:
             raise MalformedInputError("envelope: ciphertext shorter than its tag")
-        count = r.u16()
-        if not 1 <= count <= MAX_RECIPIENTS:
-            raise MalformedInputError(f"envelope: {count} EDEKs is out of range")
-        edeks = tuple(EncryptedValue.from_bytes(r.take(r.u32())) for _ in range(count))
+        edeks = read_edeks(r, "envelope")
         signer = r.take(VERIFYING_KEY_BYTES)
         signature = r.take(SIGNATURE_BYTES)
         r.finish()

@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sealroom.crypto import labels, pairing
+from sealroom.crypto.envelope import encode_edeks, read_edeks
 from sealroom.crypto.pre import (
     EncryptedValue,
     Plaintext,
@@ -68,12 +69,9 @@ class StreamHeader:
             self.object_id,
             u32(self.chunk_size),
             self.prefix,
-            u16(len(self.edeks)),
+            encode_edeks(self.edeks),
+            self.signer,
         ]
-        for e in self.edeks:
-            raw = e.to_bytes()
-            parts += [u32(len(raw)), raw]
-        parts.append(self.signer)
         return b"".join(parts)
 
     def to_bytes(self) -> bytes:
@@ -88,10 +86,7 @@ class StreamHeader:
         if not 1 <= chunk_size <= MAX_CHUNK:
             raise MalformedInputError("stream header: chunk size out of range")
         prefix = r.take(7)
-        count = r.u16()
-        if count < 1:
-            raise MalformedInputError("stream header: no EDEK")
-        edeks = tuple(EncryptedValue.from_bytes(r.take(r.u32())) for _ in range(count))
+        edeks = read_edeks(r, "stream header")
         signer, signature = r.take(VERIFYING_KEY_BYTES), r.take(SIGNATURE_BYTES)
         r.finish()
         return cls(object_id, chunk_size, prefix, edeks, signer, signature)

@@ -14,21 +14,43 @@ import httpx
 from sealroom.api.encoding import b64d
 from sealroom.idp import PROVIDER_AUDIENCE
 
-__all__ = ["Services"]
+__all__ = ["Services", "free_port", "wait_until_up"]
 
 
-def _port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Poll ``url`` until it answers; fail early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"a service exited with code {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
 class Services:
     """The three servers as child processes, each on a free port of 127.0.0.1."""
 
-    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str | None = None,
+        *,
+        workers: int = 1,
+        quiet: bool = True,
+    ) -> None:
         self.dir = data_dir
-        ports = {n: _port() for n in ("idp", "ks", "conf")}
+        ports = {n: free_port() for n in ("idp", "ks", "conf")}
         self.idp, self.ks, self.conf = (
             f"http://127.0.0.1:{ports[n]}" for n in ("idp", "ks", "conf")
         )
@@ -37,34 +59,27 @@ class Services:
         cmd = [sys.executable, "-m", "sealroom"]
         db = database_url or f"sqlite:///{data_dir / 'keyservice.db'}"
         self.database_url, self.secrets = db, data_dir / "keyservice-secrets.json"
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        self._procs = [
-            subprocess.Popen(
-                [*cmd, "idp", "--data-dir", str(data_dir / "idp"), "--port", str(ports["idp"])],
-                env=env,
-                **quiet,
-            ),  # type: ignore[call-overload]
-            subprocess.Popen(
-                [
-                    *cmd,
-                    "keyservice",
-                    "--database-url",
-                    db,
-                    "--secrets-file",
-                    str(self.secrets),
-                    "--jwks-url",
-                    jwks,
-                    "--port",
-                    str(ports["ks"]),
-                ],
-                env=env,
-                **quiet,
-            ),  # type: ignore[call-overload]
-            subprocess.Popen(
-                [*cmd, "conference", "--jwks-url", jwks, "--port", str(ports["conf"])],
-                env=env,
-                **quiet,
-            ),  # type: ignore[call-overload]
+        sink = subprocess.DEVNULL if quiet else None
+        commands = [
+            [*cmd, "idp", "--data-dir", str(data_dir / "idp"), "--port", str(ports["idp"])],
+            [
+                *cmd,
+                "keyservice",
+                "--database-url",
+                db,
+                "--secrets-file",
+                str(self.secrets),
+                "--jwks-url",
+                jwks,
+                "--port",
+                str(ports["ks"]),
+                "--workers",
+                str(workers),
+            ],
+            [*cmd, "conference", "--jwks-url", jwks, "--port", str(ports["conf"])],
+        ]
+        self._procs: list[subprocess.Popen[bytes]] = [
+            subprocess.Popen(c, env=env, stdout=sink, stderr=sink) for c in commands
         ]
         try:
             for url, proc in (
@@ -72,23 +87,10 @@ class Services:
                 (f"{self.ks}/healthz", self._procs[1]),
                 (f"{self.conf}/healthz", self._procs[2]),
             ):
-                self._wait(url, proc)
+                wait_until_up(url, proc)
         except BaseException:
             self.stop()
             raise
-
-    @staticmethod
-    def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"a service exited with code {proc.returncode}")
-            try:
-                httpx.get(url, timeout=1.0)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise TimeoutError(url)
 
     def token(self, user: str, audience: str) -> str:
         r = httpx.post(f"{self.idp}/v1/token", json={"user_id": user, "audience": audience})
