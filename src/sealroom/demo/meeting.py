@@ -244,6 +244,7 @@ class Demo:
         chat = await bob.sdk.encrypt_document(
             "chat-1", b"hi all, agenda in the file", groups=["team"]
         )
+        reply = await uma.sdk.encrypt_document("chat-2", b"thanks bob", groups=["team"])
         shared = await uma.sdk.encrypt_document(
             "file-1", b"Q3 numbers (confidential)", groups=["team"]
         )
@@ -343,8 +344,9 @@ class Demo:
             (await sam.decrypt_document(report)).startswith(b"abuse"),
         )
         self.claim(
-            "attendees read the chat, the shared file and the transcript",
+            "attendees read the chat messages, the shared file and the transcript",
             await uma.sdk.decrypt_document(chat) == b"hi all, agenda in the file"
+            and await bob.sdk.decrypt_document(reply) == b"thanks bob"
             and await bob.sdk.decrypt_document(shared) == b"Q3 numbers (confidential)"
             and await bob.sdk.decrypt_document(transcript) == b"hana: let's ship",
         )
