@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from sealroom.demo.meeting import run_demo
+from sealroom.demo.services import free_port
 from sealroom.idp import DevIdp
 
 
@@ -51,6 +52,7 @@ def test_serve_runs_both_services(tmp_path: Path) -> None:
     import json
 
     jwks.write_text(json.dumps(idp.jwks))
+    ks_port, conf_port = free_port(), free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -75,13 +77,13 @@ def test_serve_runs_both_services(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         up = set()
         while time.monotonic() < deadline and len(up) < 2:
-            for port in (18470, 18472):
+            for port in (ks_port, conf_port):
                 try:
                     if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                         up.add(port)
                 except httpx.HTTPError:
                     time.sleep(0.1)
-        assert up == {18470, 18472}
+        assert up == {ks_port, conf_port}
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
