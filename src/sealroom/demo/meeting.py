@@ -76,6 +76,7 @@ class Demo:
         self.events: list[tuple[float, str, str, dict[str, Any]]] = []
         self.claims: list[tuple[str, bool]] = []
         self.tracks: dict[str, Track] = {}
+        self._last_refusal: dict[str, float] = {}
         self.services: Services | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -133,6 +134,10 @@ class Demo:
             elif event.kind == "decryption_failed":
                 kid = event.detail.get("kid")
                 a.refused[(kid >> 16) if kid is not None else -1] += 1
+                last = self._last_refusal.get(a.name, -1.0)
+                if t - last >= 0.25:  # one mark per quarter second is enough to see
+                    self._last_refusal[a.name] = t
+                    self.events.append((t, a.name, "refused", {}))
             else:
                 self.events.append((t, a.name, event.kind, dict(event.detail)))
 

@@ -17,6 +17,7 @@ MARKERS = {
     "participant_left": ("v", "tab:orange"),
     "manager": ("*", "tab:purple"),
     "ended": ("s", "black"),
+    "refused": ("x", "tab:red"),
 }
 
 
@@ -51,7 +52,8 @@ def draw(
     for t, who, kind, _ in events:
         if kind in MARKERS:
             marker, color = MARKERS[kind]
-            ax.plot(t, rows[who] + 0.35, marker=marker, color=color, markersize=7)
+            offset = -0.35 if kind == "refused" else 0.35
+            ax.plot(t, rows[who] + offset, marker=marker, color=color, markersize=7)
     for who, a in people.items():
         refused = sum(a.refused.values())
         if refused:
@@ -66,7 +68,8 @@ def draw(
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("seconds")
     ax.set_title(
-        "Sealroom demo: media epochs per participant (o join, v leave, * manager change, s end)"
+        "Sealroom demo: media epochs per participant\n"
+        "(o join, v leave, * manager change, s end, x frames refused)"
     )
     ax.invert_yaxis()
     fig.tight_layout()
