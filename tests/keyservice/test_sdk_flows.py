@@ -238,3 +238,53 @@ def test_a_stream_is_granted_later_without_reencrypting(env: Env) -> None:
         alice.revoke_document("rec-2", user="bob")
         with _refused("forbidden"):
             bob.decrypt_stream(io.BytesIO(sealed.getvalue()), io.BytesIO())
+
+
+def test_a_grant_from_another_device_of_the_owner_opens_docs_and_streams(env: Env) -> None:
+    import io
+
+    with (
+        env.client("alice") as laptop,
+        env.client("alice", "phone") as phone,
+        env.client("bob") as bob,
+    ):
+        laptop.initialize()
+        phone.initialize()
+        bob.initialize()
+        doc = laptop.encrypt_document("d-g", b"doc", users=["alice"])
+        sealed = io.BytesIO()
+        laptop.encrypt_stream("s-g", io.BytesIO(b"s" * 40_000), sealed, users=["alice"])
+        phone.grant("d-g", user="bob")
+        phone.grant("s-g", user="bob")
+        assert bob.decrypt_document(doc) == b"doc"
+        out = io.BytesIO()
+        bob.decrypt_stream(io.BytesIO(sealed.getvalue()), out)
+        assert out.getvalue() == b"s" * 40_000
+
+
+def test_forged_stream_chunks_never_reach_the_output(env: Env) -> None:
+    import hashlib
+    import io
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from sealroom.crypto.pre import derive_symmetric_key
+    from sealroom.crypto.stream import _aad, _nonce, read_header
+    from sealroom.errors import DecryptionError
+
+    with env.client("alice") as alice, env.client("bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        sealed = io.BytesIO()
+        alice.encrypt_stream("s-f", io.BytesIO(b"genuine"), sealed, users=["bob"])
+        raw = sealed.getvalue()
+        head, header_raw = read_header(io.BytesIO(raw))
+        source = bob._run(bob.client._unwrap_for("s-f"))  # bob knows the DEK
+        aead = AESGCM(derive_symmetric_key(source).expose_secret_bytes())
+        digest = hashlib.sha256(header_raw).digest()
+        chunk = aead.encrypt(_nonce(head.prefix, 0, True), b"PAY MALLORY", _aad(digest, 0, True))
+        forged = raw[: 4 + len(header_raw)] + len(chunk).to_bytes(4, "big") + chunk + raw[-64:]
+        out = io.BytesIO()
+        with pytest.raises(DecryptionError):
+            bob.decrypt_stream(io.BytesIO(forged), out)
+        assert out.getvalue() == b""

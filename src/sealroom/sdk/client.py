@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
+import shutil
+import tempfile
 import time
 import uuid
 import warnings
@@ -29,7 +32,7 @@ from sealroom.api.identity import (
     user_signing_key,
 )
 from sealroom.api.reqsig import sign_request
-from sealroom.crypto.envelope import Envelope, open_with_key, seal
+from sealroom.crypto.envelope import Envelope, open_envelope, seal
 from sealroom.crypto.escrow import (
     EscrowSecret,
     combine_split_secret,
@@ -59,6 +62,7 @@ __all__ = ["KEYSERVICE_AUDIENCE", "BasicSplitTrust", "Client", "Password", "Secr
 
 KEYSERVICE_AUDIENCE = "sealroom-keyservice"
 SIGNER_CACHE_SECONDS = 60.0
+_DOC_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 APPROVAL_PREFIX = "sealroom-approve:v1:"
 JwtProvider = Callable[[str], "Awaitable[str] | str"]
 
@@ -93,6 +97,17 @@ class Password:
 
     async def secret(self, client: Client) -> EscrowSecret:
         return EscrowSecret.from_password(await _maybe_await(self._password()))
+
+
+def _doc_id(raw: bytes) -> str:
+    """A document id from outside, checked before it goes into a URL."""
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise SdkError("the object id is not a valid document id") from None
+    if not _DOC_ID.fullmatch(text):
+        raise SdkError("the object id is not a valid document id")
+    return text
 
 
 class Client:
@@ -608,20 +623,29 @@ class Client:
         )
 
     async def decrypt_stream(self, src: BinaryIO, dst: BinaryIO) -> int:
-        """Open a sealed stream from any current device; returns the bytes written."""
+        """Open a sealed stream from any current device; returns the bytes written.
+
+        The plaintext goes to a temporary file first and reaches ``dst`` only once the
+        sealer's trailer signature has verified, so forged chunks are never released.
+        """
         head, raw = read_header(src)
-        data = await self._call("GET", f"/v1/documents/{head.object_id.decode()}/key")
-        value = EncryptedValue.from_bytes(b64d(data["edek"], "edek"))
-        origin = await self._origin(value.origin_signer)
-        source = decrypt(
-            value, self._device_key(), origin_signer=origin, transformer=self.service_key
-        )
-        return open_stream(src, dst, (head, raw), source, sealer=origin)
+        source = await self._unwrap_for(_doc_id(head.object_id))
+        sealer = await self._origin(head.signer)
+        with tempfile.TemporaryFile() as staging:
+            written = open_stream(src, staging, (head, raw), source, sealer=sealer)
+            staging.seek(0)
+            shutil.copyfileobj(staging, dst, 1 << 20)
+        return written
+
+    async def _unwrap_for(self, doc_id: str) -> Plaintext:
+        """The DEK source of a managed document, through the grant that reaches us."""
+        data = await self._call("GET", f"/v1/documents/{doc_id}/key")
+        return await self._unwrap(b64d(data["edek"], "edek"))
 
     async def decrypt_document(self, envelope: Envelope) -> bytes:
         """Open a managed document with the grant that reaches this device."""
-        data = await self._call("GET", f"/v1/documents/{envelope.object_id.decode()}/key")
-        return await self._open(envelope, b64d(data["edek"], "edek"))
+        source = await self._unwrap_for(_doc_id(envelope.object_id))
+        return open_envelope(envelope, source, sealer=await self._origin(envelope.signer))
 
     async def decrypt_unmanaged(
         self, envelope: Envelope, index: int, kind: str, target: str
@@ -638,11 +662,10 @@ class Client:
         return await self._open(envelope, b64d(data["edek"], "edek"))
 
     async def _open(self, envelope: Envelope, edek: bytes) -> bytes:
-        value = EncryptedValue.from_bytes(edek)
-        origin = await self._origin(value.origin_signer)
-        return open_with_key(
-            envelope, value, self._device_key(), origin_signer=origin, transformer=self.service_key
-        )
+        """The EDEK's origin and the envelope's sealer are checked each on its own: a grant
+        made later by another device still opens the sealer's envelope."""
+        source = await self._unwrap(edek)
+        return open_envelope(envelope, source, sealer=await self._origin(envelope.signer))
 
     async def grant_document(
         self, envelope: Envelope, *, user: str | None = None, group: str | None = None
@@ -655,8 +678,7 @@ class Client:
     ) -> None:
         """Grant a managed document or stream to one more user or group: this device
         unwraps the DEK source and encrypts it once more; the data is not touched."""
-        data = await self._call("GET", f"/v1/documents/{doc_id}/key")
-        source = await self._unwrap(b64d(data["edek"], "edek"))
+        source = await self._unwrap_for(_doc_id(doc_id.encode()))
         ((kind, rid, key),) = await self._recipients(
             [user] if user else [], [group] if group else []
         )
