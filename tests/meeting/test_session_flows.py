@@ -314,6 +314,79 @@ def test_a_departed_admin_loses_its_admin_rights_and_cannot_take_over() -> None:
     assert all("uma" not in p.session.admins for u, p in w.people.items() if u != "uma")
 
 
+def test_a_removed_participant_who_rejoins_must_be_admitted_again() -> None:
+    w = _meeting("bob", "carl", host_present=False)
+    w.run("uma", "remove", "carl")
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
+    from sealroom.meeting.session import MeetingSession
+
+    p = w.people["carl"]
+    p.session = MeetingSession(
+        w.config, user="carl", device="carl-dev", signing_key=p.key, seq_start=10_000
+    )
+    p.cursor = 0
+    w.run("carl", "join")
+    assert "knock" in w.events("uma")
+    assert w.key("carl") == (None, None)
+    assert "carl" not in w.people["uma"].session.roster
+
+
+def test_a_knocker_stays_out_of_the_roster_and_can_be_admitted_after_rekeys() -> None:
+    w = World(CONFIG)
+    w.add("uma")
+    w.run("uma", "start")
+    w.add("bob")
+    w.run("bob", "join")
+    w.add("zed")
+    w.run("zed", "join")
+    w.run("bob", "leave")
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
+    w.advance(40)  # longer than every join retry
+    assert "zed" not in w.people["uma"].session.roster
+    assert "not_admitted" not in w.events("zed")
+    w.run("uma", "admit", "zed")
+    assert w.key("zed")[0] == w.key("uma")[0]
+
+
+def test_a_restarted_manager_takes_management_back() -> None:
+    w = _meeting("bob", host_present=False)
+    from sealroom.meeting.session import MeetingSession
+
+    p = w.people["uma"]
+    p.session = MeetingSession(
+        w.config, user="uma", device="uma-dev", signing_key=p.key, seq_start=10_000
+    )
+    p.cursor = 0
+    w.run("uma", "join")
+    assert p.session.manager == "uma"
+    assert p.session.is_manager
+    assert w.key("bob") == w.key("uma")
+    w.add("carl")
+    w.run("carl", "join")
+    assert w.key("carl")[0] == w.key("uma")[0]
+
+
+def test_a_removal_that_fails_is_retried_until_it_succeeds() -> None:
+    w = _meeting("bob", "carl", host_present=False)
+    epoch = w.key("uma")[0]
+    original = w._ks
+    failing = {"left": 4}
+
+    def flaky(user: str, call: object) -> tuple[object, str | None]:
+        if getattr(call, "op", "") == "remove_member" and failing["left"] > 0:
+            failing["left"] -= 1
+            return None, "internal"
+        return original(user, call)  # type: ignore[arg-type]
+
+    w._ks = flaky  # type: ignore[assignment,method-assign]
+    w.run("carl", "leave")
+    w.advance(5)
+    assert w.key("uma")[0] == epoch  # held while carl is still in the group
+    w.advance(60)
+    assert "carl" not in w.members
+    assert w.key("uma")[0] == w.key("bob")[0] > epoch  # type: ignore[operator]
+
+
 def test_a_failed_removal_holds_the_fresh_key() -> None:
     w = _meeting("bob", "carl", host_present=False)
     epoch = w.key("uma")[0]

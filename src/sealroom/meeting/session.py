@@ -199,9 +199,11 @@ class MeetingSession:
         self._seq = self._seq_start = seq_start
         self._seen: dict[str, int] = {}
         self._heard_own_announce = False  # session-key posts before it are history
-        self._knocking: set[str] = set()
+        self._knocking: dict[str, str] = {}  # user -> device, waiting for admit()
         self._admitted: set[str] = set(config.invitees) | {config.host}
+        self._banned: set[str] = set()  # removed: must be admitted again
         self._removing: dict[str, int] = {}  # user -> failed attempts
+        self._removal_retry_at: float | None = None
         self._calls: dict[int, _Pending] = {}
         self._next_call = 1
         self._leavers: set[str] = set()
@@ -239,7 +241,11 @@ class MeetingSession:
         return KeyServiceCall(call_id, op, {"group": self.config.meeting_id, **args})
 
     def _timers(self) -> list[Action]:
-        times = [t for t in (self._rekey_at, self._ratchet_at, self._retry_at) if t is not None]
+        times = [
+            t
+            for t in (self._rekey_at, self._ratchet_at, self._retry_at, self._removal_retry_at)
+            if t is not None
+        ]
         return [CallMeAt(min(times))] if times else []
 
     def _install(self, epoch: int, sk: bytes, now: float, reason: str) -> list[Action]:
@@ -334,6 +340,8 @@ class MeetingSession:
         """Manager: remove a participant; the rekey follows after the debounce."""
         if not self.is_manager:
             raise RuntimeError("only the manager removes participants")
+        self._banned.add(user)
+        self._admitted.discard(user)
         return [self._post("remove", {"user": user}), *self._handle_departure(user, now)]
 
     def end(self, now: float) -> list[Action]:
@@ -343,22 +351,24 @@ class MeetingSession:
         post = self._post("end", {})
         return [post, self._call("delete_group"), *self._close()]
 
-    def _removed(self, user: str, error: str | None) -> list[Action]:
+    def _removed(self, user: str, error: str | None, now: float) -> list[Action]:
         if error is None or error == "not_found":
             self._removing.pop(user, None)
             return []
         failures = self._removing.get(user, 0) + 1
         self._removing[user] = failures
-        if failures < 3:
-            return [self._call("remove_member", {"user": user}, user=user)]
-        return [Notify("removal_failed", {"user": user, "error": error})]
+        # Keep trying, backing off; the fresh key waits until the leaver is out.
+        retry = now + min(2.0**failures, 30.0)
+        self._removal_retry_at = min(self._removal_retry_at or retry, retry)
+        notify = [Notify("removal_failed", {"user": user, "error": error})] if failures == 1 else []
+        return notify + self._timers()
 
     def _close(self) -> list[Action]:
         self._calls.clear()
         self._pending_post = None
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = "ended", None, None
-        self._rekey_at = self._ratchet_at = self._retry_at = None
+        self._rekey_at = self._ratchet_at = self._retry_at = self._removal_retry_at = None
         return [RetireMediaKeys(epochs), Notify("ended"), RotateDeviceKey()]
 
     def security_code(self) -> str | None:
@@ -370,6 +380,11 @@ class MeetingSession:
 
     def timer(self, now: float) -> list[Action]:
         actions: list[Action] = []
+        if self._removal_retry_at is not None and now >= self._removal_retry_at:
+            self._removal_retry_at = None
+            if self.is_manager:
+                for user in list(self._removing):
+                    actions.append(self._call("remove_member", {"user": user}, user=user))
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
             actions += self._open_pending()
@@ -392,7 +407,7 @@ class MeetingSession:
         if pending is None or self.state in ("left", "ended"):
             return []
         if pending.op == "remove_member":
-            return self._removed(pending.context.get("user", ""), error)
+            return self._removed(pending.context.get("user", ""), error, now)
         if pending.op == "create_group":
             if error is not None or result is None:
                 self.state = "ended"
@@ -447,9 +462,11 @@ class MeetingSession:
         (device certificate chained to the pinned key of ``message.user``)."""
         if message.meeting != self.config.meeting_id:
             return []
-        if message.device == self.device:
-            if message.kind == "announce" and message.seq > self._seq_start:
-                self._heard_own_announce = True  # this incarnation's, not an older one's
+        if message.device == self.device and message.seq > self._seq_start:
+            # Our own post of this incarnation; an earlier incarnation's are history.
+            if message.kind == "announce" and not self._heard_own_announce:
+                self._heard_own_announce = True
+                return self._resume_management(now)
             return []
         try:
             message.verify(sender_key)
@@ -469,18 +486,32 @@ class MeetingSession:
         if m.kind == "start":
             return self._on_start(m)
         if m.kind == "announce":
-            if m.user == self.user:  # this user joined from another device: step aside
-                return [Notify("superseded", {"device": m.device}), *self._close()]
+            if m.user == self.user:
+                if m.device != self.device and self._heard_own_announce:
+                    # this user joined again from another device since: step aside
+                    return [Notify("superseded", {"device": m.device}), *self._close()]
+                return []  # our own history, or another device's from before we came
+            if (
+                self.is_manager
+                and m.user not in self.members
+                and (m.user not in self._admitted or m.user in self._banned)
+            ):
+                self._knocking[m.user] = m.device  # kept out of the roster until admitted
+                return [Notify("knock", {"user": m.user})]
             self.present[m.user] = m.device
             return self._on_announce(m.user, now)
         if m.kind == "session-key":
             return self._on_session_key(m, key, now)
-        if m.kind in ("leave", "remove"):
-            user = m.user if m.kind == "leave" else str(m.body["user"])
-            if m.kind == "remove" and m.user != self.manager:
+        if m.kind == "leave":
+            if m.user == self.user or self.present.get(m.user) not in (None, m.device):
+                return []  # our own history, or a device this user no longer sits at
+            return self._handle_departure(m.user, now)
+        if m.kind == "remove":
+            user = str(m.body["user"])
+            if m.user != self.manager:
                 return []
             if user == self.user:
-                return self._close()
+                return self._close() if self._heard_own_announce or self.state != "joining" else []
             return self._handle_departure(user, now)
         if m.kind == "manager":
             return self._on_manager(m, now)
@@ -510,13 +541,12 @@ class MeetingSession:
             self.manager = user
             self._ratchet_at = self._rekey_at = None  # no longer ours to fire
             return actions
-        if user not in self.members and user not in self._admitted:
-            self._knocking.add(user)
-            return [Notify("knock", {"user": user})]
         return self._admit(user, now)
 
     def _admit(self, user: str, now: float) -> list[Action]:
-        self._knocking.discard(user)
+        device = self._knocking.pop(user, None)
+        if device is not None:
+            self.present[user] = device
         if user in self.members:
             return self._rekey_ratchet("join", now) + self._timers()
         return [self._call("add_member", {"user": user, "ratchet": True}, user=user)]
@@ -526,7 +556,21 @@ class MeetingSession:
         if not self.is_manager:
             raise RuntimeError("only the manager admits participants")
         self._admitted.add(user)
+        self._banned.discard(user)
         return self._admit(user, now) if user in self._knocking else []
+
+    def _resume_management(self, now: float) -> list[Action]:
+        """A restarted manager, having heard its own new announce, takes management back."""
+        if self.manager != self.user or self.state != "joining" or self.group_key is None:
+            return []
+        self.state = "in_meeting"
+        post = self._post("manager", {"manager": self.user, "admins": sorted(self.admins)})
+        return [
+            post,
+            Notify("joined", {"as": "manager"}),
+            *self._rekey_fresh("takeover", now),
+            *self._timers(),
+        ]
 
     def _on_manager(self, m: BoardMessage, now: float) -> list[Action]:
         new = str(m.body["manager"])
@@ -564,7 +608,7 @@ class MeetingSession:
         self.present.pop(user, None)
         was_admin = user in self.admins
         self.admins.discard(user)
-        self._knocking.discard(user)
+        self._knocking.pop(user, None)
         actions: list[Action] = [Notify("participant_left", {"user": user})]
         if user == self.manager:
             if self._successor() == self.user and self.state == "in_meeting":

@@ -42,6 +42,7 @@ from sealroom.sdk.errors import SdkError, ServiceRefusedError
 __all__ = ["CONFERENCE_AUDIENCE", "MeetingClient", "MeetingEvent"]
 
 CONFERENCE_AUDIENCE = "sealroom-conference"
+KEY_CACHE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class MeetingClient:
         self._sender: Sender | None = None
         self._next_sender: tuple[float, Sender] | None = None
         self._rosters: dict[int, list[str]] = {}
-        self._keys: dict[str, tuple[str, VerifyingKey]] = {}
+        self._keys: dict[str, tuple[float, str, VerifyingKey]] = {}
         self._ws: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -106,26 +107,32 @@ class MeetingClient:
         )
         self._reader = asyncio.create_task(self._read())
 
+    async def _locked(self, step: Callable[[float], list[Action]]) -> None:
+        """Run one step of the session and all that follows from it, holding the lock, so
+        that posts leave in the order the session numbered them."""
+        async with self._lock:
+            await self._run(step(self._now()))
+
     async def start(self) -> None:
         await self.connect()
-        await self._run(self.session.start(self._now()))
+        await self._locked(self.session.start)
 
     async def join(self) -> None:
         await self.connect()
-        await self._run(self.session.join(self._now()))
+        await self._locked(self.session.join)
 
     async def leave(self) -> None:
-        await self._run(self.session.leave(self._now()))
+        await self._locked(self.session.leave)
         await self.close()
 
     async def remove(self, user: str) -> None:
-        await self._run(self.session.remove(user, self._now()))
+        await self._locked(lambda now: self.session.remove(user, now))
 
     async def admit(self, user: str) -> None:
-        await self._run(self.session.admit(user, self._now()))
+        await self._locked(lambda now: self.session.admit(user, now))
 
     async def end(self) -> None:
-        await self._run(self.session.end(self._now()))
+        await self._locked(self.session.end)
 
     async def close(self) -> None:
         if self._timer is not None:
@@ -202,22 +209,20 @@ class MeetingClient:
         key = await self._sender_key(message)
         if key is None:
             return
-        async with self._lock:
-            actions = self.session.receive(message, key, self._now())
-        await self._run(actions)
+        await self._locked(lambda now: self.session.receive(message, key, now))
 
     async def _sender_key(self, message: BoardMessage) -> VerifyingKey | None:
         """The posting device's key, trusted only through its certificate and pinned user."""
         cached = self._keys.get(message.device)
-        if cached is None:
+        if cached is None or self._now() - cached[0] > KEY_CACHE_SECONDS:
             try:
                 info = await self.sdk._call("GET", f"/v1/devices/{quote(message.device)}")
-                key = await self.sdk._certified(info)
+                key = await self.sdk._certified(info)  # refuses devices revoked as lost
             except (SdkError, ServiceRefusedError):
                 self.events.put_nowait(MeetingEvent("bad_message", {"device": message.device}))
                 return None
-            cached = self._keys[message.device] = (str(info["user_id"]), key)
-        user, key = cached
+            cached = self._keys[message.device] = (self._now(), str(info["user_id"]), key)
+        _, user, key = cached
         return key if user == message.user else None
 
     # --- actions ---------------------------------------------------------------------
@@ -232,10 +237,8 @@ class MeetingClient:
                 json.dumps({"type": "post", "message": json.loads(action.message.to_json())})
             )
         elif isinstance(action, KeyServiceCall):
-            result, error = await self._key_service(action)
-            async with self._lock:
-                follow = self.session.key_service_reply(action.id, result, error, self._now())
-            await self._run(follow)
+            result, error = await self._key_service(action)  # the lock is held by our caller
+            await self._run(self.session.key_service_reply(action.id, result, error, self._now()))
         elif isinstance(action, InstallMediaKey):
             self._install(action)
         elif isinstance(action, RetireMediaKeys):
@@ -283,9 +286,7 @@ class MeetingClient:
         self._timer = self._loop.call_at(when, fire)
 
     async def _fire(self) -> None:
-        async with self._lock:
-            actions = self.session.timer(self._now())
-        await self._run(actions)
+        await self._locked(self.session.timer)
 
     async def _key_service(self, call: KeyServiceCall) -> tuple[dict[str, Any] | None, str | None]:
         group, args = call.args["group"], call.args
