@@ -128,7 +128,8 @@ async def _meeting(servers: dict[str, str]) -> None:
         before = bob.epoch()
         assert carl.mc is not None
         await carl.mc.leave()
-        await bob.wait("rekeyed", reason="leave")
+        for p in (bob, uma, hana):
+            await p.wait("rekeyed", reason="leave")
         assert bob.epoch() == uma.epoch() == hana.epoch() == (before or 0) + 1
         await uma.frames_from(bob, b"frame-5")
 

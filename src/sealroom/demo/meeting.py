@@ -20,6 +20,7 @@ import io
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -154,6 +155,16 @@ class Demo:
         await (a.mc.start() if start else a.mc.join())
         self._tasks.append(asyncio.create_task(self._events(a)))
         a.sending = True
+
+    @staticmethod
+    async def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
+        """Whether ``check`` comes true within ``timeout`` (events arrive asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            await asyncio.sleep(0.05)
+        return check()
 
     async def _admit_when_knocking(self, manager: Attendee, user: str) -> None:
         """An uninvited participant knocks; the manager lets it in."""
@@ -295,7 +306,8 @@ class Demo:
             rogue = Receiver()
             if old_epoch is not None and old_sk is not None:
                 rogue.install(old_epoch, old_sk, 0.0)
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(1.0)
+            await self._eventually(lambda: sum(victim.refused.values()) > 0)
             sender = hana.mc._sender  # type: ignore[union-attr]
             leaked = 0
             if sender is not None:
@@ -319,14 +331,19 @@ class Demo:
         epoch = await self._wait_epoch(
             [*present, host], before, timeout=TIMING.ratchet_interval + 5
         )
-        ratcheted = {
-            who
-            for _, who, kind, d in self.events
-            if kind == "rekeyed" and d.get("epoch") == epoch and d.get("reason") == "timer"
-        }
+        everyone = {*present, host}
+        ratcheted = await self._eventually(
+            lambda: (
+                {
+                    who
+                    for _, who, kind, d in self.events
+                    if kind == "rekeyed" and d.get("epoch") == epoch and d.get("reason") == "timer"
+                }
+                == everyone
+            )
+        )
         self.claim(
-            f"the timer ratcheted everyone to epoch {epoch}, each deriving it locally",
-            ratcheted == {*present, host},
+            f"the timer ratcheted everyone to epoch {epoch}, each deriving it locally", ratcheted
         )
 
         self.say(f"{invitee}'s phone is lost: revoked from the laptop")
@@ -366,7 +383,13 @@ class Demo:
         for a in self.people.values():
             a.sending = False
         await hana.mc.end()  # type: ignore[union-attr]
-        await asyncio.sleep(1.5)
+        keys_dropped = await self._eventually(
+            lambda: all(
+                not a.mc.receiver.epochs
+                for a in self.people.values()
+                if a.mc is not None and a.name in [*present, host]
+            )
+        )
         try:
             await uma.sdk.group("standup")
             deleted = False
@@ -374,12 +397,7 @@ class Demo:
             deleted = True
         self.claim(
             "the meeting group is gone and no participant holds a media key",
-            deleted
-            and all(
-                not a.mc.receiver.epochs
-                for a in self.people.values()
-                if a.mc is not None and a.name in [*present, host]
-            ),
+            deleted and keys_dropped,
         )
 
         tablet = self.client(invitee, "tablet")
@@ -401,11 +419,12 @@ class Demo:
         await sam.aclose()
         await phone.aclose()
 
-        rotated = {who for _, who, kind, _ in self.events if kind == "device_rotated"}
-        self.claim(
-            "every participant's device rotated its key pair after the meeting",
-            rotated == set(names),
+        rotated = await self._eventually(
+            lambda: (
+                {who for _, who, kind, _ in self.events if kind == "device_rotated"} == set(names)
+            )
         )
+        self.claim("every participant's device rotated its key pair after the meeting", rotated)
         report_ok = self._verify_audit()
         self.claim(
             f"the audit log verifies ({report_ok[1]} entries, hash-chained and signed)",
