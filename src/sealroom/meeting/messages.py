@@ -40,8 +40,8 @@ class BoardMessage:
     body: dict[str, Any]
     signature: bytes = b""
 
-    def _signed(self) -> bytes:
-        fields = {
+    def _fields(self) -> dict[str, Any]:
+        return {
             "v": VERSION,
             "meeting": self.meeting,
             "kind": self.kind,
@@ -50,7 +50,9 @@ class BoardMessage:
             "seq": self.seq,
             "body": self.body,
         }
-        return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+    def _signed(self) -> bytes:
+        return json.dumps(self._fields(), sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def create(
@@ -72,16 +74,7 @@ class BoardMessage:
         key.verify(LABEL, self._signed(), self.signature)
 
     def to_json(self) -> str:
-        fields = {
-            "v": VERSION,
-            "meeting": self.meeting,
-            "kind": self.kind,
-            "user": self.user,
-            "device": self.device,
-            "seq": self.seq,
-            "body": self.body,
-            "sig": b64e(self.signature),
-        }
+        fields = self._fields() | {"sig": b64e(self.signature)}
         return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     @classmethod

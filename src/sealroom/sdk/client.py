@@ -18,7 +18,7 @@ import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import httpx
 
@@ -97,6 +97,16 @@ class Password:
 
     async def secret(self, client: Client) -> EscrowSecret:
         return EscrowSecret.from_password(await _maybe_await(self._password()))
+
+
+_T = TypeVar("_T")
+
+
+def _initialized(value: _T | None) -> _T:
+    """``value``, or SdkError if the keystore has not been set up yet."""
+    if value is None:
+        raise SdkError("not initialized")
+    return value
 
 
 def _doc_id(raw: bytes) -> str:
@@ -187,31 +197,21 @@ class Client:
 
     @property
     def user_id(self) -> str:
-        if self.ks.user_id is None:
-            raise SdkError("not initialized")
-        return self.ks.user_id
+        return _initialized(self.ks.user_id)
 
     @property
     def device_id(self) -> str:
-        if self.ks.device_id is None:
-            raise SdkError("not initialized")
-        return self.ks.device_id
+        return _initialized(self.ks.device_id)
 
     def _device_key(self) -> PrivateKey:
-        if self.ks.device_key is None:
-            raise SdkError("not initialized")
-        return self.ks.device_key
+        return _initialized(self.ks.device_key)
 
     def _signer(self) -> SigningKey:
-        if self.ks.signing_key is None:
-            raise SdkError("not initialized")
-        return self.ks.signing_key
+        return _initialized(self.ks.signing_key)
 
     @property
     def service_key(self) -> VerifyingKey:
-        if self.ks.service_key is None:
-            raise SdkError("not initialized")
-        return VerifyingKey.from_bytes(self.ks.service_key)
+        return VerifyingKey.from_bytes(_initialized(self.ks.service_key))
 
     # --- setup ---
 
