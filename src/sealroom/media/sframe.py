@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 __all__ = [
     "CIPHER_SUITES",
+    "COPY_LIMIT",
     "CipherSuite",
     "SFrameContext",
     "SFrameError",
@@ -35,10 +36,13 @@ __all__ = [
     "decode_header",
     "encode_header",
     "header_prefix",
+    "header_table",
     "hkdf_extract",
 ]
 
 MAX_VALUE: Final[int] = (1 << 64) - 1
+#: Below this many bytes, slicing a frame's body (a copy) is cheaper than a memoryview.
+COPY_LIMIT: Final[int] = 4096
 
 
 class SFrameError(Exception):
@@ -75,20 +79,28 @@ def encode_header(kid: int, ctr: int) -> bytes:
     return header_prefix(kid)(ctr)
 
 
-def header_prefix(kid: int) -> Callable[[int], bytes]:
-    """A fast encoder of headers for one KID: ``ctr -> header``."""
+def header_table(kid: int) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """Precomputed header parts for one KID: ``small[ctr]`` is the whole header for a
+    CTR below 8, and ``extended[n] + ctr.to_bytes(n, "big")`` for a CTR of ``n`` bytes."""
     if kid < 8:
         first, kid_bytes = kid << 4, b""
     else:
         n = (kid.bit_length() + 7) >> 3
         first, kid_bytes = 0x80 | (n - 1) << 4, kid.to_bytes(n, "big")
-    small = [bytes((first | c,)) + kid_bytes for c in range(8)]
+    small = tuple(bytes((first | c,)) + kid_bytes for c in range(8))
+    extended = (b"", *(bytes((first | 0x08 | (n - 1),)) + kid_bytes for n in range(1, 9)))
+    return small, extended
+
+
+def header_prefix(kid: int) -> Callable[[int], bytes]:
+    """A fast encoder of headers for one KID: ``ctr -> header``."""
+    small, extended = header_table(kid)
 
     def encode(ctr: int) -> bytes:
         if ctr < 8:
             return small[ctr]
         n = (ctr.bit_length() + 7) >> 3
-        return bytes((first | 0x08 | (n - 1),)) + kid_bytes + ctr.to_bytes(n, "big")
+        return extended[n] + ctr.to_bytes(n, "big")
 
     return encode
 
@@ -244,10 +256,14 @@ class SFrameContext:
             raise SFrameError("no decryption key for this KID")
         nonce = (key.salt ^ ctr).to_bytes(12, "big")
         aad = ciphertext[:header_len] + metadata
-        body = memoryview(ciphertext)[header_len:]
         if key.gcm is not None:
+            body = (
+                ciphertext[header_len:]
+                if len(ciphertext) < COPY_LIMIT
+                else memoryview(ciphertext)[header_len:]
+            )
             try:
                 return key.gcm.decrypt(nonce, body, aad)
             except InvalidTag:
                 raise SFrameError("authentication failed") from None
-        return aead_decrypt(self.suite, key, nonce, aad, bytes(body))
+        return aead_decrypt(self.suite, key, nonce, aad, ciphertext[header_len:])
