@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sealroom.api.encoding import b64d
 from sealroom.crypto.envelope import Envelope, open_with_key
 from sealroom.crypto.pre import PrivateKey, generate_key_pair
 from sealroom.crypto.signing import SigningKey
@@ -47,6 +48,12 @@ class World:
         self.people: dict[str, Participant] = {}
         self.group_priv: PrivateKey | None = None
         self.members: set[str] = set()
+        # The meeting group is forward-only, as the key service keeps it: a member opens
+        # only values registered at or after the generation its addition made.
+        self.generation = 0
+        self.since: dict[str, int] = {}
+        self.registered: dict[bytes, int] = {}
+        self.refuse_register = False
         self.admins: set[str] = set()
         self.deleted = False
         self.refuse_open: dict[str, int] = {}  # user -> how many opens to refuse
@@ -115,14 +122,22 @@ class World:
                 return None, "not_admin"
             if op == "add_member":
                 self.members.add(args["user"])
+                self.generation += 1
+                self.since[args["user"]] = self.generation
             elif op == "remove_member":
                 self.members.discard(args["user"])
+                self.since.pop(args["user"], None)
             elif op == "add_admin":
                 self.admins.add(args["user"])
             elif op == "remove_admin":
                 self.admins.discard(args["user"])
             elif op == "delete_group":
                 self.deleted = True
+            return {}, None
+        if op == "register_value":
+            if user not in self.admins or self.refuse_register:
+                return None, "not_admin"
+            self.registered.setdefault(args["edek"], self.generation)
             return {}, None
         if op == "open_envelope":
             if self.refuse_open.get(user, 0) > 0:
@@ -131,6 +146,9 @@ class World:
             if self.deleted or user not in self.members:
                 return None, "not_member"
             env: Envelope = args["envelope"]
+            made_at = self.registered.get(env.edeks[0].to_bytes())
+            if made_at is None or made_at < self.since[user]:
+                return None, "before_membership"
             assert self.group_priv is not None
             data = open_with_key(env, env.edeks[0], self.group_priv, origin_signer=args["sealer"])
             return {"data": data}, None
@@ -179,3 +197,21 @@ class World:
     def key(self, user: str) -> tuple[int | None, bytes | None]:
         s = self.people[user].session
         return s.epoch, s._sk
+
+    def session_key_posts(self) -> dict[int, tuple[BoardMessage, Envelope]]:
+        """Every session-key post on the board by epoch, with its sealed envelope."""
+        return {
+            int(m.body["epoch"]): (m, Envelope.from_bytes(b64d(m.body["envelope"], "envelope")))
+            for m in self.board
+            if m.kind == "session-key"
+        }
+
+    def open_as(self, user: str, epoch: int) -> str | None:
+        """``user`` asks the fake key service to open an epoch's post: None, or the error."""
+        m, env = self.session_key_posts()[epoch]
+        call = KeyServiceCall(10**6, "open_envelope", {"envelope": env, "sealer": self._signer(m)})
+        return self._ks(user, call)[1]
+
+    def _signer(self, m: BoardMessage) -> Any:
+        poster = next(p for p in self.people.values() if p.session.device == m.device)
+        return poster.key.verifying_key

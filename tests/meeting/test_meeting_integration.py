@@ -109,11 +109,15 @@ async def _meeting(servers: dict[str, str]) -> None:
         await bob.frames_from(uma, b"frame-1")
 
         # A participant who was not invited knocks; the manager admits it.
+        earlier = _newest_envelope(uma)  # epoch 1, posted before carl knocked
         await (await carl.enter()).join()
         await uma.wait("knock", user="carl")
         assert uma.mc is not None
         await uma.mc.admit("carl")
         await carl.wait("joined")
+        # Now a member of the meeting group, carl still cannot have the earlier key opened.
+        with pytest.raises(ServiceRefusedError, match="before_membership"):
+            await carl.sdk.decrypt_unmanaged(Envelope.from_bytes(earlier), 0, "group", "standup")
         await carl.frames_from(bob, b"frame-2")
         await uma.frames_from(carl, b"frame-3")
 

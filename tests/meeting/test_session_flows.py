@@ -348,6 +348,43 @@ def test_a_knocker_stays_out_of_the_roster_and_can_be_admitted_after_rekeys() ->
     assert w.key("zed")[0] == w.key("uma")[0]
 
 
+def test_an_admitted_stranger_cannot_have_earlier_keys_opened() -> None:
+    # zed sits on the channel (and could record the relayed media) before being admitted;
+    # afterwards it is a member of the meeting group, yet the key service opens for it only
+    # the posts registered after its addition.
+    w = World(CONFIG)
+    w.add("uma")
+    w.run("uma", "start")
+    w.add("zed")
+    w.run("zed", "join")
+    w.run("uma", "admit", "zed")
+    epoch = _same_key(w, ["uma", "zed"])
+    assert epoch == 1
+    assert w.open_as("zed", 1) is None
+    assert w.open_as("zed", 0) == "before_membership"
+    assert w.open_as("uma", 0) is None
+    # The manager registered every post before posting it.
+    registered = [c for c in w.people["uma"].ks_calls if c.op == "register_value"]
+    assert [c.args["edek"] for c in registered] == [
+        env.edeks[0].to_bytes() for _, (_, env) in sorted(w.session_key_posts().items())
+    ]
+
+
+def test_a_key_the_service_would_not_register_is_replaced() -> None:
+    w = _meeting("bob", host_present=False)
+    w.refuse_register = True
+    w.run("bob", "leave")
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
+    failed = [e for e in w.people["uma"].events if e.event == "key_registration_failed"]
+    assert failed
+    assert failed[0].detail["epoch"] == w.key("uma")[0]
+    w.refuse_register = False
+    w.advance(6)  # REGISTER_RETRY_SECONDS: a fresh key, registered this time
+    epoch = w.key("uma")[0]
+    assert epoch == failed[0].detail["epoch"] + 1
+    assert w.open_as("uma", epoch) is None
+
+
 def test_a_restarted_manager_takes_management_back() -> None:
     w = _meeting("bob", host_present=False)
     from sealroom.meeting.session import MeetingSession

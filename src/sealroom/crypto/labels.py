@@ -24,6 +24,7 @@ ESCROW_KEY: Final[bytes] = _PREFIX + b"escrow/key"
 ESCROW_CHECK: Final[bytes] = _PREFIX + b"escrow/check"
 ESCROW_SPLIT: Final[bytes] = _PREFIX + b"escrow/split-secret"
 USER_SIGNING_SEED: Final[bytes] = _PREFIX + b"user/signing-key-seed"
+VALUE_FINGERPRINT: Final[bytes] = _PREFIX + b"keyservice/value-fingerprint"
 
 ALL: Final[tuple[bytes, ...]] = (
     HASH_TO_G2,
@@ -42,4 +43,5 @@ ALL: Final[tuple[bytes, ...]] = (
     ESCROW_CHECK,
     ESCROW_SPLIT,
     USER_SIGNING_SEED,
+    VALUE_FINGERPRINT,
 )

@@ -100,6 +100,14 @@ def _str(body: dict[str, Any], name: str) -> str:
     return value
 
 
+def _bool(body: dict[str, Any], name: str) -> bool:
+    """An optional boolean field (absent: false)."""
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise ServiceError("malformed_input", f"{name} must be true or false")
+    return value
+
+
 def _str_list(body: dict[str, Any], name: str) -> list[str]:
     value = _field(body, name)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -201,6 +209,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             _str(body, "id"),
             PublicKey.from_bytes(_bytes(body, "public_key")),
             _bytes(body, "encrypted_group_key", 8192),
+            forward_only=_bool(body, "forward_only"),
         )
         return {
             "id": body["id"],
@@ -257,6 +266,12 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         ids = _str_list(body, "user_ids")
         await run_in_threadpool(groups.preapprove, caller, req.path_params["id"], ids)
         return {"preapproved": ids}
+
+    async def register_value(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        await run_in_threadpool(
+            groups.register_value, caller, req.path_params["id"], _bytes(body, "edek", 8192)
+        )
+        return {"registered": True}
 
     async def admin_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
         edek = await run_in_threadpool(groups.admin_key, caller, req.path_params["id"])
@@ -423,7 +438,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Create a group",
             create_group,
-            ("id", "public_key", "encrypted_group_key"),
+            ("id", "public_key", "encrypted_group_key", "forward_only?"),
         ),
         e("GET", "/v1/groups", "device", "Groups the caller is in", list_groups),
         e(
@@ -467,6 +482,14 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "Pre-approve users",
             preapprove,
             ("user_ids",),
+        ),
+        e(
+            "POST",
+            "/v1/groups/{id}/values",
+            "device",
+            "An admin registers a value encrypted to the group (forward-only groups)",
+            register_value,
+            ("edek",),
         ),
         e(
             "GET",

@@ -27,6 +27,7 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     "forbidden": (403, "The caller may not do this"),
     "not_member": (403, "The caller is not a member"),
     "not_admin": (403, "The caller is not an admin of the group"),
+    "before_membership": (403, "The value was not registered after the caller joined the group"),
     "not_found": (404, "No such object"),
     "conflict": (409, "The object already exists or is in the way"),
     "method_not_allowed": (405, "Method not allowed"),

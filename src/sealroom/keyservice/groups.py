@@ -3,9 +3,11 @@ group→user transform key that the service augments; users can be pre-approved.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sealroom.api.identity import GROUP_KEY_LABEL, group_key_message
+from sealroom.crypto import labels
 from sealroom.crypto.pre import (
     AugmentationSecret,
     EncryptedValue,
@@ -22,7 +24,7 @@ from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.storage import ConflictError, Row, Tx
 from sealroom.keyservice.users import device_transform_key
 
-__all__ = ["Groups"]
+__all__ = ["Groups", "check_forward_only", "value_fingerprint"]
 
 MAX_EDEK_BYTES = 8192
 
@@ -68,9 +70,16 @@ class Groups:
         return VerifyingKey.from_bytes(bytes(row["signing_key"]))
 
     def create(
-        self, caller: Caller, group_id: str, raw_public_key: PublicKey, encrypted_group_key: bytes
+        self,
+        caller: Caller,
+        group_id: str,
+        raw_public_key: PublicKey,
+        encrypted_group_key: bytes,
+        *,
+        forward_only: bool = False,
     ) -> tuple[PublicKey, PublicKey]:
-        """Create a group with the caller's user as its first admin."""
+        """Create a group with the caller's user as its first admin. In a ``forward_only``
+        group (a meeting) members open only values registered after they were added."""
         check_id(group_id, "group id")
         _check_edek(encrypted_group_key)
 
@@ -81,7 +90,7 @@ class Groups:
             try:
                 tx.execute(
                     "INSERT INTO sr_groups (id, public_key, raw_public_key, augmentation_secret,"
-                    " created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    " created_by, created_at, forward_only) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         group_id,
                         public.to_bytes(),
@@ -89,6 +98,7 @@ class Groups:
                         self.ctx.seal_augmentation_secret(_purpose(group_id), secret),
                         caller.user_id,
                         self.ctx.now(),
+                        int(forward_only),
                     ),
                 )
             except ConflictError:
@@ -135,6 +145,7 @@ class Groups:
             if group["key_statement"] is None
             else bytes(group["key_statement"]),
             "key_statement_device": group["key_statement_device"],
+            "forward_only": bool(group["forward_only"]),
         }
         if caller.user_id not in admins and caller.user_id not in members:
             return public  # membership stays private to members
@@ -182,7 +193,7 @@ class Groups:
 
         def fn(tx: Tx) -> None:
             self._require_admin(tx, group_id, caller)
-            for table in ("group_members", "group_admins", "group_preapproved"):
+            for table in ("group_members", "group_admins", "group_preapproved", "group_values"):
                 tx.execute(f"DELETE FROM {table} WHERE group_id = ?", (group_id,))  # noqa: S608
             tx.execute("DELETE FROM sr_groups WHERE id = ?", (group_id,))
 
@@ -213,10 +224,12 @@ class Groups:
             tx.execute(
                 "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", (group_id, user_id)
             )
+            since = int(group["generation"]) + 1  # the group row is locked until commit
+            tx.execute("UPDATE sr_groups SET generation = ? WHERE id = ?", (since, group_id))
             tx.execute(
-                "INSERT INTO group_members (group_id, user_id, transform_key, added_at) "
-                "VALUES (?, ?, ?, ?)",
-                (group_id, user_id, augmented.key.to_bytes(), self.ctx.now()),
+                "INSERT INTO group_members (group_id, user_id, transform_key, added_at, since) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (group_id, user_id, augmented.key.to_bytes(), self.ctx.now(), since),
             )
             tx.execute(
                 "DELETE FROM group_preapproved WHERE group_id = ? AND user_id = ?",
@@ -298,6 +311,29 @@ class Groups:
 
         self.ctx.run(caller, "preapprove", f"group:{group_id}", fn)
 
+    def register_value(self, caller: Caller, group_id: str, edek: bytes) -> None:
+        """An admin registers a value encrypted to the group, at the group's current
+        generation: in a forward-only group, exactly the members added by then may open it.
+        Registering again changes nothing (the first generation stays)."""
+        check_id(group_id, "group id")
+        _check_edek(edek)
+
+        def fn(tx: Tx) -> None:
+            group = self._require_admin(tx, group_id, caller)
+            fingerprint = value_fingerprint(edek)
+            if tx.one(
+                "SELECT 1 AS x FROM group_values WHERE group_id = ? AND fingerprint = ?",
+                (group_id, fingerprint),
+            ):
+                return
+            tx.execute(
+                "INSERT INTO group_values (group_id, fingerprint, generation, registered_by) "
+                "VALUES (?, ?, ?, ?)",
+                (group_id, fingerprint, int(group["generation"]), caller.user_id),
+            )
+
+        self.ctx.run(caller, "register_value", f"group:{group_id}", fn)
+
     def admin_key(self, caller: Caller, group_id: str) -> bytes:
         """The group private key's EDEK for the calling admin, transformed to its device."""
         check_id(group_id, "group id")
@@ -327,3 +363,22 @@ def _check_edek(raw: bytes) -> None:
     value = EncryptedValue.from_bytes(raw)
     if value.level != 0:
         raise ServiceError("malformed_input", "expected an untransformed value")
+
+
+def value_fingerprint(edek: bytes) -> bytes:
+    """What names a registered value: SHA-256 under its own label of the exact bytes."""
+    return hashlib.sha256(labels.VALUE_FINGERPRINT + edek).digest()
+
+
+def check_forward_only(tx: Tx, group_id: str, since: int, edek: bytes) -> None:
+    """In a forward-only group, refuse a value that no admin registered after the member
+    (added at generation ``since``) joined. Other groups pass."""
+    group = tx.one("SELECT forward_only FROM sr_groups WHERE id = ?", (group_id,))
+    if group is None or not group["forward_only"]:
+        return
+    row = tx.one(
+        "SELECT generation FROM group_values WHERE group_id = ? AND fingerprint = ?",
+        (group_id, value_fingerprint(edek)),
+    )
+    if row is None or int(row["generation"]) < since:
+        raise ServiceError("before_membership")

@@ -175,8 +175,27 @@ _SCHEMA_V2: Final[list[str]] = [
     "ALTER TABLE devices ADD COLUMN revoke_reason TEXT",
 ]
 
+_SCHEMA_V3: Final[list[str]] = [
+    # Forward-only groups (meetings): a member opens only values an admin registered after
+    # the member was added. ``generation`` counts additions; a member's ``since`` is the
+    # generation its addition made; a registered value keeps the generation it was made at.
+    "ALTER TABLE sr_groups ADD COLUMN forward_only INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE sr_groups ADD COLUMN generation BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE group_members ADD COLUMN since BIGINT NOT NULL DEFAULT 0",
+    """CREATE TABLE group_values (
+        group_id TEXT NOT NULL REFERENCES sr_groups(id) ON DELETE CASCADE,
+        fingerprint {BLOB} NOT NULL,
+        generation BIGINT NOT NULL,
+        registered_by TEXT NOT NULL,
+        PRIMARY KEY (group_id, fingerprint))""",
+]
+
 #: Versioned migrations: (version, statements). Never edit a released version; append.
-MIGRATIONS: Final[list[tuple[int, list[str]]]] = [(1, _SCHEMA_V1), (2, _SCHEMA_V2)]
+MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
+    (1, _SCHEMA_V1),
+    (2, _SCHEMA_V2),
+    (3, _SCHEMA_V3),
+]
 
 
 def _dialect_sql(sql: str, dialect: str) -> str:

@@ -9,6 +9,7 @@ from sealroom.crypto.pre import EncryptedValue, VerifiedTransformKey, transform
 from sealroom.errors import MalformedInputError
 from sealroom.keyservice.context import Caller, Context, check_id
 from sealroom.keyservice.errors import ServiceError
+from sealroom.keyservice.groups import check_forward_only
 from sealroom.keyservice.storage import ConflictError, Tx
 from sealroom.keyservice.users import device_transform_key
 
@@ -39,7 +40,9 @@ class Transforms:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def _chain(self, tx: Tx, caller: Caller, target: Target) -> list[VerifiedTransformKey]:
+    def _chain(
+        self, tx: Tx, caller: Caller, target: Target, edek: bytes
+    ) -> list[VerifiedTransformKey]:
         device = device_transform_key(tx, caller)
         to_device = self.ctx.load_transform_key(bytes(device["transform_key"]))
         if target.kind == "user":
@@ -47,11 +50,12 @@ class Transforms:
                 raise ServiceError("forbidden", "a user EDEK goes only to that user's devices")
             return [to_device]
         row = tx.one(
-            "SELECT transform_key FROM group_members WHERE group_id = ? AND user_id = ?",
+            "SELECT transform_key, since FROM group_members WHERE group_id = ? AND user_id = ?",
             (target.id, caller.user_id),
         )
         if row is None:
             raise ServiceError("not_member")
+        check_forward_only(tx, target.id, int(row["since"]), edek)
         return [self.ctx.load_transform_key(bytes(row["transform_key"])), to_device]
 
     def _apply(self, keys: list[VerifiedTransformKey], raw: bytes) -> bytes:
@@ -69,7 +73,7 @@ class Transforms:
             caller,
             "transform",
             target.label(),
-            lambda tx: self._chain(tx, caller, target),
+            lambda tx: self._chain(tx, caller, target, raw),
             lambda keys: self._apply(keys, raw),
         )
 
@@ -197,7 +201,8 @@ class Transforms:
                 raise ServiceError("forbidden", "no grant reaches this user")
             target = Target(row["grantee_kind"], row["grantee_id"])
             info = {"owner": doc["owner"], "via": target.label()}
-            return info, self._chain(tx, caller, target), bytes(row["edek"])
+            edek = bytes(row["edek"])
+            return info, self._chain(tx, caller, target, edek), edek
 
         def compute(
             data: tuple[dict[str, Any], list[VerifiedTransformKey], bytes],

@@ -52,6 +52,8 @@ __all__ = [
 JOIN_RETRY_DELAYS: Final[tuple[float, ...]] = (1.0, 5.0, 10.0, 10.0)
 LEAVE_DEBOUNCE_SECONDS: Final[float] = 10.0
 RATCHET_SECONDS: Final[float] = 300.0
+#: After the key service refused to register a posted key, a fresh key follows this soon.
+REGISTER_RETRY_SECONDS: Final[float] = 5.0
 _RATCHET_LABEL: Final[bytes] = b"sealroom/v1/meeting/ratchet"
 _ROSTER_LABEL: Final[bytes] = b"sealroom/v1/meeting/roster"
 _CODE_LABEL: Final[bytes] = b"sealroom/v1/meeting/security-code"
@@ -288,7 +290,10 @@ class MeetingSession:
         self.roster, self.roster_head = members, head
         self._board_epoch, self._board_head = epoch, head
         self.last_envelope = envelope.to_bytes()
-        return [post, *self._install(epoch, sk, now, reason)]
+        # Registered first (the driver runs actions in order): the meeting group is
+        # forward-only, so members added after this post cannot have it opened.
+        register = self._call("register_value", {"epoch": epoch}, edek=envelope.edeks[0].to_bytes())
+        return [register, post, *self._install(epoch, sk, now, reason)]
 
     def _object_id(self, epoch: int) -> bytes:
         return f"{self.config.meeting_id}/session-key/{epoch}".encode()
@@ -453,6 +458,14 @@ class MeetingSession:
             return []
         if pending.op == "open_envelope":
             return self._opened(pending, result, error, now)
+        if pending.op == "register_value" and error is not None:
+            # Nobody could open that key: publish a fresh one soon (registered again).
+            if self.is_manager:
+                retry = now + REGISTER_RETRY_SECONDS
+                self._rekey_at = retry if self._rekey_at is None else min(self._rekey_at, retry)
+            epoch = pending.context.get("epoch")
+            failed = Notify("key_registration_failed", {"epoch": epoch, "error": error})
+            return [failed, *self._timers()]
         return []
 
     # --- board messages ------------------------------------------------------------------

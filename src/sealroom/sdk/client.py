@@ -448,8 +448,12 @@ class Client:
 
     # --- groups ---
 
-    async def create_group(self, group_id: str, *, join: bool = True) -> PublicKey:
-        """Create a group with this user as admin (and, with ``join``, as member)."""
+    async def create_group(
+        self, group_id: str, *, join: bool = True, forward_only: bool = False
+    ) -> PublicKey:
+        """Create a group with this user as admin (and, with ``join``, as member). In a
+        ``forward_only`` group (a meeting) members open only values that an admin
+        registered (:meth:`register_group_value`) after they were added."""
         seed = generate_plaintext()
         raw = derive_private_key(seed).public_key()
         mine = (await self.user_public_keys([self.user_id]))[self.user_id]
@@ -461,6 +465,7 @@ class Client:
                 "id": group_id,
                 "public_key": b64e(raw.to_bytes()),
                 "encrypted_group_key": b64e(edek.to_bytes()),
+                "forward_only": forward_only,
             },
         )
         public = PublicKey.from_bytes(b64d(created["public_key"], "public_key"))
@@ -478,6 +483,11 @@ class Client:
         if join:  # the creator reads what is shared with the group, like any member
             await self.add_member(group_id, self.user_id)
         return public
+
+    async def register_group_value(self, group_id: str, edek: bytes) -> None:
+        """Admin: register a value encrypted to a forward-only group, so that its current
+        members (and only those added so far) can have it transformed."""
+        await self._call("POST", f"/v1/groups/{group_id}/values", {"edek": b64e(edek)})
 
     async def group(self, group_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/v1/groups/{group_id}")

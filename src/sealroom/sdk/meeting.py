@@ -292,7 +292,7 @@ class MeetingClient:
         group, args = call.args["group"], call.args
         try:
             if call.op == "create_group":
-                return {"public_key": await self.sdk.create_group(group)}, None
+                return {"public_key": await self.sdk.create_group(group, forward_only=True)}, None
             if call.op == "add_member":
                 await self.sdk.add_member(group, args["user"])
             elif call.op == "remove_member":
@@ -305,6 +305,8 @@ class MeetingClient:
                 await self.sdk.preapprove(group, args["users"])
             elif call.op == "delete_group":
                 await self.sdk.delete_group(group)
+            elif call.op == "register_value":
+                await self.sdk.register_group_value(group, args["edek"])
             elif call.op == "open_envelope":
                 data = await self.sdk.decrypt_unmanaged(args["envelope"], 0, "group", group)
                 return {"data": data}, None

@@ -1,0 +1,115 @@
+"""Forward-only groups (meetings): a member opens only values an admin registered after the
+member was added, whichever way the value reaches the service."""
+
+from __future__ import annotations
+
+import pytest
+
+from sealroom.api.encoding import b64e
+from sealroom.crypto.envelope import Envelope
+from sealroom.crypto.pre import encrypt, generate_key_pair, generate_plaintext
+from sealroom.crypto.signing import SigningKey
+from sealroom.sdk import ServiceRefusedError, SyncClient
+
+from .conftest import Env
+
+
+def _refused(code: str) -> pytest.RaisesExc[ServiceRefusedError]:
+    return pytest.raises(ServiceRefusedError, match=rf"^{code} ")
+
+
+def _sealed(alice: SyncClient, doc_id: str, data: bytes) -> Envelope:
+    """A value sealed to the meeting group, its EDEK kept by the caller (like a board post)."""
+    env = alice.encrypt_document(doc_id, data, groups=["meet"], managed=False)
+    return Envelope.from_bytes(env.to_bytes())
+
+
+def _open(client: SyncClient, env: Envelope) -> bytes:
+    return bytes(client.decrypt_unmanaged(env, 0, "group", "meet"))
+
+
+def test_a_joiner_cannot_open_values_registered_before_it_joined(env: Env) -> None:
+    with env.client("alice") as alice, env.client("bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        alice.create_group("meet", forward_only=True)
+        assert alice.group("meet")["forward_only"] is True
+        old = _sealed(alice, "k0", b"epoch 0")
+        alice.register_group_value("meet", old.edeks[0].to_bytes())
+        assert _open(alice, old) == b"epoch 0"
+
+        alice.add_member("meet", "bob")
+        with _refused("before_membership"):
+            _open(bob, old)
+        alice.register_group_value("meet", old.edeks[0].to_bytes())  # no refresh
+        with _refused("before_membership"):
+            _open(bob, old)
+
+        new = _sealed(alice, "k1", b"epoch 1")
+        alice.register_group_value("meet", new.edeks[0].to_bytes())
+        assert _open(bob, new) == b"epoch 1"
+        assert _open(alice, new) == b"epoch 1"
+
+        unregistered = _sealed(alice, "k2", b"never registered")
+        for client in (alice, bob):
+            with _refused("before_membership"):
+                _open(client, unregistered)
+        with _refused("not_admin"):
+            bob.register_group_value("meet", unregistered.edeks[0].to_bytes())
+
+
+def test_rewrapping_an_old_value_as_a_document_does_not_get_around_it(env: Env) -> None:
+    with env.client("alice") as alice, env.client("bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        alice.create_group("meet", forward_only=True)
+        old = _sealed(alice, "k0", b"epoch 0")
+        alice.register_group_value("meet", old.edeks[0].to_bytes())
+        alice.add_member("meet", "bob")
+        # Bob, now a member, files the old EDEK as a managed document granted to the group.
+        bob._call(
+            "POST",
+            "/v1/documents",
+            {
+                "id": "rewrap",
+                "grants": [{"kind": "group", "id": "meet", "edek": b64e(old.edeks[0].to_bytes())}],
+            },
+        )
+        with _refused("before_membership"):
+            bob._call("GET", "/v1/documents/rewrap/key")
+
+
+def test_a_removed_and_readded_member_starts_again(env: Env) -> None:
+    with env.client("alice") as alice, env.client("bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        alice.create_group("meet", forward_only=True)
+        alice.add_member("meet", "bob")
+        first = _sealed(alice, "k0", b"while bob was in")
+        alice.register_group_value("meet", first.edeks[0].to_bytes())
+        assert _open(bob, first) == b"while bob was in"
+        alice.remove_member("meet", "bob")
+        alice.add_member("meet", "bob")
+        with _refused("before_membership"):
+            _open(bob, first)
+        alice.delete_group("meet")  # registered values go with the group
+        with _refused("not_found"):
+            alice.group("meet")
+
+
+def test_ordinary_groups_share_their_history_and_bad_flags_are_refused(env: Env) -> None:
+    with env.client("alice") as alice, env.client("bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        alice.create_group("team")
+        assert alice.group("team")["forward_only"] is False
+        doc = alice.encrypt_document("minutes", b"from before bob", groups=["team"])
+        alice.add_member("team", "bob")
+        assert bob.decrypt_document(doc) == b"from before bob"
+        _, public = generate_key_pair()
+        edek = encrypt(generate_plaintext(), public, SigningKey.generate()).to_bytes()
+        body = {"id": "x", "public_key": b64e(public.to_bytes()), "encrypted_group_key": b64e(edek)}
+        with _refused("malformed_input"):
+            alice._call("POST", "/v1/groups", {**body, "forward_only": 1})
+        with _refused("not_found"):
+            alice.group("x")
