@@ -1,12 +1,15 @@
 """The pairing layer: BLS12-381 scalars, G1, G2 and GT in Sealroom's own types.
 
-This is the only module that imports the backend (pymcl, a binding of herumi's mcl).
-It closes the backend's gaps:
+This is the only module that touches the backend: herumi's mcl as pymcl ships it. Importing
+pymcl loads and initializes the library; we then call mcl's public C API (``bn.h``) on it
+through ctypes, which also gives us what pymcl's classes do not expose (precomputed
+Miller-loop lines for a G2 point that is paired often). It closes the backend's gaps:
 
 * **Validation.** Every ``from_bytes`` checks the exact length and the canonical encoding,
   and rejects the identity. G1 and G2 points must be on the curve and in the prime-order
-  subgroup (mcl checks both on deserialization; our tests prove it does). mcl does not
-  check GT at all, so :meth:`GT.from_bytes` runs its own exact membership test.
+  subgroup (mcl checks both on deserialization once told to, which this module does at
+  import; our tests prove it). mcl does not check GT at all, so :meth:`GT.from_bytes` runs
+  its own exact membership test.
 * **Blinding.** mcl's scalar multiplication and GT exponentiation are variable-time, so
   every operation by a secret scalar ``s`` is computed as ``(X·b)·(s/b)`` with a fresh
   random blind ``b``. Public-scalar operations say so in their name.
@@ -25,6 +28,7 @@ of the tower Fp2 = Fp[i]/(i²+1), Fp6 = Fp2[v]/(v³-(1+i)), Fp12 = Fp6[w]/(w²-v
 
 from __future__ import annotations
 
+import ctypes
 import hmac
 import os
 from collections.abc import Callable
@@ -61,8 +65,6 @@ P: Final[int] = int(
 #: |u| for the BLS parameter u = -0xd201000000010000 (p ≡ u mod r).
 _U_ABS: Final[int] = 0xD201000000010000
 
-_Point = TypeVar("_Point", pymcl.G1, pymcl.G2)
-
 SCALAR_BYTES: Final[int] = 32
 G1_BYTES: Final[int] = 48
 G2_BYTES: Final[int] = 96
@@ -73,16 +75,113 @@ _FP_BYTES: Final[int] = 48
 _urandom: Callable[[int], bytes] = os.urandom
 
 
-def _random_fr_nonzero() -> pymcl.Fr:
+# --- the backend: mcl's C API (bn.h), from the library pymcl ships ---------------------------
+#
+# Importing pymcl loads herumi's mcl and initializes it for BLS12-381. We call mcl's public C
+# API on that same library through ctypes (PyDLL: the GIL stays held during each call), with
+# mcl's own structs as fixed-size arrays of 64-bit words. The sizes are checked below.
+
+_lib: Final[ctypes.PyDLL] = ctypes.PyDLL(pymcl._pymcl.__file__)
+_MCL_BLS12_381: Final[int] = 5
+_FP_WORDS: Final[int] = 6
+
+
+class _Fr(ctypes.Array[ctypes.c_uint64]):
+    _type_ = ctypes.c_uint64
+    _length_ = 4
+
+
+class _G1(ctypes.Array[ctypes.c_uint64]):
+    _type_ = ctypes.c_uint64
+    _length_ = 3 * _FP_WORDS
+
+
+class _G2(ctypes.Array[ctypes.c_uint64]):
+    _type_ = ctypes.c_uint64
+    _length_ = 6 * _FP_WORDS
+
+
+class _GT(ctypes.Array[ctypes.c_uint64]):
+    _type_ = ctypes.c_uint64
+    _length_ = 12 * _FP_WORDS
+
+
+_PTR, _SIZE, _BUF = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p
+
+
+def _fn(name: str, restype: Any, *argtypes: Any) -> Any:
+    f = getattr(_lib, name)
+    f.restype, f.argtypes = restype, list(argtypes)
+    return f
+
+
+if (
+    _lib.mclBn_getCurveType() != _MCL_BLS12_381
+    or _lib.mclBn_getOpUnitSize() != _FP_WORDS
+    or _lib.mclBn_getFrByteSize() != SCALAR_BYTES
+    or _lib.mclBn_getFpByteSize() != _FP_BYTES
+):  # pragma: no cover - only if pymcl ships a differently built mcl
+    raise ImportError("pymcl's mcl is not built for BLS12-381 with 384-bit fields")
+
+# mcl checks G1/G2 subgroup membership on deserialization only when told to; say so.
+_fn("mclBn_verifyOrderG1", None, ctypes.c_int)(1)
+_fn("mclBn_verifyOrderG2", None, ctypes.c_int)(1)
+
+_fr_serialize = _fn("mclBnFr_serialize", _SIZE, _BUF, _SIZE, _PTR)
+_fr_deserialize = _fn("mclBnFr_deserialize", _SIZE, _PTR, _BUF, _SIZE)
+_fr_add = _fn("mclBnFr_add", None, _PTR, _PTR, _PTR)
+_fr_sub = _fn("mclBnFr_sub", None, _PTR, _PTR, _PTR)
+_fr_mul = _fn("mclBnFr_mul", None, _PTR, _PTR, _PTR)
+_fr_div = _fn("mclBnFr_div", None, _PTR, _PTR, _PTR)
+_fr_neg = _fn("mclBnFr_neg", None, _PTR, _PTR)
+_fr_inv = _fn("mclBnFr_inv", None, _PTR, _PTR)
+_fr_is_zero = _fn("mclBnFr_isZero", ctypes.c_int, _PTR)
+
+_gt_serialize = _fn("mclBnGT_serialize", _SIZE, _BUF, _SIZE, _PTR)
+_gt_deserialize = _fn("mclBnGT_deserialize", _SIZE, _PTR, _BUF, _SIZE)
+_gt_mul = _fn("mclBnGT_mul", None, _PTR, _PTR, _PTR)
+_gt_div = _fn("mclBnGT_div", None, _PTR, _PTR, _PTR)
+_gt_pow = _fn("mclBnGT_pow", None, _PTR, _PTR, _PTR)
+_gt_is_one = _fn("mclBnGT_isOne", ctypes.c_int, _PTR)
+_gt_set_int = _fn("mclBnGT_setInt32", None, _PTR, ctypes.c_int)
+
+_pairing = _fn("mclBn_pairing", None, _PTR, _PTR, _PTR)
+_precompute_g2 = _fn("mclBn_precomputeG2", None, _PTR, _PTR)
+_precomputed_miller_loop = _fn("mclBn_precomputedMillerLoop", None, _PTR, _PTR, _PTR)
+_final_exp = _fn("mclBn_finalExp", None, _PTR, _PTR)
+_PRECOMPUTED_WORDS: Final[int] = _fn("mclBn_getUint64NumToPrecompute", ctypes.c_int)()
+
+
+def _serialize(fn: Any, x: Any, size: int) -> bytes:
+    buf = ctypes.create_string_buffer(size)
+    if fn(buf, size, x) != size:  # pragma: no cover - mcl always writes the full size
+        raise CryptoInvariantError("backend serialization failed")
+    return buf.raw
+
+
+def _fr_from_int(v: int) -> _Fr:
+    out = _Fr()
+    if not _fr_deserialize(out, (v % R).to_bytes(SCALAR_BYTES, "little"), SCALAR_BYTES):
+        raise CryptoInvariantError("scalar out of range")  # pragma: no cover - reduced mod r
+    return out
+
+
+def _fr_bytes(x: _Fr) -> bytes:
+    return _serialize(_fr_serialize, x, SCALAR_BYTES)
+
+
+def _fr_op(fn: Any, x: _Fr, y: _Fr) -> _Fr:
+    out = _Fr()
+    fn(out, x, y)
+    return out
+
+
+def _random_fr_nonzero() -> _Fr:
     """A uniform nonzero scalar from 64 OS-random bytes, reduced mod r (bias < 2^-256)."""
     while True:
         v = int.from_bytes(_urandom(64), "little") % R
         if v:
-            return pymcl.Fr.deserialize(v.to_bytes(SCALAR_BYTES, "little"))
-
-
-def _fr_from_int(v: int) -> pymcl.Fr:
-    return pymcl.Fr.deserialize((v % R).to_bytes(SCALAR_BYTES, "little"))
+            return _fr_from_int(v)
 
 
 class Scalar:
@@ -90,7 +189,7 @@ class Scalar:
 
     __slots__ = ("_fr",)
 
-    def __init__(self, fr: pymcl.Fr) -> None:
+    def __init__(self, fr: _Fr) -> None:
         self._fr = fr
 
     @classmethod
@@ -110,36 +209,40 @@ class Scalar:
             raise MalformedInputError(f"scalar: expected {SCALAR_BYTES} bytes, got {len(data)}")
         if int.from_bytes(data, "little") >= R:
             raise MalformedInputError("scalar: value is not below the group order")
-        return cls(pymcl.Fr.deserialize(bytes(data)))
+        return cls(_fr_from_int(int.from_bytes(data, "little")))
 
     def expose_bytes(self) -> bytes:
         """The 32-byte encoding. Named so that exporting a secret scalar is explicit."""
-        return bytes(self._fr.serialize())
+        return _fr_bytes(self._fr)
 
     def is_zero(self) -> bool:
-        return bool(self._fr.is_zero())
+        return bool(_fr_is_zero(self._fr))
 
     def __add__(self, other: Scalar) -> Scalar:
-        return Scalar(self._fr + other._fr)
+        return Scalar(_fr_op(_fr_add, self._fr, other._fr))
 
     def __sub__(self, other: Scalar) -> Scalar:
-        return Scalar(self._fr - other._fr)
+        return Scalar(_fr_op(_fr_sub, self._fr, other._fr))
 
     def __neg__(self) -> Scalar:
-        return Scalar(-self._fr)
+        out = _Fr()
+        _fr_neg(out, self._fr)
+        return Scalar(out)
 
     def __mul__(self, other: Scalar) -> Scalar:
-        return Scalar(self._fr * other._fr)
+        return Scalar(_fr_op(_fr_mul, self._fr, other._fr))
 
     def inverse(self) -> Scalar:
-        if self._fr.is_zero():
+        if self.is_zero():
             raise CryptoInvariantError("inverse of zero scalar")
-        return Scalar(~self._fr)
+        out = _Fr()
+        _fr_inv(out, self._fr)
+        return Scalar(out)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Scalar):
             return NotImplemented
-        return hmac.compare_digest(self._fr.serialize(), other._fr.serialize())
+        return hmac.compare_digest(self.expose_bytes(), other.expose_bytes())
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -153,31 +256,65 @@ def hash_to_scalar(label: bytes, data: bytes) -> Scalar:
     return Scalar(_fr_from_int(int.from_bytes(okm, "little")))
 
 
-def _blind() -> pymcl.Fr:
+def _blind() -> _Fr:
     return _random_fr_nonzero()
+
+
+_Point = TypeVar("_Point", _G1, _G2)
+
+
+class _Ops(Generic[_Point]):
+    """The backend calls of one curve group (mcl's ``mclBnG1_*`` or ``mclBnG2_*``)."""
+
+    def __init__(self, kind: type[_Point], prefix: str, size: int) -> None:
+        self.kind: type[_Point] = kind
+        self.size = size
+        self.ser = _fn(f"{prefix}_serialize", _SIZE, _BUF, _SIZE, _PTR)
+        self.de = _fn(f"{prefix}_deserialize", _SIZE, _PTR, _BUF, _SIZE)
+        self.add = _fn(f"{prefix}_add", None, _PTR, _PTR, _PTR)
+        self.sub = _fn(f"{prefix}_sub", None, _PTR, _PTR, _PTR)
+        self.neg = _fn(f"{prefix}_neg", None, _PTR, _PTR)
+        self.mul = _fn(f"{prefix}_mul", None, _PTR, _PTR, _PTR)
+        self.is_zero = _fn(f"{prefix}_isZero", ctypes.c_int, _PTR)
+        self.eq = _fn(f"{prefix}_isEqual", ctypes.c_int, _PTR, _PTR)
+
+    def binary(self, fn: Any, x: _Point, y: Any) -> _Point:
+        out = self.kind()
+        fn(out, x, y)
+        return out
+
+    def load(self, raw: bytes) -> _Point | None:
+        """The point these bytes encode, validated by mcl (curve, subgroup), or None."""
+        out = self.kind()
+        return out if self.de(out, raw, self.size) == self.size else None
+
+
+_G1_OPS: Final = _Ops(_G1, "mclBnG1", G1_BYTES)
+_G2_OPS: Final = _Ops(_G2, "mclBnG2", G2_BYTES)
 
 
 # The backend calls that take a scalar. Tests wrap these to check that a secret scalar is
 # never handed to the backend as it is.
-def _backend_mul(x: _Point, k: pymcl.Fr) -> _Point:
-    return x * k
+def _backend_mul(ops: _Ops[_Point], x: _Point, k: _Fr) -> _Point:
+    return ops.binary(ops.mul, x, k)
 
 
-def _backend_pow(x: pymcl.GT, k: pymcl.Fr) -> pymcl.GT:
-    return x**k
+def _backend_pow(x: _GT, k: _Fr) -> _GT:
+    out = _GT()
+    _gt_pow(out, x, k)
+    return out
 
 
-def _blinded_mul(x: _Point, k: pymcl.Fr) -> _Point:
+def _blinded_mul(ops: _Ops[_Point], x: _Point, k: _Fr) -> _Point:
     b = _blind()
-    return _backend_mul(_backend_mul(x, b), k / b)
+    return _backend_mul(ops, _backend_mul(ops, x, b), _fr_op(_fr_div, k, b))
 
 
 class _CurvePoint(Generic[_Point]):
-    """What G1 and G2 share; each subclass names its backend type and encoded size."""
+    """What G1 and G2 share; each subclass names its backend calls and its name."""
 
     __slots__ = ("_p",)
-    _backend: ClassVar[Any]
-    _size: ClassVar[int]
+    _ops: ClassVar[_Ops[Any]]
     _name: ClassVar[str]
 
     def __init__(self, point: _Point) -> None:
@@ -187,49 +324,48 @@ class _CurvePoint(Generic[_Point]):
     def from_bytes(cls, data: bytes) -> Self:
         """Decode and validate: exact length, canonical, on the curve, in the prime-order
         subgroup, not the identity."""
-        name, size = cls._name, cls._size
-        if len(data) != size:
-            raise MalformedInputError(f"{name} point: expected {size} bytes, got {len(data)}")
+        ops, name = cls._ops, cls._name
+        if len(data) != ops.size:
+            raise MalformedInputError(f"{name} point: expected {ops.size} bytes, got {len(data)}")
         data = bytes(data)
-        try:
-            point = cls._backend.deserialize(data)
-        except ValueError:
-            raise MalformedInputError(
-                f"{name} point: not a point of the prime-order subgroup"
-            ) from None
-        if point.is_zero():
+        point = ops.load(data)
+        if point is None:
+            raise MalformedInputError(f"{name} point: not a point of the prime-order subgroup")
+        if ops.is_zero(point):
             raise MalformedInputError(f"{name} point: the identity is not allowed")
-        if point.serialize() != data:  # mcl refuses these too; kept in case the backend changes
+        if _serialize(ops.ser, point, ops.size) != data:  # mcl refuses these too
             raise MalformedInputError(f"{name} point: non-canonical encoding")
         return cls(point)
 
     def to_bytes(self) -> bytes:
-        return bytes(self._p.serialize())
+        return _serialize(self._ops.ser, self._p, self._ops.size)
 
     def mul_secret(self, k: Scalar) -> Self:
         """``k·self`` for a secret ``k``, with a fresh multiplicative blind."""
-        return type(self)(_blinded_mul(self._p, k._fr))
+        return type(self)(_blinded_mul(self._ops, self._p, k._fr))
 
     def mul_public(self, k: Scalar) -> Self:
         """``k·self`` for a public ``k`` (variable-time)."""
-        return type(self)(_backend_mul(self._p, k._fr))
+        return type(self)(_backend_mul(self._ops, self._p, k._fr))
 
     def is_identity(self) -> bool:
-        return bool(self._p.is_zero())
+        return bool(self._ops.is_zero(self._p))
 
     def __add__(self, other: Self) -> Self:
-        return type(self)(self._p + other._p)
+        return type(self)(self._ops.binary(self._ops.add, self._p, other._p))
 
     def __sub__(self, other: Self) -> Self:
-        return type(self)(self._p - other._p)
+        return type(self)(self._ops.binary(self._ops.sub, self._p, other._p))
 
     def __neg__(self) -> Self:
-        return type(self)(-self._p)
+        out = self._ops.kind()
+        self._ops.neg(out, self._p)
+        return type(self)(out)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self) or not isinstance(other, _CurvePoint):
             return NotImplemented
-        return bool(self._p == other._p)
+        return bool(self._ops.eq(self._p, other._p))
 
     def __hash__(self) -> int:
         return hash(self.to_bytes())
@@ -238,12 +374,11 @@ class _CurvePoint(Generic[_Point]):
         return f"{self._name}({self.to_bytes().hex()[:16]}…)"
 
 
-class G1(_CurvePoint[pymcl.G1]):
+class G1(_CurvePoint[_G1]):
     """A point of G1 (the prime-order subgroup of E(Fp))."""
 
     __slots__ = ()
-    _backend = pymcl.G1
-    _size = G1_BYTES
+    _ops = _G1_OPS
     _name = "G1"
 
     @classmethod
@@ -251,17 +386,35 @@ class G1(_CurvePoint[pymcl.G1]):
         return _G1_GEN
 
 
-class G2(_CurvePoint[pymcl.G2]):
+class _Precomputed(ctypes.Array[ctypes.c_uint64]):
+    _type_ = ctypes.c_uint64
+    _length_ = _PRECOMPUTED_WORDS
+
+
+class G2(_CurvePoint[_G2]):
     """A point of G2 (the prime-order subgroup of the twist over Fp2)."""
 
-    __slots__ = ()
-    _backend = pymcl.G2
-    _size = G2_BYTES
+    __slots__ = ("_lines",)
+    _ops = _G2_OPS
     _name = "G2"
+
+    def __init__(self, point: _G2) -> None:
+        super().__init__(point)
+        self._lines: _Precomputed | None = None
 
     @classmethod
     def generator(cls) -> G2:
         return _G2_GEN
+
+    def prepare(self) -> Self:
+        """Precompute this point's Miller-loop lines (about 20 KB), for a point that is
+        paired again and again (a private key's sk·P2, the generator): each later
+        :func:`pair` with it skips the line computations. Returns ``self``."""
+        if self._lines is None:
+            lines = _Precomputed()
+            _precompute_g2(lines, self._p)
+            self._lines = lines
+        return self
 
 
 # --- GT membership -----------------------------------------------------------------------
@@ -304,8 +457,33 @@ def _to_bytes(c: list[int]) -> bytes:
     return b"".join(v.to_bytes(_FP_BYTES, "little") for v in c)
 
 
-def _from_coeffs(c: list[int]) -> pymcl.GT:
-    return pymcl.GT.deserialize(_to_bytes(c))
+def _gt_load(raw: bytes) -> _GT | None:
+    """The element these 576 bytes encode, or None if a coefficient is not below p."""
+    out = _GT()
+    return out if _gt_deserialize(out, raw, GT_BYTES) == GT_BYTES else None
+
+
+def _from_coeffs(c: list[int]) -> _GT:
+    out = _gt_load(_to_bytes(c))
+    if out is None:  # pragma: no cover - coefficients are reduced mod p
+        raise CryptoInvariantError("GT coefficients out of range")
+    return out
+
+
+def _gt_bytes(x: _GT) -> bytes:
+    return _serialize(_gt_serialize, x, GT_BYTES)
+
+
+def _gt_op(fn: Any, x: _GT, y: _GT) -> _GT:
+    out = _GT()
+    fn(out, x, y)
+    return out
+
+
+def _gt_one() -> _GT:
+    out = _GT()
+    _gt_set_int(out, 1)
+    return out
 
 
 def _frobenius(c: list[int], *, conjugate_after: bool = False) -> list[int]:
@@ -332,12 +510,12 @@ def _conjugate(c: list[int]) -> list[int]:
     return c[:6] + [-v % P for v in c[6:]]
 
 
-def _pow_generic(x: pymcl.GT, e: int) -> pymcl.GT:
-    result = pymcl.GT()
+def _pow_generic(x: _GT, e: int) -> _GT:
+    result = _gt_one()
     for bit in bin(e)[2:]:
-        result = result * result
+        result = _gt_op(_gt_mul, result, result)
         if bit == "1":
-            result = result * x
+            result = _gt_op(_gt_mul, result, x)
     return result
 
 
@@ -345,27 +523,30 @@ def _pow_exact_self_check() -> bool:
     """True if mcl's pow gives the exact power for |u|/2 on a unitary element outside GT."""
     seed = [(7 * i * i + 3 * i + 1) % P for i in range(12)]
     f0 = _from_coeffs(seed)
-    unitary = _from_coeffs(_conjugate(seed)) / f0  # f0^(p^6-1): unitary, not in GT
-    return bool(unitary ** _fr_from_int(_HALF_U) == _pow_generic(unitary, _HALF_U))
+    unitary = _gt_op(_gt_div, _from_coeffs(_conjugate(seed)), f0)  # f0^(p^6-1): not in GT
+    return _gt_bytes(_backend_pow(unitary, _fr_from_int(_HALF_U))) == _gt_bytes(
+        _pow_generic(unitary, _HALF_U)
+    )
 
 
 _MCL_POW_EXACT: Final[bool] = _pow_exact_self_check()
+_HALF_U_FR: Final[_Fr] = _fr_from_int(_HALF_U)
 
 
-def _pow_half_u(f: pymcl.GT) -> pymcl.GT:
+def _pow_half_u(f: _GT) -> _GT:
     if _MCL_POW_EXACT:
-        return f ** _fr_from_int(_HALF_U)
+        return _backend_pow(f, _HALF_U_FR)
     return _pow_generic(f, _HALF_U)  # pragma: no cover - only if mcl changes behaviour
 
 
-def _in_gt(f: pymcl.GT, raw: bytes) -> bool:
+def _in_gt(f: _GT, raw: bytes) -> bool:
     """Exact test of f^r = 1 (see the comment above)."""
     c = _coeffs(raw)
-    if not (f * _from_coeffs(_conjugate(c))).is_one():
+    if not _gt_is_one(_gt_op(_gt_mul, f, _from_coeffs(_conjugate(c)))):
         return False  # not unitary (this also rejects zero)
     h = _pow_half_u(f)
     # f^p · f^|u| = 1  ⇔  f^|u| = f^(-p) = conj(f^p), since f is unitary.
-    return bool((h * h).serialize() == _to_bytes(_frobenius(c, conjugate_after=True)))
+    return _gt_bytes(_gt_op(_gt_mul, h, h)) == _to_bytes(_frobenius(c, conjugate_after=True))
 
 
 class GT:
@@ -373,7 +554,7 @@ class GT:
 
     __slots__ = ("_e",)
 
-    def __init__(self, element: pymcl.GT) -> None:
+    def __init__(self, element: _GT) -> None:
         self._e = element
 
     @classmethod
@@ -392,41 +573,40 @@ class GT:
         if len(data) != GT_BYTES:
             raise MalformedInputError(f"GT element: expected {GT_BYTES} bytes, got {len(data)}")
         data = bytes(data)
-        try:
-            element = pymcl.GT.deserialize(data)
-        except ValueError:
-            raise MalformedInputError("GT element: coefficient out of range") from None
-        if element.serialize() != data:
+        element = _gt_load(data)
+        if element is None:
+            raise MalformedInputError("GT element: coefficient out of range")
+        if _gt_bytes(element) != data:
             raise MalformedInputError("GT element: non-canonical encoding")
         if not _in_gt(element, data):
             raise MalformedInputError("GT element: not in the prime-order subgroup")
         return cls(element)
 
     def to_bytes(self) -> bytes:
-        return bytes(self._e.serialize())
+        return _gt_bytes(self._e)
 
     def pow_secret(self, k: Scalar) -> GT:
         """``self^k`` for a secret ``k``, with a fresh multiplicative blind."""
         b = _blind()
-        return GT(_backend_pow(_backend_pow(self._e, b), k._fr / b))
+        return GT(_backend_pow(_backend_pow(self._e, b), _fr_op(_fr_div, k._fr, b)))
 
     def pow_public(self, k: Scalar) -> GT:
         """``self^k`` for a public ``k`` (variable-time)."""
         return GT(_backend_pow(self._e, k._fr))
 
     def is_one(self) -> bool:
-        return bool(self._e.is_one())
+        return bool(_gt_is_one(self._e))
 
     def __mul__(self, other: GT) -> GT:
-        return GT(self._e * other._e)
+        return GT(_gt_op(_gt_mul, self._e, other._e))
 
     def __truediv__(self, other: GT) -> GT:
-        return GT(self._e / other._e)
+        return GT(_gt_op(_gt_div, self._e, other._e))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GT):
             return NotImplemented
-        return hmac.compare_digest(self._e.serialize(), other._e.serialize())
+        return hmac.compare_digest(self.to_bytes(), other.to_bytes())
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -435,10 +615,24 @@ class GT:
 
 
 def pair(p: G1, q: G2) -> GT:
-    """The optimal ate pairing e(p, q)."""
-    return GT(pymcl.pairing(p._p, q._p))
+    """The optimal ate pairing e(p, q); faster when ``q`` was :meth:`G2.prepare`-d."""
+    out = _GT()
+    if q._lines is None:
+        _pairing(out, p._p, q._p)
+    else:
+        miller = _GT()
+        _precomputed_miller_loop(miller, p._p, q._lines)
+        _final_exp(out, miller)
+    return GT(out)
 
 
-_G1_GEN: Final[G1] = G1(pymcl.g1)
-_G2_GEN: Final[G2] = G2(pymcl.g2)
-_GT_GEN: Final[GT] = GT(pymcl.pairing(pymcl.g1, pymcl.g2))
+def _import_point(ops: _Ops[_Point], raw: bytes) -> _Point:
+    out = ops.load(raw)
+    if out is None:  # pragma: no cover - mcl's own generators
+        raise CryptoInvariantError("backend generator did not load")
+    return out
+
+
+_G1_GEN: Final[G1] = G1(_import_point(_G1_OPS, bytes(pymcl.g1.serialize())))
+_G2_GEN: Final[G2] = G2(_import_point(_G2_OPS, bytes(pymcl.g2.serialize()))).prepare()
+_GT_GEN: Final[GT] = pair(_G1_GEN, _G2_GEN)

@@ -684,7 +684,9 @@ def _decrypt(
         value.origin_signature,
     )
     if value.level == 0:
-        message = value.encrypted_message / pair(value.ephemeral_public_key, private_key.times_p2())
+        message = value.encrypted_message / pair(
+            value.ephemeral_public_key, private_key.times_p2().prepare()
+        )
     else:
         if transformer is None:
             raise SignatureError("no transformer pinned")
@@ -695,7 +697,7 @@ def _decrypt(
             _transform_signed_part(value, value.transform_signer),
             value.transform_signature,
         )
-        unwrap_with = private_key.times_p2()
+        unwrap_with = private_key.times_p2().prepare()
         s: Scalar | None = None
         for block in reversed(value.blocks):
             if s is not None:
