@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
+import pickle
 
 import pytest
 
@@ -270,3 +272,33 @@ def test_a_prepared_g2_pairs_exactly_like_a_plain_one() -> None:
     assert pair(p, prepared) == plain
     k = Scalar.random()  # the generator is prepared at import
     assert pair(G1.generator().mul_public(k), G2.generator()) == GT.generator().pow_public(k)
+
+
+def test_the_import_checks_catch_a_backend_that_skips_subgroup_checks() -> None:
+    pr._backend_self_check()
+    pr._fn("mclBn_verifyOrderG1", None, ctypes.c_int)(0)
+    try:
+        with pytest.raises(ImportError):
+            pr._backend_self_check()
+    finally:
+        pr._fn("mclBn_verifyOrderG1", None, ctypes.c_int)(1)
+    pr._backend_self_check()
+
+
+def test_the_import_checks_catch_a_struct_too_small_for_what_mcl_writes() -> None:
+    # As if mcl kept scalars in 6 words (an Fp) while we give it 4: the padding catches it.
+    fp_add = pr._fn("mclBnFp_add", None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+    one = (ctypes.c_uint64 * 6)()
+    fp_set = pr._fn("mclBnFp_setInt32", None, ctypes.c_void_p, ctypes.c_int)
+    fp_set(one, 1)
+    assert not pr._writes_within(pr._Fr, lambda out: fp_add(out, one, one))
+    two = pr._fr_from_int(2)
+    assert pr._writes_within(pr._Fr, lambda out: pr._fr_add(out, two, two))
+
+
+def test_backend_values_refuse_pickling_and_mixed_kinds() -> None:
+    for value in (Scalar.random(), GT.random()):
+        with pytest.raises(TypeError):
+            pickle.dumps(value)
+    with pytest.raises(ctypes.ArgumentError):
+        G2.generator() + G1.generator()  # type: ignore[operator]

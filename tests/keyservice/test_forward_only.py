@@ -3,11 +3,20 @@ member was added, whichever way the value reaches the service."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from sealroom.api.encoding import b64e
+from sealroom.api.encoding import b64d, b64e
+from sealroom.crypto import labels
 from sealroom.crypto.envelope import Envelope
-from sealroom.crypto.pre import encrypt, generate_key_pair, generate_plaintext
+from sealroom.crypto.pre import (
+    EncryptedValue,
+    _origin_message,
+    encrypt,
+    generate_key_pair,
+    generate_plaintext,
+)
 from sealroom.crypto.signing import SigningKey
 from sealroom.sdk import ServiceRefusedError, SyncClient
 
@@ -113,3 +122,54 @@ def test_ordinary_groups_share_their_history_and_bad_flags_are_refused(env: Env)
             alice._call("POST", "/v1/groups", {**body, "forward_only": 1})
         with _refused("not_found"):
             alice.group("x")
+
+
+def test_a_later_admin_cannot_reregister_an_old_value_under_its_own_signature(env: Env) -> None:
+    with env.client("alice") as alice, env.client("bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        alice.create_group("meet", forward_only=True)
+        old = _sealed(alice, "k0", b"epoch 0")
+        alice.register_group_value("meet", old.edeks[0].to_bytes())
+        alice.add_member("meet", "bob")
+        alice.add_admin("meet", "bob")
+        # Bob re-signs the old value's (R, C) as its origin and registers the copy.
+        value = EncryptedValue.from_bytes(old.edeks[0].to_bytes())
+        signer = bob.client._signer()
+        resigned = dataclasses.replace(
+            value,
+            origin_signer=signer.verifying_key.to_bytes(),
+            origin_signature=signer.sign(
+                labels.SIG_ORIGIN, _origin_message(value.ephemeral_public_key, value.auth_hash)
+            ),
+        ).to_bytes()
+        assert resigned != old.edeks[0].to_bytes()
+        bob.register_group_value("meet", resigned)  # the same R: still the old generation
+        with _refused("before_membership"):
+            bob._call(
+                "POST",
+                "/v1/transform",
+                {"edek": b64e(resigned), "target": {"kind": "group", "id": "meet"}},
+            )
+
+
+def test_registration_is_for_forward_only_groups_and_a_document_uses_a_grant_that_opens(
+    env: Env,
+) -> None:
+    with env.client("alice") as alice, env.client("bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        alice.create_group("meet", forward_only=True)
+        alice.create_group("team")
+        sealed = _sealed(alice, "k0", b"x")
+        with _refused("malformed_input"):
+            alice.register_group_value("team", sealed.edeks[0].to_bytes())
+        # A document granted to both groups, made before bob joined either: "meet" refuses
+        # him (it sorts first), "team" shares its history, so he gets in through "team".
+        doc = alice.encrypt_document("both", b"agenda", groups=["meet", "team"])
+        alice.add_member("meet", "bob")
+        alice.add_member("team", "bob")
+        assert bob.decrypt_document(doc) == b"agenda"
+        info = bob._call("GET", "/v1/documents/both/key")
+        assert info["via"] == "group:team"
+        assert b64d(info["edek"], "edek")

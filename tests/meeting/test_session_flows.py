@@ -370,19 +370,56 @@ def test_an_admitted_stranger_cannot_have_earlier_keys_opened() -> None:
     ]
 
 
-def test_a_key_the_service_would_not_register_is_replaced() -> None:
+def test_a_key_is_posted_only_once_registered_and_registration_is_retried() -> None:
     w = _meeting("bob", host_present=False)
+    before = w.key("uma")
+    posts = len(w.session_key_posts())
     w.refuse_register = True
     w.run("bob", "leave")
     w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
-    failed = [e for e in w.people["uma"].events if e.event == "key_registration_failed"]
-    assert failed
-    assert failed[0].detail["epoch"] == w.key("uma")[0]
+    w.advance(2.5)  # a first retry (after 2 s), refused again
+    failed = [e.detail for e in w.people["uma"].events if e.event == "key_registration_failed"]
+    assert [f["retry_in"] for f in failed] == [2.0, 4.0]
+    assert len(w.session_key_posts()) == posts  # nothing posted that nobody could open
+    assert w.key("uma") == before  # the meeting stays on its key meanwhile
     w.refuse_register = False
-    w.advance(6)  # REGISTER_RETRY_SECONDS: a fresh key, registered this time
-    epoch = w.key("uma")[0]
-    assert epoch == failed[0].detail["epoch"] + 1
-    assert w.open_as("uma", epoch) is None
+    w.advance(4)
+    assert w.key("uma")[0] == before[0] + 1  # type: ignore[operator]
+    newest = max(w.session_key_posts())
+    assert w.session_key_posts()[newest][0].body["reason"] == "leave"
+    assert w.open_as("uma", newest) is None
+
+
+def test_the_last_admin_leaving_hands_the_meeting_to_a_participant() -> None:
+    w = _meeting("bob", "carl", host_present=False)  # hana, the other admin, is absent
+    w.run("uma", "leave")
+    assert "bob" in w.admins  # made an admin before the handover was posted
+    assert {w.people[u].session.manager for u in ("bob", "carl")} == {"bob"}
+    took_over = _same_key(w, ["bob", "carl"])
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)  # bob removes uma, then rekeys without her
+    assert "uma" not in w.members
+    assert "uma" not in w.admins
+    assert _same_key(w, ["bob", "carl"]) == took_over + 1
+    w.run("carl", "leave")  # and the meeting goes on being managed
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
+    assert "carl" not in w.members
+    assert w.key("bob")[0] == took_over + 2
+
+
+def test_a_failed_handover_still_lets_the_manager_leave() -> None:
+    w = _meeting("bob", host_present=False)
+    w.hold_ops.add("add_admin")
+    w.run("uma", "leave")
+    w.run("uma", "leave")  # a second leave while handing over does nothing more
+    assert w.people["uma"].session.state == "in_meeting"
+    held = [c for _, c in w.held if c.op == "add_admin"]
+    assert len(held) == 1
+    w.held.clear()
+    w.do("uma", w.people["uma"].session.key_service_reply(held[0].id, None, "not_admin", w.now))
+    w.pump()
+    assert w.people["uma"].session.state == "left"
+    assert "handover_failed" in w.events("uma")
+    assert w.people["bob"].session.manager == "uma"  # nobody was handed the meeting
 
 
 def test_a_restarted_manager_takes_management_back() -> None:

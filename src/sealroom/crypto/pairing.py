@@ -86,27 +86,54 @@ _MCL_BLS12_381: Final[int] = 5
 _FP_WORDS: Final[int] = 6
 
 
+def _no_pickle(self: object) -> str | tuple[Any, ...]:
+    raise TypeError("backend values are not picklable")
+
+
 class _Fr(ctypes.Array[ctypes.c_uint64]):
     _type_ = ctypes.c_uint64
     _length_ = 4
+    __reduce__ = _no_pickle
 
 
 class _G1(ctypes.Array[ctypes.c_uint64]):
     _type_ = ctypes.c_uint64
     _length_ = 3 * _FP_WORDS
+    __reduce__ = _no_pickle
 
 
 class _G2(ctypes.Array[ctypes.c_uint64]):
     _type_ = ctypes.c_uint64
     _length_ = 6 * _FP_WORDS
+    __reduce__ = _no_pickle
 
 
 class _GT(ctypes.Array[ctypes.c_uint64]):
     _type_ = ctypes.c_uint64
     _length_ = 12 * _FP_WORDS
+    __reduce__ = _no_pickle
 
 
-_PTR, _SIZE, _BUF = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p
+if (
+    _lib.mclBn_getCurveType() != _MCL_BLS12_381
+    or _lib.mclBn_getOpUnitSize() != _FP_WORDS
+    or _lib.mclBn_getFrByteSize() != SCALAR_BYTES
+    or _lib.mclBn_getFpByteSize() != _FP_BYTES
+    or _lib.mclBn_getUint64NumToPrecompute() <= 0
+):  # pragma: no cover - only if pymcl ships a differently built mcl
+    raise ImportError("pymcl's mcl is not built for BLS12-381 with 384-bit fields")
+
+
+class _Precomputed(ctypes.Array[ctypes.c_uint64]):
+    _type_ = ctypes.c_uint64
+    _length_ = _lib.mclBn_getUint64NumToPrecompute()
+    __reduce__ = _no_pickle
+
+
+# Typed pointers: ctypes passes each struct by reference and refuses a struct of another
+# kind (a G1 where a G2 belongs would make mcl read past its end).
+_FR, _G1P, _G2P, _GTP = (ctypes.POINTER(t) for t in (_Fr, _G1, _G2, _GT))
+_SIZE, _BUF = ctypes.c_size_t, ctypes.c_char_p
 
 
 def _fn(name: str, restype: Any, *argtypes: Any) -> Any:
@@ -115,41 +142,34 @@ def _fn(name: str, restype: Any, *argtypes: Any) -> Any:
     return f
 
 
-if (
-    _lib.mclBn_getCurveType() != _MCL_BLS12_381
-    or _lib.mclBn_getOpUnitSize() != _FP_WORDS
-    or _lib.mclBn_getFrByteSize() != SCALAR_BYTES
-    or _lib.mclBn_getFpByteSize() != _FP_BYTES
-):  # pragma: no cover - only if pymcl ships a differently built mcl
-    raise ImportError("pymcl's mcl is not built for BLS12-381 with 384-bit fields")
-
-# mcl checks G1/G2 subgroup membership on deserialization only when told to; say so.
+# mcl checks G1/G2 subgroup membership on deserialization only when told to; say so (and
+# _backend_self_check() proves it at import).
 _fn("mclBn_verifyOrderG1", None, ctypes.c_int)(1)
 _fn("mclBn_verifyOrderG2", None, ctypes.c_int)(1)
 
-_fr_serialize = _fn("mclBnFr_serialize", _SIZE, _BUF, _SIZE, _PTR)
-_fr_deserialize = _fn("mclBnFr_deserialize", _SIZE, _PTR, _BUF, _SIZE)
-_fr_add = _fn("mclBnFr_add", None, _PTR, _PTR, _PTR)
-_fr_sub = _fn("mclBnFr_sub", None, _PTR, _PTR, _PTR)
-_fr_mul = _fn("mclBnFr_mul", None, _PTR, _PTR, _PTR)
-_fr_div = _fn("mclBnFr_div", None, _PTR, _PTR, _PTR)
-_fr_neg = _fn("mclBnFr_neg", None, _PTR, _PTR)
-_fr_inv = _fn("mclBnFr_inv", None, _PTR, _PTR)
-_fr_is_zero = _fn("mclBnFr_isZero", ctypes.c_int, _PTR)
+_fr_serialize = _fn("mclBnFr_serialize", _SIZE, _BUF, _SIZE, _FR)
+_fr_deserialize = _fn("mclBnFr_deserialize", _SIZE, _FR, _BUF, _SIZE)
+_fr_add = _fn("mclBnFr_add", None, _FR, _FR, _FR)
+_fr_sub = _fn("mclBnFr_sub", None, _FR, _FR, _FR)
+_fr_mul = _fn("mclBnFr_mul", None, _FR, _FR, _FR)
+_fr_div = _fn("mclBnFr_div", None, _FR, _FR, _FR)
+_fr_neg = _fn("mclBnFr_neg", None, _FR, _FR)
+_fr_inv = _fn("mclBnFr_inv", None, _FR, _FR)
+_fr_is_zero = _fn("mclBnFr_isZero", ctypes.c_int, _FR)
 
-_gt_serialize = _fn("mclBnGT_serialize", _SIZE, _BUF, _SIZE, _PTR)
-_gt_deserialize = _fn("mclBnGT_deserialize", _SIZE, _PTR, _BUF, _SIZE)
-_gt_mul = _fn("mclBnGT_mul", None, _PTR, _PTR, _PTR)
-_gt_div = _fn("mclBnGT_div", None, _PTR, _PTR, _PTR)
-_gt_pow = _fn("mclBnGT_pow", None, _PTR, _PTR, _PTR)
-_gt_is_one = _fn("mclBnGT_isOne", ctypes.c_int, _PTR)
-_gt_set_int = _fn("mclBnGT_setInt32", None, _PTR, ctypes.c_int)
+_gt_serialize = _fn("mclBnGT_serialize", _SIZE, _BUF, _SIZE, _GTP)
+_gt_deserialize = _fn("mclBnGT_deserialize", _SIZE, _GTP, _BUF, _SIZE)
+_gt_mul = _fn("mclBnGT_mul", None, _GTP, _GTP, _GTP)
+_gt_div = _fn("mclBnGT_div", None, _GTP, _GTP, _GTP)
+_gt_pow = _fn("mclBnGT_pow", None, _GTP, _GTP, _FR)
+_gt_is_one = _fn("mclBnGT_isOne", ctypes.c_int, _GTP)
+_gt_set_int = _fn("mclBnGT_setInt32", None, _GTP, ctypes.c_int)
 
-_pairing = _fn("mclBn_pairing", None, _PTR, _PTR, _PTR)
-_precompute_g2 = _fn("mclBn_precomputeG2", None, _PTR, _PTR)
-_precomputed_miller_loop = _fn("mclBn_precomputedMillerLoop", None, _PTR, _PTR, _PTR)
-_final_exp = _fn("mclBn_finalExp", None, _PTR, _PTR)
-_PRECOMPUTED_WORDS: Final[int] = _fn("mclBn_getUint64NumToPrecompute", ctypes.c_int)()
+_LINES = ctypes.POINTER(_Precomputed)
+_pairing = _fn("mclBn_pairing", None, _GTP, _G1P, _G2P)
+_precompute_g2 = _fn("mclBn_precomputeG2", None, _LINES, _G2P)
+_precomputed_miller_loop = _fn("mclBn_precomputedMillerLoop", None, _GTP, _G1P, _LINES)
+_final_exp = _fn("mclBn_finalExp", None, _GTP, _GTP)
 
 
 def _serialize(fn: Any, x: Any, size: int) -> bytes:
@@ -269,14 +289,15 @@ class _Ops(Generic[_Point]):
     def __init__(self, kind: type[_Point], prefix: str, size: int) -> None:
         self.kind: type[_Point] = kind
         self.size = size
-        self.ser = _fn(f"{prefix}_serialize", _SIZE, _BUF, _SIZE, _PTR)
-        self.de = _fn(f"{prefix}_deserialize", _SIZE, _PTR, _BUF, _SIZE)
-        self.add = _fn(f"{prefix}_add", None, _PTR, _PTR, _PTR)
-        self.sub = _fn(f"{prefix}_sub", None, _PTR, _PTR, _PTR)
-        self.neg = _fn(f"{prefix}_neg", None, _PTR, _PTR)
-        self.mul = _fn(f"{prefix}_mul", None, _PTR, _PTR, _PTR)
-        self.is_zero = _fn(f"{prefix}_isZero", ctypes.c_int, _PTR)
-        self.eq = _fn(f"{prefix}_isEqual", ctypes.c_int, _PTR, _PTR)
+        ptr = ctypes.POINTER(kind)
+        self.ser = _fn(f"{prefix}_serialize", _SIZE, _BUF, _SIZE, ptr)
+        self.de = _fn(f"{prefix}_deserialize", _SIZE, ptr, _BUF, _SIZE)
+        self.add = _fn(f"{prefix}_add", None, ptr, ptr, ptr)
+        self.sub = _fn(f"{prefix}_sub", None, ptr, ptr, ptr)
+        self.neg = _fn(f"{prefix}_neg", None, ptr, ptr)
+        self.mul = _fn(f"{prefix}_mul", None, ptr, ptr, _FR)
+        self.is_zero = _fn(f"{prefix}_isZero", ctypes.c_int, ptr)
+        self.eq = _fn(f"{prefix}_isEqual", ctypes.c_int, ptr, ptr)
 
     def binary(self, fn: Any, x: _Point, y: Any) -> _Point:
         out = self.kind()
@@ -384,11 +405,6 @@ class G1(_CurvePoint[_G1]):
     @classmethod
     def generator(cls) -> G1:
         return _G1_GEN
-
-
-class _Precomputed(ctypes.Array[ctypes.c_uint64]):
-    _type_ = ctypes.c_uint64
-    _length_ = _PRECOMPUTED_WORDS
 
 
 class G2(_CurvePoint[_G2]):
@@ -636,3 +652,52 @@ def _import_point(ops: _Ops[_Point], raw: bytes) -> _Point:
 _G1_GEN: Final[G1] = G1(_import_point(_G1_OPS, bytes(pymcl.g1.serialize())))
 _G2_GEN: Final[G2] = G2(_import_point(_G2_OPS, bytes(pymcl.g2.serialize()))).prepare()
 _GT_GEN: Final[GT] = pair(_G1_GEN, _G2_GEN)
+
+
+# --- checks of the backend at import ----------------------------------------------------
+
+
+def _is_square(a: int) -> bool:
+    """Whether a is a square in Fp (Euler's criterion)."""
+    return a % P == 0 or pow(a, (P - 1) // 2, P) == 1
+
+
+def _outside_subgroup_encodings() -> tuple[bytes, bytes]:
+    """Compressed encodings of a G1 point and a G2 point that are on their curves but not in
+    the prime-order subgroups (the cofactors are large, so the first such x serves)."""
+    x = next(x for x in range(2, 1000) if _is_square(x**3 + 4))
+    g1 = x.to_bytes(_FP_BYTES, "little")
+    # On the twist y² = x³ + 4(1 + i) with x = x0 + i: square iff its norm is a square in Fp.
+    for x0 in range(2, 1000):
+        c0 = (x0**3 - 3 * x0 + 4) % P  # (x0 + i)³ = x0³ - 3x0 + (3x0² - 1)i
+        c1 = (3 * x0 * x0 - 1 + 4) % P
+        if _is_square(c0 * c0 + c1 * c1):
+            return g1, x0.to_bytes(_FP_BYTES, "little") + (1).to_bytes(_FP_BYTES, "little")
+    raise CryptoInvariantError("no test point found")  # pragma: no cover
+
+
+def _writes_within(kind: type[ctypes.Array[ctypes.c_uint64]], op: Callable[[Any], object]) -> bool:
+    """Whether ``op(out)`` writes only inside a ``kind`` (checked on a padded buffer)."""
+    words, pad, mark = ctypes.sizeof(kind) // 8, 4, 0xA5A5A5A5A5A5A5A5
+    buf = (ctypes.c_uint64 * (words + pad))(*([mark] * (words + pad)))
+    op(ctypes.cast(buf, ctypes.POINTER(kind)))
+    return all(w == mark for w in buf[words:])
+
+
+def _backend_self_check() -> None:
+    """mcl writes no more than our structs hold, and refuses points outside the subgroups."""
+    one = _fr_from_int(1)
+    g1, g2, gt = _G1_GEN._p, _G2_GEN._p, _GT_GEN._e
+    sized = (
+        _writes_within(_Fr, lambda out: _fr_add(out, one, one))
+        and _writes_within(_G1, lambda out: _G1_OPS.add(out, g1, g1))
+        and _writes_within(_G2, lambda out: _G2_OPS.add(out, g2, g2))
+        and _writes_within(_GT, lambda out: _gt_mul(out, gt, gt))
+        and _writes_within(_Precomputed, lambda out: _precompute_g2(out, g2))
+    )
+    bad_g1, bad_g2 = _outside_subgroup_encodings()
+    if not sized or _G1_OPS.load(bad_g1) is not None or _G2_OPS.load(bad_g2) is not None:
+        raise ImportError("pymcl's mcl does not behave as this module requires")
+
+
+_backend_self_check()

@@ -18,7 +18,7 @@ from sealroom.crypto.pre import (
     transform,
 )
 from sealroom.crypto.signing import VerifyingKey
-from sealroom.errors import SignatureError
+from sealroom.errors import MalformedInputError, SignatureError
 from sealroom.keyservice.context import Caller, Context, check_id
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.storage import ConflictError, Row, Tx
@@ -27,6 +27,8 @@ from sealroom.keyservice.users import device_transform_key
 __all__ = ["Groups", "check_forward_only", "value_fingerprint"]
 
 MAX_EDEK_BYTES = 8192
+#: Registered values kept per forward-only group (a long meeting rekeys a few hundred times).
+MAX_VALUES_PER_GROUP = 100_000
 
 
 def _purpose(group_id: str) -> str:
@@ -314,25 +316,33 @@ class Groups:
     def register_value(self, caller: Caller, group_id: str, edek: bytes) -> None:
         """An admin registers a value encrypted to the group, at the group's current
         generation: in a forward-only group, exactly the members added by then may open it.
-        Registering again changes nothing (the first generation stays)."""
+        Registering again, even re-signed or re-encoded, changes nothing: a value is named
+        by its ephemeral key, and the first generation stays."""
         check_id(group_id, "group id")
         _check_edek(edek)
+        fingerprint = value_fingerprint(edek)
 
         def fn(tx: Tx) -> None:
             group = self._require_admin(tx, group_id, caller)
-            fingerprint = value_fingerprint(edek)
+            if not group["forward_only"]:
+                raise ServiceError("malformed_input", "the group is not forward-only")
             if tx.one(
                 "SELECT 1 AS x FROM group_values WHERE group_id = ? AND fingerprint = ?",
                 (group_id, fingerprint),
             ):
                 return
+            count = tx.one("SELECT COUNT(*) AS n FROM group_values WHERE group_id = ?", (group_id,))
+            if count is not None and int(count["n"]) >= MAX_VALUES_PER_GROUP:
+                raise ServiceError("conflict", "the group has too many registered values")
             tx.execute(
                 "INSERT INTO group_values (group_id, fingerprint, generation, registered_by) "
                 "VALUES (?, ?, ?, ?)",
                 (group_id, fingerprint, int(group["generation"]), caller.user_id),
             )
 
-        self.ctx.run(caller, "register_value", f"group:{group_id}", fn)
+        self.ctx.run(
+            caller, "register_value", f"group:{group_id}/value:{fingerprint.hex()[:16]}", fn
+        )
 
     def admin_key(self, caller: Caller, group_id: str) -> bytes:
         """The group private key's EDEK for the calling admin, transformed to its device."""
@@ -366,8 +376,14 @@ def _check_edek(raw: bytes) -> None:
 
 
 def value_fingerprint(edek: bytes) -> bytes:
-    """What names a registered value: SHA-256 under its own label of the exact bytes."""
-    return hashlib.sha256(labels.VALUE_FINGERPRINT + edek).digest()
+    """What names a value: SHA-256, under its own label, of its ephemeral public key R.
+    R rather than the whole encoding: an admin who re-signs or re-encodes an old value
+    keeps its R, and so the generation it was first registered at."""
+    try:
+        value = EncryptedValue.from_bytes(edek)
+    except MalformedInputError as exc:
+        raise ServiceError("malformed_input", str(exc)) from None
+    return hashlib.sha256(labels.VALUE_FINGERPRINT + value.ephemeral_public_key.to_bytes()).digest()
 
 
 def check_forward_only(tx: Tx, group_id: str, since: int, edek: bytes) -> None:

@@ -184,25 +184,30 @@ class Transforms:
             doc = tx.one("SELECT owner FROM documents WHERE id = ?", (doc_id,))
             if doc is None:
                 raise ServiceError("not_found", "no such document")
-            row = tx.one(
+            rows = tx.all(
                 "SELECT grantee_kind, grantee_id, edek FROM document_grants WHERE "
                 "document_id = ? AND grantee_kind = 'user' AND grantee_id = ?",
                 (doc_id, caller.user_id),
+            ) or tx.all(
+                "SELECT g.grantee_kind, g.grantee_id, g.edek FROM document_grants g "
+                "JOIN group_members m ON m.group_id = g.grantee_id "
+                "WHERE g.document_id = ? AND g.grantee_kind = 'group' AND m.user_id = ? "
+                "ORDER BY g.grantee_id",
+                (doc_id, caller.user_id),
             )
-            if row is None:
-                row = tx.one(
-                    "SELECT g.grantee_kind, g.grantee_id, g.edek FROM document_grants g "
-                    "JOIN group_members m ON m.group_id = g.grantee_id "
-                    "WHERE g.document_id = ? AND g.grantee_kind = 'group' AND m.user_id = ? "
-                    "ORDER BY g.grantee_id",
-                    (doc_id, caller.user_id),
-                )
-            if row is None:
-                raise ServiceError("forbidden", "no grant reaches this user")
-            target = Target(row["grantee_kind"], row["grantee_id"])
-            info = {"owner": doc["owner"], "via": target.label()}
-            edek = bytes(row["edek"])
-            return info, self._chain(tx, caller, target, edek), edek
+            refusal = ServiceError("forbidden", "no grant reaches this user")
+            for row in rows:  # the first grant that opens (a forward-only group may not)
+                target = Target(row["grantee_kind"], row["grantee_id"])
+                edek = bytes(row["edek"])
+                try:
+                    keys = self._chain(tx, caller, target, edek)
+                except ServiceError as exc:
+                    if exc.code != "before_membership":
+                        raise
+                    refusal = exc
+                    continue
+                return {"owner": doc["owner"], "via": target.label()}, keys, edek
+            raise refusal
 
         def compute(
             data: tuple[dict[str, Any], list[VerifiedTransformKey], bytes],

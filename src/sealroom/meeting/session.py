@@ -52,8 +52,10 @@ __all__ = [
 JOIN_RETRY_DELAYS: Final[tuple[float, ...]] = (1.0, 5.0, 10.0, 10.0)
 LEAVE_DEBOUNCE_SECONDS: Final[float] = 10.0
 RATCHET_SECONDS: Final[float] = 300.0
-#: After the key service refused to register a posted key, a fresh key follows this soon.
-REGISTER_RETRY_SECONDS: Final[float] = 5.0
+#: A key the key service would not register is retried after this, doubling each time...
+REGISTER_RETRY_SECONDS: Final[float] = 2.0
+#: ...up to this. Meanwhile the meeting stays on its current key.
+REGISTER_RETRY_MAX_SECONDS: Final[float] = 60.0
 _RATCHET_LABEL: Final[bytes] = b"sealroom/v1/meeting/ratchet"
 _ROSTER_LABEL: Final[bytes] = b"sealroom/v1/meeting/roster"
 _CODE_LABEL: Final[bytes] = b"sealroom/v1/meeting/security-code"
@@ -166,6 +168,17 @@ class _Pending:
     context: dict[str, Any]
 
 
+@dataclass
+class _Unpublished:
+    """A session key sealed and waiting for the key service to register it."""
+
+    epoch: int
+    sk: bytes
+    reason: str
+    envelope: Envelope
+    failures: int = 0
+
+
 class MeetingSession:
     """One device's participation in one meeting."""
 
@@ -215,6 +228,9 @@ class MeetingSession:
         self._retry_at: float | None = None
         self._pending_post: BoardMessage | None = None  # newest session-key post to open
         self._pending_key: VerifyingKey | None = None
+        self._handing_over = False  # leaving: making an heir an admin first
+        self._unpublished: _Unpublished | None = None  # the manager's key being registered
+        self._register_retry_at: float | None = None
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -245,7 +261,13 @@ class MeetingSession:
     def _timers(self) -> list[Action]:
         times = [
             t
-            for t in (self._rekey_at, self._ratchet_at, self._retry_at, self._removal_retry_at)
+            for t in (
+                self._rekey_at,
+                self._ratchet_at,
+                self._retry_at,
+                self._removal_retry_at,
+                self._register_retry_at,
+            )
             if t is not None
         ]
         return [CallMeAt(min(times))] if times else []
@@ -267,15 +289,40 @@ class MeetingSession:
         return actions
 
     def _publish_key(self, sk: bytes, epoch: int, reason: str, now: float) -> list[Action]:
-        """Manager: seal SK_epoch to the group once, post it with the next roster entry."""
+        """Manager: seal SK_epoch to the group once and have the key service register it;
+        :meth:`_registered` posts it. The meeting group is forward-only, so only members
+        added before the registration can have it opened; a key is never posted before."""
         if self.group_key is None:
             raise RuntimeError("group key unknown")
-        members = sorted(self.present)
-        prev = self._board_head
-        head = _roster_hash(prev, epoch, members)
         envelope = seal(
             sk + epoch.to_bytes(8, "big"), self._object_id(epoch), [self.group_key], self._key
         )
+        self._unpublished = _Unpublished(epoch, sk, reason, envelope)  # supersedes any other
+        self._register_retry_at = None
+        return [self._register_call(self._unpublished)]
+
+    def _register_call(self, u: _Unpublished) -> KeyServiceCall:
+        return self._call("register_value", {"unpublished": u}, edek=u.envelope.edeks[0].to_bytes())
+
+    def _registered(self, pending: _Pending, error: str | None, now: float) -> list[Action]:
+        u = pending.context.get("unpublished")
+        if not isinstance(u, _Unpublished) or u is not self._unpublished or not self.is_manager:
+            return []  # superseded by a newer key, or no longer ours to post
+        if error is not None:
+            delay = min(REGISTER_RETRY_SECONDS * 2**u.failures, REGISTER_RETRY_MAX_SECONDS)
+            u.failures += 1
+            self._register_retry_at = now + delay
+            failed = {"epoch": u.epoch, "error": error, "retry_in": delay}
+            return [Notify("key_registration_failed", failed), *self._timers()]
+        self._unpublished = None
+        return self._post_key(u, now)
+
+    def _post_key(self, u: _Unpublished, now: float) -> list[Action]:
+        """Post a registered key with the next roster entry, and install it."""
+        epoch, envelope, reason = u.epoch, u.envelope, u.reason
+        members = sorted(self.present)
+        prev = self._board_head
+        head = _roster_hash(prev, epoch, members)
         post = self._post(
             "session-key",
             {
@@ -290,10 +337,7 @@ class MeetingSession:
         self.roster, self.roster_head = members, head
         self._board_epoch, self._board_head = epoch, head
         self.last_envelope = envelope.to_bytes()
-        # Registered first (the driver runs actions in order): the meeting group is
-        # forward-only, so members added after this post cannot have it opened.
-        register = self._call("register_value", {"epoch": epoch}, edek=envelope.edeks[0].to_bytes())
-        return [register, post, *self._install(epoch, sk, now, reason)]
+        return [post, *self._install(epoch, u.sk, now, reason), *self._timers()]
 
     def _object_id(self, epoch: int) -> bytes:
         return f"{self.config.meeting_id}/session-key/{epoch}".encode()
@@ -334,11 +378,40 @@ class MeetingSession:
         return [self._post("announce", {})]
 
     def leave(self, now: float) -> list[Action]:
-        if self.state not in ("joining", "in_meeting", "starting"):
+        if self.state not in ("joining", "in_meeting", "starting") or self._handing_over:
             return []
+        heir = self._heir()
+        if heir is not None:
+            # The last present admin leaves: make a participant an admin and hand the
+            # meeting over first, so that somebody still rekeys after we are gone.
+            self._handing_over = True
+            return [self._call("add_admin", {"user": heir, "handover": True}, user=heir)]
+        return self._depart()
+
+    def _heir(self) -> str | None:
+        """Who inherits the meeting when we, its manager, leave and no other admin is
+        present: the first present member by user id."""
+        if not self.is_manager or self.state != "in_meeting":
+            return None
+        if any(a in self.present for a in self.admins - {self.user}):
+            return None  # that admin takes over (_successor)
+        heirs = [u for u in self.present if u != self.user and u in self.members]
+        return min(heirs, default=None)
+
+    def _handed_over(self, heir: str, error: str | None) -> list[Action]:
+        self._handing_over = False
+        if error is not None:
+            return [Notify("handover_failed", {"user": heir, "error": error}), *self._depart()]
+        self.admins.add(heir)
+        self.manager = heir
+        post = self._post("manager", {"manager": heir, "admins": sorted(self.admins)})
+        return [post, *self._depart()]
+
+    def _depart(self) -> list[Action]:
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = "left", None, None
-        self._rekey_at = self._ratchet_at = self._retry_at = None
+        self._rekey_at = self._ratchet_at = self._retry_at = self._register_retry_at = None
+        self._unpublished = None
         return [self._post("leave", {}), RetireMediaKeys(epochs), Notify("left"), RotateDeviceKey()]
 
     def remove(self, user: str, now: float) -> list[Action]:
@@ -374,6 +447,7 @@ class MeetingSession:
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = "ended", None, None
         self._rekey_at = self._ratchet_at = self._retry_at = self._removal_retry_at = None
+        self._register_retry_at, self._unpublished = None, None
         return [RetireMediaKeys(epochs), Notify("ended"), RotateDeviceKey()]
 
     def security_code(self) -> str | None:
@@ -385,6 +459,10 @@ class MeetingSession:
 
     def timer(self, now: float) -> list[Action]:
         actions: list[Action] = []
+        if self._register_retry_at is not None and now >= self._register_retry_at:
+            self._register_retry_at = None
+            if self.is_manager and self._unpublished is not None:
+                actions.append(self._register_call(self._unpublished))
         if self._removal_retry_at is not None and now >= self._removal_retry_at:
             self._removal_retry_at = None
             if self.is_manager:
@@ -446,6 +524,8 @@ class MeetingSession:
                 *self._timers(),
             ]
         if pending.op == "add_admin":
+            if pending.context.get("handover"):
+                return self._handed_over(pending.context["user"], error)
             if error is None:
                 self.admins.add(pending.context.get("user", self.config.host))
             return []
@@ -458,14 +538,8 @@ class MeetingSession:
             return []
         if pending.op == "open_envelope":
             return self._opened(pending, result, error, now)
-        if pending.op == "register_value" and error is not None:
-            # Nobody could open that key: publish a fresh one soon (registered again).
-            if self.is_manager:
-                retry = now + REGISTER_RETRY_SECONDS
-                self._rekey_at = retry if self._rekey_at is None else min(self._rekey_at, retry)
-            epoch = pending.context.get("epoch")
-            failed = Notify("key_registration_failed", {"epoch": epoch, "error": error})
-            return [failed, *self._timers()]
+        if pending.op == "register_value":
+            return self._registered(pending, error, now)
         return []
 
     # --- board messages ------------------------------------------------------------------
@@ -552,7 +626,8 @@ class MeetingSession:
             actions.append(self._call("add_member", {"user": user}, user=user))
             actions.append(self._post("manager", {"manager": user, "admins": sorted(self.admins)}))
             self.manager = user
-            self._ratchet_at = self._rekey_at = None  # no longer ours to fire
+            self._ratchet_at = self._rekey_at = self._register_retry_at = None  # not ours now
+            self._unpublished = None
             return actions
         return self._admit(user, now)
 
@@ -587,15 +662,20 @@ class MeetingSession:
 
     def _on_manager(self, m: BoardMessage, now: float) -> list[Action]:
         new = str(m.body["manager"])
-        handover = m.user == self.manager and new in self.admins | {self.config.host}
+        # The manager hands over to an admin, the host, or (leaving as the last admin
+        # present) a participant it has just made an admin.
+        handover = m.user == self.manager and (
+            new in self.admins | {self.config.host} or new in self.present
+        )
         takeover = m.user == new and self.manager not in self.present and new == self._successor()
         if not (handover or takeover):
             return [Notify("bad_message", {"device": m.device, "why": "manager"})]
         if handover:
-            self.admins |= set(m.body.get("admins", [])) & (self.admins | {self.config.host})
+            self.admins |= set(m.body.get("admins", [])) & (self.admins | {self.config.host, new})
         self.manager = new
         if new != self.user:
-            self._ratchet_at = self._rekey_at = None
+            self._ratchet_at = self._rekey_at = self._register_retry_at = None
+            self._unpublished = None
         actions: list[Action] = [Notify("manager", {"user": new})]
         if new == self.user and self.state in ("joining", "in_meeting"):
             if self.state == "joining":  # a late host: it makes the next key itself
