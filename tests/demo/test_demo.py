@@ -29,7 +29,7 @@ def test_the_meeting_demo_keeps_every_claim(tmp_path: Path) -> None:
     result = run_demo(out, participants=5, picture=picture)
     text = out.getvalue()
     assert result.ok, text
-    assert len(result.claims) >= 12
+    assert len(result.claims) >= 14
     assert all(held for _, held in result.claims)
     for must in (
         "removes dina",

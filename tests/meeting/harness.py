@@ -54,6 +54,7 @@ class World:
         self.since: dict[str, int] = {}
         self.registered: dict[bytes, int] = {}
         self.refuse_register = False
+        self.refuse_remove: set[str] = set()  # users whose removal the service refuses
         self.admins: set[str] = set()
         self.deleted = False
         self.refuse_open: dict[str, int] = {}  # user -> how many opens to refuse
@@ -120,6 +121,8 @@ class World:
         ):
             if user not in self.admins:
                 return None, "not_admin"
+            if op == "remove_member" and args["user"] in self.refuse_remove:
+                return None, "internal"
             if op == "add_member":
                 self.members.add(args["user"])
                 self.generation += 1

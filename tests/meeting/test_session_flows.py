@@ -392,18 +392,85 @@ def test_a_key_is_posted_only_once_registered_and_registration_is_retried() -> N
 
 def test_the_last_admin_leaving_hands_the_meeting_to_a_participant() -> None:
     w = _meeting("bob", "carl", host_present=False)  # hana, the other admin, is absent
+    before = _same_key(w, ["uma", "bob", "carl"])
     w.run("uma", "leave")
     assert "bob" in w.admins  # made an admin before the handover was posted
     assert {w.people[u].session.manager for u in ("bob", "carl")} == {"bob"}
-    took_over = _same_key(w, ["bob", "carl"])
-    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)  # bob removes uma, then rekeys without her
+    w.advance(0)
+    # bob took uma out of the group before its first key, which therefore leaves her out.
     assert "uma" not in w.members
     assert "uma" not in w.admins
-    assert _same_key(w, ["bob", "carl"]) == took_over + 1
+    took_over = _same_key(w, ["bob", "carl"])
+    assert took_over == before + 1
+    post = w.session_key_posts()[took_over][0]
+    assert post.body["reason"] == "takeover"
+    assert post.body["roster"] == ["bob", "carl"]
+    assert w.open_as("uma", took_over) == "not_member"
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
+    assert w.key("bob")[0] == took_over  # her leave needed no second key
     w.run("carl", "leave")  # and the meeting goes on being managed
     w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
     assert "carl" not in w.members
-    assert w.key("bob")[0] == took_over + 2
+    assert w.key("bob")[0] == took_over + 1
+
+
+def test_an_heir_by_handover_hands_over_again_and_passes_on_failed_removals() -> None:
+    w = _meeting("bob", "carl", "dina", host_present=False)
+    w.run("uma", "leave")
+    w.advance(0)
+    assert w.people["carl"].session.manager == "bob"
+    w.refuse_remove = {"carl"}  # carl's removal keeps failing
+    w.run("carl", "leave")
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
+    assert "carl" in w.members
+    w.run("bob", "leave")  # bob, manager by handover, finds an heir in the roster
+    assert w.people["dina"].session.manager == "dina"
+    assert "dina" in w.admins
+    w.refuse_remove = set()
+    w.advance(40)  # dina retries carl's removal and only then posts her key
+    assert "carl" not in w.members
+    assert "bob" not in w.members
+    newest = max(w.session_key_posts())
+    assert w.session_key_posts()[newest][0].body["roster"] == ["dina"]
+    assert w.open_as("carl", newest) == "not_member"
+
+
+def test_an_heir_who_leaves_during_the_handover_gets_no_rights_and_another_inherits() -> None:
+    w = _meeting("bob", "carl", host_present=False)
+    w.hold_ops.add("add_admin")
+    w.run("uma", "leave")  # uma asks the key service to make bob an admin...
+    w.run("bob", "leave")  # ...and bob leaves before it answers
+    w.hold_ops.clear()
+    w.release_held()
+    assert "bob" not in w.admins  # uma took the rights back
+    assert w.people["carl"].session.manager == "carl"
+    assert "carl" in w.admins
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
+    assert not {"uma", "bob"} & w.members
+    assert _same_key(w, ["carl"]) == max(w.session_key_posts())
+
+
+def test_while_a_fresh_key_waits_no_ratchet_of_the_leavers_key_goes_out() -> None:
+    w = _meeting("bob", "carl", host_present=False)
+    carl_epoch, carl_sk = w.key("carl")
+    assert carl_sk is not None
+    assert carl_epoch is not None
+    w.refuse_register = True
+    w.run("carl", "leave")
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)  # the fresh key waits for registration
+    w.add("zed")
+    w.run("zed", "join")
+    w.run("uma", "admit", "zed")  # a join would ratchet...
+    w.advance(RATCHET_SECONDS + 1)  # ...and so would the timer
+    registrations = [c for c in w.people["uma"].ks_calls if c.op == "register_value"]
+    assert len(registrations) < 20  # backing off, not looping on the timer
+    w.refuse_register = False
+    w.advance(61)
+    epoch, sk = _same_key(w, ["uma", "bob", "zed"]), w.key("uma")[1]
+    later = [e for e in w.session_key_posts() if e > carl_epoch]
+    assert later == [epoch]
+    assert w.session_key_posts()[epoch][0].body["ratchet"] is False
+    assert ratchet(carl_sk, "m-1", epoch) != sk
 
 
 def test_a_failed_handover_still_lets_the_manager_leave() -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from sealroom.crypto.envelope import Envelope
 from sealroom.demo.media import Track, TrackDecoder, pack, unpack
 from sealroom.demo.services import Services
 from sealroom.demo.timeline import draw
@@ -166,6 +167,17 @@ class Demo:
             await asyncio.sleep(0.05)
         return check()
 
+    async def _refused_before_membership(self, who: Attendee, envelope: bytes) -> bool:
+        """Whether the key service refuses to open, for ``who``, a key posted before it
+        joined (``who`` could have recorded the relayed media of that epoch)."""
+        try:
+            await who.sdk.decrypt_unmanaged(
+                Envelope.from_bytes(envelope), 0, "group", self.config.meeting_id
+            )
+        except ServiceRefusedError as exc:
+            return exc.code == "before_membership"
+        return False
+
     async def _admit_when_knocking(self, manager: Attendee, user: str) -> None:
         """An uninvited participant knocks; the manager lets it in."""
         deadline = time.monotonic() + 15
@@ -251,12 +263,22 @@ class Demo:
         await self._enter(uma, start=True)
         await self._wait_epoch([starter], -1)
         await self._enter(bob)
+        earlier: dict[str, bytes] = {}  # the newest key post each knocker could have seen
         for n in names[3:]:
+            assert uma.mc is not None
+            earlier[n] = uma.mc.session.last_envelope
             await self._enter(self.people[n])
             await self._admit_when_knocking(uma, n)
         present = [n for n in names if n != host]
         epoch = await self._wait_epoch(present, 0)
         self.say(f"everyone present shares epoch {epoch}; media is flowing")
+        if earlier:
+            late = names[-1]
+            self.claim(
+                f"{late}, admitted after knocking, cannot have the key from before it joined "
+                "opened (the meeting group is forward-only)",
+                await self._refused_before_membership(self.people[late], earlier[late]),
+            )
         chat = await bob.sdk.encrypt_document(
             "chat-1", b"hi all, agenda in the file", groups=["team"]
         )

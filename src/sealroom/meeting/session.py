@@ -175,6 +175,7 @@ class _Unpublished:
     epoch: int
     sk: bytes
     reason: str
+    ratchet: bool  # derived from the previous key: members derive it, only joiners open it
     envelope: Envelope
     failures: int = 0
 
@@ -229,6 +230,7 @@ class MeetingSession:
         self._pending_post: BoardMessage | None = None  # newest session-key post to open
         self._pending_key: VerifyingKey | None = None
         self._handing_over = False  # leaving: making an heir an admin first
+        self._rekey_reason = "leave"  # why the pending fresh key (_rekey_at) is due
         self._unpublished: _Unpublished | None = None  # the manager's key being registered
         self._register_retry_at: float | None = None
 
@@ -288,7 +290,9 @@ class MeetingSession:
         )
         return actions
 
-    def _publish_key(self, sk: bytes, epoch: int, reason: str, now: float) -> list[Action]:
+    def _publish_key(
+        self, sk: bytes, epoch: int, reason: str, now: float, *, ratchet: bool
+    ) -> list[Action]:
         """Manager: seal SK_epoch to the group once and have the key service register it;
         :meth:`_registered` posts it. The meeting group is forward-only, so only members
         added before the registration can have it opened; a key is never posted before."""
@@ -297,7 +301,10 @@ class MeetingSession:
         envelope = seal(
             sk + epoch.to_bytes(8, "big"), self._object_id(epoch), [self.group_key], self._key
         )
-        self._unpublished = _Unpublished(epoch, sk, reason, envelope)  # supersedes any other
+        waiting = self._unpublished  # superseded: its failures carry over to the backoff
+        self._unpublished = _Unpublished(
+            epoch, sk, reason, ratchet, envelope, waiting.failures if waiting else 0
+        )
         self._register_retry_at = None
         return [self._register_call(self._unpublished)]
 
@@ -328,7 +335,7 @@ class MeetingSession:
             {
                 "epoch": epoch,
                 "reason": reason,
-                "ratchet": reason in ("join", "timer"),
+                "ratchet": u.ratchet,
                 "envelope": b64e(envelope.to_bytes()),
                 "roster": members,
                 "prev": b64e(prev),
@@ -345,14 +352,21 @@ class MeetingSession:
     def _rekey_fresh(self, reason: str, now: float) -> list[Action]:
         next_epoch = max(self._board_epoch, -1 if self.epoch is None else self.epoch) + 1
         self._rekey_at = None
-        return self._publish_key(os.urandom(32), next_epoch, reason, now)
+        return self._publish_key(os.urandom(32), next_epoch, reason, now, ratchet=False)
 
     def _rekey_ratchet(self, reason: str, now: float) -> list[Action]:
-        if self._sk is None or self.epoch is None:
+        waiting = self._unpublished
+        if self._sk is None or self.epoch is None or (waiting is not None and not waiting.ratchet):
+            # A fresh key still waiting (after a leave) must not give way to a ratchet of the
+            # key the leaver holds: the next key is fresh too.
             return self._rekey_fresh(reason, now)
         next_epoch = self.epoch + 1
         return self._publish_key(
-            ratchet(self._sk, self.config.meeting_id, next_epoch), next_epoch, reason, now
+            ratchet(self._sk, self.config.meeting_id, next_epoch),
+            next_epoch,
+            reason,
+            now,
+            ratchet=True,
         )
 
     # --- commands ------------------------------------------------------------------------
@@ -395,17 +409,35 @@ class MeetingSession:
             return None
         if any(a in self.present for a in self.admins - {self.user}):
             return None  # that admin takes over (_successor)
-        heirs = [u for u in self.present if u != self.user and u in self.members]
+        known = self.members | set(self.roster)  # a manager by handover knows the roster
+        heirs = [u for u in self.present if u != self.user and u in known]
         return min(heirs, default=None)
 
-    def _handed_over(self, heir: str, error: str | None) -> list[Action]:
+    def _handed_over(self, heir: str, error: str | None, now: float) -> list[Action]:
         self._handing_over = False
         if error is not None:
             return [Notify("handover_failed", {"user": heir, "error": error}), *self._depart()]
+        if not self.is_manager or heir not in self.present:
+            # Things moved on while the key service answered (the host took over, or the
+            # heir left): take the admin rights back, then leave or pick another heir.
+            undo = self._call("remove_admin", {"user": heir}, user=heir)
+            return [undo, *(self.leave(now) if self.is_manager else self._depart())]
         self.admins.add(heir)
-        self.manager = heir
-        post = self._post("manager", {"manager": heir, "admins": sorted(self.admins)})
+        post = self._handover_post(heir, leaving=True)
         return [post, *self._depart()]
+
+    def _handover_post(self, heir: str, *, leaving: bool) -> Post:
+        """Hand management to ``heir``, passing on the removals it must still make (and,
+        when we are leaving, our own, so that the heir's first key goes out without us)."""
+        removing = set(self._removing) | ({self.user} if leaving else set())
+        self.manager = heir
+        self._removing.clear()
+        self._ratchet_at = self._rekey_at = self._register_retry_at = None  # not ours now
+        self._removal_retry_at, self._unpublished = None, None
+        return self._post(
+            "manager",
+            {"manager": heir, "admins": sorted(self.admins), "removing": sorted(removing)},
+        )
 
     def _depart(self) -> list[Action]:
         epochs = () if self.epoch is None else (self.epoch,)
@@ -476,9 +508,12 @@ class MeetingSession:
                 self._rekey_at = now + 1.0
             else:
                 self._leavers.clear()
-                actions += self._rekey_fresh("leave", now)
+                reason, self._rekey_reason = self._rekey_reason, "leave"
+                actions += self._rekey_fresh(reason, now)
         if self._ratchet_at is not None and now >= self._ratchet_at and self.is_manager:
-            actions += self._rekey_ratchet("timer", now)
+            self._ratchet_at = None  # re-armed when the next key is installed
+            if self._unpublished is None:  # else a newer key is on its way anyway
+                actions += self._rekey_ratchet("timer", now)
         return actions + self._timers()
 
     # --- key-service replies -------------------------------------------------------------
@@ -525,7 +560,7 @@ class MeetingSession:
             ]
         if pending.op == "add_admin":
             if pending.context.get("handover"):
-                return self._handed_over(pending.context["user"], error)
+                return self._handed_over(pending.context["user"], error, now)
             if error is None:
                 self.admins.add(pending.context.get("user", self.config.host))
             return []
@@ -624,10 +659,7 @@ class MeetingSession:
             actions.append(self._call("add_admin", {"user": user}, user=user))
             self.admins.add(user)
             actions.append(self._call("add_member", {"user": user}, user=user))
-            actions.append(self._post("manager", {"manager": user, "admins": sorted(self.admins)}))
-            self.manager = user
-            self._ratchet_at = self._rekey_at = self._register_retry_at = None  # not ours now
-            self._unpublished = None
+            actions.append(self._handover_post(user, leaving=False))
             return actions
         return self._admit(user, now)
 
@@ -682,7 +714,21 @@ class MeetingSession:
                 self.state = "in_meeting"
                 self._pending_post = None
                 actions.append(Notify("joined", {"as": "manager"}))
-            actions += self._rekey_fresh("takeover", now) + self._timers()
+            self.members |= set(self.roster)
+            removing = m.body.get("removing", []) if handover else []
+            if not isinstance(removing, list):
+                removing = []
+            for user in [u for u in removing if isinstance(u, str) and u != self.user][:1000]:
+                # The previous manager's unfinished removals (and itself, if it is leaving):
+                # out of the group before our first key, which waits for them.
+                self.members.discard(user)
+                actions += self._removal_calls(user, was_admin=user in self.admins)
+                self.admins.discard(user)
+            if self._removing:
+                self._rekey_at, self._rekey_reason = now, "takeover"
+            else:
+                actions += self._rekey_fresh("takeover", now)
+            actions += self._timers()
         return actions
 
     def _successor(self) -> str | None:

@@ -274,7 +274,12 @@ class MeetingClient:
             self._next_sender = (now + self._switch_delay, sender)  # let it reach the others
 
     def _schedule(self, when: float) -> None:
+        """Wake the session at ``when``. An earlier wake-up already set stays: one batch of
+        actions may ask for several times, and waking early is harmless (the session acts
+        only on deadlines that have passed, then asks again)."""
         if self._timer is not None:
+            if self._timer.when() <= when:
+                return
             self._timer.cancel()
 
         def fire() -> None:
