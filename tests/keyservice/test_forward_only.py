@@ -33,6 +33,17 @@ def _sealed(alice: SyncClient, doc_id: str, data: bytes) -> Envelope:
     return Envelope.from_bytes(env.to_bytes())
 
 
+def _old_value_then_bob_joins(alice: SyncClient, bob: SyncClient) -> Envelope:
+    """A meeting group with one registered value; then bob is added."""
+    alice.initialize()
+    bob.initialize()
+    alice.create_group("meet", forward_only=True)
+    old = _sealed(alice, "k0", b"epoch 0")
+    alice.register_group_value("meet", old.edeks[0].to_bytes())
+    alice.add_member("meet", "bob")
+    return old
+
+
 def _open(client: SyncClient, env: Envelope) -> bytes:
     return bytes(client.decrypt_unmanaged(env, 0, "group", "meet"))
 
@@ -69,12 +80,7 @@ def test_a_joiner_cannot_open_values_registered_before_it_joined(env: Env) -> No
 
 def test_rewrapping_an_old_value_as_a_document_does_not_get_around_it(env: Env) -> None:
     with env.client("alice") as alice, env.client("bob") as bob:
-        alice.initialize()
-        bob.initialize()
-        alice.create_group("meet", forward_only=True)
-        old = _sealed(alice, "k0", b"epoch 0")
-        alice.register_group_value("meet", old.edeks[0].to_bytes())
-        alice.add_member("meet", "bob")
+        old = _old_value_then_bob_joins(alice, bob)
         # Bob, now a member, files the old EDEK as a managed document granted to the group.
         bob._call(
             "POST",
@@ -126,12 +132,7 @@ def test_ordinary_groups_share_their_history_and_bad_flags_are_refused(env: Env)
 
 def test_a_later_admin_cannot_reregister_an_old_value_under_its_own_signature(env: Env) -> None:
     with env.client("alice") as alice, env.client("bob") as bob:
-        alice.initialize()
-        bob.initialize()
-        alice.create_group("meet", forward_only=True)
-        old = _sealed(alice, "k0", b"epoch 0")
-        alice.register_group_value("meet", old.edeks[0].to_bytes())
-        alice.add_member("meet", "bob")
+        old = _old_value_then_bob_joins(alice, bob)
         alice.add_admin("meet", "bob")
         # Bob re-signs the old value's (R, C) as its origin and registers the copy.
         value = EncryptedValue.from_bytes(old.edeks[0].to_bytes())

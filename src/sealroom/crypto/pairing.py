@@ -190,10 +190,18 @@ def _fr_bytes(x: _Fr) -> bytes:
     return _serialize(_fr_serialize, x, SCALAR_BYTES)
 
 
-def _fr_op(fn: Any, x: _Fr, y: _Fr) -> _Fr:
-    out = _Fr()
-    fn(out, x, y)
+_Out = TypeVar("_Out", bound=ctypes.Array[ctypes.c_uint64])
+
+
+def _result(kind: type[_Out], fn: Any, *args: Any) -> _Out:
+    """``fn(out, *args)`` into a fresh ``kind``: how mcl's C API returns a value."""
+    out = kind()
+    fn(out, *args)
     return out
+
+
+def _fr_op(fn: Any, x: _Fr, y: _Fr) -> _Fr:
+    return _result(_Fr, fn, x, y)
 
 
 def _random_fr_nonzero() -> _Fr:
@@ -245,9 +253,7 @@ class Scalar:
         return Scalar(_fr_op(_fr_sub, self._fr, other._fr))
 
     def __neg__(self) -> Scalar:
-        out = _Fr()
-        _fr_neg(out, self._fr)
-        return Scalar(out)
+        return Scalar(_result(_Fr, _fr_neg, self._fr))
 
     def __mul__(self, other: Scalar) -> Scalar:
         return Scalar(_fr_op(_fr_mul, self._fr, other._fr))
@@ -255,9 +261,7 @@ class Scalar:
     def inverse(self) -> Scalar:
         if self.is_zero():
             raise CryptoInvariantError("inverse of zero scalar")
-        out = _Fr()
-        _fr_inv(out, self._fr)
-        return Scalar(out)
+        return Scalar(_result(_Fr, _fr_inv, self._fr))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Scalar):
@@ -300,9 +304,7 @@ class _Ops(Generic[_Point]):
         self.eq = _fn(f"{prefix}_isEqual", ctypes.c_int, ptr, ptr)
 
     def binary(self, fn: Any, x: _Point, y: Any) -> _Point:
-        out = self.kind()
-        fn(out, x, y)
-        return out
+        return _result(self.kind, fn, x, y)
 
     def load(self, raw: bytes) -> _Point | None:
         """The point these bytes encode, validated by mcl (curve, subgroup), or None."""
@@ -321,9 +323,7 @@ def _backend_mul(ops: _Ops[_Point], x: _Point, k: _Fr) -> _Point:
 
 
 def _backend_pow(x: _GT, k: _Fr) -> _GT:
-    out = _GT()
-    _gt_pow(out, x, k)
-    return out
+    return _result(_GT, _gt_pow, x, k)
 
 
 def _blinded_mul(ops: _Ops[_Point], x: _Point, k: _Fr) -> _Point:
@@ -379,9 +379,7 @@ class _CurvePoint(Generic[_Point]):
         return type(self)(self._ops.binary(self._ops.sub, self._p, other._p))
 
     def __neg__(self) -> Self:
-        out = self._ops.kind()
-        self._ops.neg(out, self._p)
-        return type(self)(out)
+        return type(self)(_result(self._ops.kind, self._ops.neg, self._p))
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self) or not isinstance(other, _CurvePoint):
@@ -491,15 +489,11 @@ def _gt_bytes(x: _GT) -> bytes:
 
 
 def _gt_op(fn: Any, x: _GT, y: _GT) -> _GT:
-    out = _GT()
-    fn(out, x, y)
-    return out
+    return _result(_GT, fn, x, y)
 
 
 def _gt_one() -> _GT:
-    out = _GT()
-    _gt_set_int(out, 1)
-    return out
+    return _result(_GT, _gt_set_int, 1)
 
 
 def _frobenius(c: list[int], *, conjugate_after: bool = False) -> list[int]:
