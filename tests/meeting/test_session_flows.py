@@ -8,6 +8,7 @@ from sealroom.meeting.session import (
     LEAVE_DEBOUNCE_SECONDS,
     RATCHET_SECONDS,
     MeetingConfig,
+    MeetingSession,
     ratchet,
 )
 
@@ -132,6 +133,9 @@ def test_another_admin_takes_over_when_the_manager_leaves() -> None:
     before = w.key("bob")[0]
     w.run("hana", "leave")
     assert all(w.people[u].session.manager == "uma" for u in ("uma", "bob"))
+    w.advance(0)  # uma's key waits until hana is out of the group
+    assert "hana" not in w.members
+    assert "hana" not in w.admins
     assert _same_key(w, ["uma", "bob"]) > before  # type: ignore[operator]
 
 
@@ -471,6 +475,68 @@ def test_while_a_fresh_key_waits_no_ratchet_of_the_leavers_key_goes_out() -> Non
     assert later == [epoch]
     assert w.session_key_posts()[epoch][0].body["ratchet"] is False
     assert ratchet(carl_sk, "m-1", epoch) != sk
+
+
+def _rejoin(w: World, user: str) -> None:
+    """``user`` comes back on a restarted client (posts numbered after its earlier run)."""
+    p = w.people[user]
+    p.session = MeetingSession(
+        w.config, user=user, device=f"{user}-dev", signing_key=p.key, seq_start=10_000
+    )
+    p.cursor = 0
+    w.run(user, "join")
+
+
+def test_an_admin_taking_over_removes_whoever_held_the_last_key_and_is_gone() -> None:
+    w = _meeting("bob", "carl")  # the host hana is present: she manages
+    w.refuse_remove = {"carl"}
+    w.run("carl", "leave")
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)  # hana cannot get carl out: her fresh key waits
+    assert "carl" in w.members
+    before = w.key("uma")[0]
+    w.run("hana", "leave")  # uma, an admin, takes over without a handover message
+    assert w.people["bob"].session.manager == "uma"
+    w.advance(5)
+    assert w.key("uma")[0] == before  # uma's first key waits for carl's removal too
+    assert "hana" not in w.members
+    w.refuse_remove = set()
+    w.advance(40)
+    assert "carl" not in w.members
+    newest = _same_key(w, ["uma", "bob"])
+    assert newest == before + 1  # type: ignore[operator]
+    assert w.open_as("carl", newest) == "not_member"
+    assert "removal_failed" in w.events("uma")
+
+
+def test_a_join_never_brings_out_a_fresh_key_while_a_leaver_is_still_in_the_group() -> None:
+    w = _meeting("bob", "carl", host_present=False)
+    w.refuse_remove = {"carl"}
+    w.run("carl", "leave")
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
+    posted = len(w.session_key_posts())
+    w.add("hana")
+    w.run("hana", "join")  # the late host inherits carl's removal and has no key yet
+    w.add("zed")
+    w.run("zed", "join")
+    w.run("hana", "admit", "zed")
+    w.advance(5)
+    assert len(w.session_key_posts()) == posted  # no key carl could open
+    w.refuse_remove = set()
+    w.advance(40)
+    newest = _same_key(w, ["hana", "uma", "bob", "zed"])
+    assert w.open_as("carl", newest) == "not_member"
+
+
+def test_a_leaver_who_comes_back_after_a_handover_is_let_in_again() -> None:
+    w = _meeting("bob", "carl", host_present=False)
+    w.run("carl", "leave")
+    w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
+    w.run("uma", "leave")  # uma hands over to bob
+    w.advance(0)
+    _rejoin(w, "carl")  # an invitee: admitted on its announce
+    w.advance(1)
+    assert "carl" in w.members
+    assert _same_key(w, ["bob", "carl"]) == w.key("bob")[0]
 
 
 def test_a_failed_handover_still_lets_the_manager_leave() -> None:

@@ -350,6 +350,12 @@ class MeetingSession:
         return f"{self.config.meeting_id}/session-key/{epoch}".encode()
 
     def _rekey_fresh(self, reason: str, now: float) -> list[Action]:
+        """A fresh key, unless someone who must not have it is still in the group: then it
+        waits (``_rekey_at``) until the removals are through."""
+        if self._removing:
+            self._rekey_reason = reason
+            self._rekey_at = min(self._rekey_at or now, now)
+            return self._timers()
         next_epoch = max(self._board_epoch, -1 if self.epoch is None else self.epoch) + 1
         self._rekey_at = None
         return self._publish_key(os.urandom(32), next_epoch, reason, now, ratchet=False)
@@ -470,8 +476,9 @@ class MeetingSession:
         # Keep trying, backing off; the fresh key waits until the leaver is out.
         retry = now + min(2.0**failures, 30.0)
         self._removal_retry_at = min(self._removal_retry_at or retry, retry)
-        notify = [Notify("removal_failed", {"user": user, "error": error})] if failures == 1 else []
-        return notify + self._timers()
+        # Reported every time (retries back off to 30 s): the fresh key is held meanwhile.
+        failed = Notify("removal_failed", {"user": user, "error": error, "attempt": failures})
+        return [failed, *self._timers()]
 
     def _close(self) -> list[Action]:
         self._calls.clear()
@@ -664,6 +671,9 @@ class MeetingSession:
         return self._admit(user, now)
 
     def _admit(self, user: str, now: float) -> list[Action]:
+        # Adding a user replaces its membership, so a removal still pending for it is moot
+        # (and retrying it later would throw the returning participant out again).
+        self._removing.pop(user, None)
         device = self._knocking.pop(user, None)
         if device is not None:
             self.present[user] = device
@@ -685,12 +695,7 @@ class MeetingSession:
             return []
         self.state = "in_meeting"
         post = self._post("manager", {"manager": self.user, "admins": sorted(self.admins)})
-        return [
-            post,
-            Notify("joined", {"as": "manager"}),
-            *self._rekey_fresh("takeover", now),
-            *self._timers(),
-        ]
+        return [post, Notify("joined", {"as": "manager"}), *self._take_over(now, [])]
 
     def _on_manager(self, m: BoardMessage, now: float) -> list[Action]:
         new = str(m.body["manager"])
@@ -714,22 +719,30 @@ class MeetingSession:
                 self.state = "in_meeting"
                 self._pending_post = None
                 actions.append(Notify("joined", {"as": "manager"}))
-            self.members |= set(self.roster)
             removing = m.body.get("removing", []) if handover else []
-            if not isinstance(removing, list):
-                removing = []
-            for user in [u for u in removing if isinstance(u, str) and u != self.user][:1000]:
-                # The previous manager's unfinished removals (and itself, if it is leaving):
-                # out of the group before our first key, which waits for them.
-                self.members.discard(user)
-                actions += self._removal_calls(user, was_admin=user in self.admins)
-                self.admins.discard(user)
-            if self._removing:
-                self._rekey_at, self._rekey_reason = now, "takeover"
-            else:
-                actions += self._rekey_fresh("takeover", now)
-            actions += self._timers()
+            passed = [
+                u
+                for u in (removing if isinstance(removing, list) else [])[:1000]
+                if isinstance(u, str) and (u not in self.present or u == m.user)
+            ]  # the previous manager's unfinished removals, and itself if it is leaving
+            actions += self._take_over(now, passed)
         return actions
+
+    def _take_over(
+        self, now: float, removing: list[str], former_admins: frozenset[str] = frozenset()
+    ) -> list[Action]:
+        """We manage the meeting from now on (a takeover, a handover, a restart). Everyone
+        who held the last key but is gone, and every removal passed on to us, leaves the
+        group before our first key, which waits for that (see :meth:`_rekey_fresh`)."""
+        self.members |= set(self.roster) & set(self.present)
+        gone = ({u for u in self.roster if u not in self.present} | set(removing)) - {self.user}
+        actions: list[Action] = []
+        for user in sorted(gone):
+            self.members.discard(user)
+            was_admin = user in self.admins or user in former_admins
+            actions += self._removal_calls(user, was_admin=was_admin)
+            self.admins.discard(user)
+        return actions + self._rekey_fresh("takeover", now)
 
     def _successor(self) -> str | None:
         """The admin who takes over when the manager is gone: the first present by id."""
@@ -750,15 +763,18 @@ class MeetingSession:
         self._knocking.pop(user, None)
         actions: list[Action] = [Notify("participant_left", {"user": user})]
         if user == self.manager:
-            if self._successor() == self.user and self.state == "in_meeting":
+            successor = self._successor()
+            if successor == self.user and self.state == "in_meeting":
                 self.manager = self.user
                 actions.append(
                     self._post("manager", {"manager": self.user, "admins": sorted(self.admins)})
                 )
-                actions += self._removal_calls(user, was_admin)
-                self.members.discard(user)
-                self._removing.pop(user, None)  # the calls run before the key goes out
-                actions += self._rekey_fresh("takeover", now)
+                former = frozenset({user}) if was_admin else frozenset()
+                actions += self._take_over(now, [user], former)
+            elif successor is None and self.state == "in_meeting":
+                # Nobody left here can manage: no more rekeys. The application should end
+                # the meeting (or the host should come back).
+                actions.append(Notify("unmanaged", {"manager": user}))
             return actions + self._timers()
         if self.is_manager:
             self.members.discard(user)
