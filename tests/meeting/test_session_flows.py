@@ -186,12 +186,18 @@ def test_security_codes_match_across_participants() -> None:
 
 def test_join_during_a_pending_leave_rekey() -> None:
     w = _meeting("bob", "carl", host_present=False)
+    carl_sk = w.key("carl")[1]
+    assert carl_sk is not None
     w.run("carl", "leave")
     w.add("dina")
     w.run("dina", "join")
+    # A ratchet now would be derivable by carl: the join brings the fresh key forward.
     joined_epoch = _same_key(w, ["uma", "bob", "dina"])
+    assert w.session_key_posts()[joined_epoch][0].body["ratchet"] is False
+    assert ratchet(carl_sk, "m-1", joined_epoch) != w.key("uma")[1]
+    assert w.open_as("carl", joined_epoch) == "not_member"
     w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
-    assert _same_key(w, ["uma", "bob", "dina"]) == joined_epoch + 1
+    assert _same_key(w, ["uma", "bob", "dina"]) == joined_epoch  # it was the leave's key
 
 
 def test_duplicated_messages_are_ignored() -> None:
@@ -537,6 +543,55 @@ def test_a_leaver_who_comes_back_after_a_handover_is_let_in_again() -> None:
     w.advance(1)
     assert "carl" in w.members
     assert _same_key(w, ["bob", "carl"]) == w.key("bob")[0]
+
+
+def test_a_stranger_who_was_never_let_in_cannot_inherit_the_meeting() -> None:
+    w = _meeting("bob", "carl")  # hana, the host, manages
+    w.add("abe")
+    w.run("abe", "join")  # not invited: knocks; the others see it announce
+    assert "knock" in w.events("hana")
+    w.run("hana", "leave")  # uma takes over...
+    w.advance(0)
+    assert "knock" in w.events("uma")  # ...and treats abe as knocking, not as present
+    w.run("uma", "leave")  # the heir comes from the members, never abe
+    w.advance(0)
+    assert w.people["carl"].session.manager == "bob"
+    assert "abe" not in w.admins
+    assert "abe" not in w.members
+    assert w.key("abe") == (None, None)
+    assert "abe" not in w.session_key_posts()[max(w.session_key_posts())][0].body["roster"]
+
+
+def test_a_restarted_manager_removes_who_left_while_it_was_away() -> None:
+    w = _meeting("bob", "carl", host_present=False)
+    w.drop_board_for.add("uma")  # uma's client is down...
+    w.run("carl", "leave")  # ...when carl leaves: nobody removes him
+    assert "carl" in w.members
+    w.drop_board_for.clear()
+    _rejoin(w, "uma")  # uma restarts and reads the board
+    w.advance(0)
+    assert "carl" not in w.members  # taken out before uma's first key
+    newest = _same_key(w, ["uma", "bob"])
+    assert w.open_as("carl", newest) == "not_member"
+
+
+def test_the_host_takes_over_a_meeting_nobody_manages() -> None:
+    w = _meeting("bob", "carl", host_present=False)
+    w.hold_ops.add("add_admin")
+    w.run("uma", "leave")  # the handover to bob fails: uma leaves anyway
+    held = [c for _, c in w.held if c.op == "add_admin"]
+    w.held.clear()
+    w.do("uma", w.people["uma"].session.key_service_reply(held[0].id, None, "internal", w.now))
+    w.pump()
+    assert "unmanaged" in w.events("bob")
+    w.hold_ops.clear()
+    w.add("hana")
+    w.run("hana", "join")  # the host arrives: nobody to admit her, she takes over
+    w.advance(0)
+    assert w.people["bob"].session.manager == "hana"
+    assert "uma" not in w.members
+    newest = _same_key(w, ["hana", "bob", "carl"])
+    assert w.open_as("uma", newest) == "not_member"
 
 
 def test_a_failed_handover_still_lets_the_manager_leave() -> None:

@@ -219,6 +219,8 @@ class MeetingSession:
         self._admitted: set[str] = set(config.invitees) | {config.host}
         self._banned: set[str] = set()  # removed: must be admitted again
         self._removing: dict[str, int] = {}  # user -> failed attempts
+        self._removing_ops: dict[str, set[str]] = {}  # user -> calls still to succeed
+        self._board_roster: list[str] = []  # roster of the newest key post on the board
         self._removal_retry_at: float | None = None
         self._calls: dict[int, _Pending] = {}
         self._next_call = 1
@@ -322,6 +324,10 @@ class MeetingSession:
             failed = {"epoch": u.epoch, "error": error, "retry_in": delay}
             return [Notify("key_registration_failed", failed), *self._timers()]
         self._unpublished = None
+        if self._removing or (u.ratchet and self._fresh_key_owed()):
+            # Someone left while it waited: it must not go out; a fresh key (held until the
+            # removals are through) takes its place.
+            return self._rekey_fresh(u.reason, now)
         return self._post_key(u, now)
 
     def _post_key(self, u: _Unpublished, now: float) -> list[Action]:
@@ -342,7 +348,7 @@ class MeetingSession:
             },
         )
         self.roster, self.roster_head = members, head
-        self._board_epoch, self._board_head = epoch, head
+        self._board_epoch, self._board_head, self._board_roster = epoch, head, members
         self.last_envelope = envelope.to_bytes()
         return [post, *self._install(epoch, u.sk, now, reason), *self._timers()]
 
@@ -358,13 +364,22 @@ class MeetingSession:
             return self._timers()
         next_epoch = max(self._board_epoch, -1 if self.epoch is None else self.epoch) + 1
         self._rekey_at = None
+        self._leavers.clear()
         return self._publish_key(os.urandom(32), next_epoch, reason, now, ratchet=False)
 
-    def _rekey_ratchet(self, reason: str, now: float) -> list[Action]:
+    def _fresh_key_owed(self) -> bool:
         waiting = self._unpublished
-        if self._sk is None or self.epoch is None or (waiting is not None and not waiting.ratchet):
-            # A fresh key still waiting (after a leave) must not give way to a ratchet of the
-            # key the leaver holds: the next key is fresh too.
+        return bool(
+            self._rekey_at is not None
+            or self._removing
+            or self._leavers
+            or (waiting is not None and not waiting.ratchet)
+        )
+
+    def _rekey_ratchet(self, reason: str, now: float) -> list[Action]:
+        if self._sk is None or self.epoch is None or self._fresh_key_owed():
+            # Someone left (or is being removed) since the last fresh key: a ratchet of the
+            # key they hold would be theirs too, so the next key is fresh.
             return self._rekey_fresh(reason, now)
         next_epoch = self.epoch + 1
         return self._publish_key(
@@ -415,8 +430,7 @@ class MeetingSession:
             return None
         if any(a in self.present for a in self.admins - {self.user}):
             return None  # that admin takes over (_successor)
-        known = self.members | set(self.roster)  # a manager by handover knows the roster
-        heirs = [u for u in self.present if u != self.user and u in known]
+        heirs = [u for u in self.present if u != self.user and u in self.members]
         return min(heirs, default=None)
 
     def _handed_over(self, heir: str, error: str | None, now: float) -> list[Action]:
@@ -467,10 +481,18 @@ class MeetingSession:
         post = self._post("end", {})
         return [post, self._call("delete_group"), *self._close()]
 
-    def _removed(self, user: str, error: str | None, now: float) -> list[Action]:
+    def _removed(self, op: str, user: str, error: str | None, now: float) -> list[Action]:
+        if user not in self._removing:
+            return []  # no longer to be removed (admitted again meanwhile)
         if error is None or error == "not_found":
+            ops = self._removing_ops.get(user, set())
+            ops.discard(op)
+            if ops:
+                return []
             self._removing.pop(user, None)
-            return []
+            self._removing_ops.pop(user, None)
+            # The last removal went through: a fresh key that waited for it is due now.
+            return [CallMeAt(now)] if self._rekey_at is not None and not self._removing else []
         failures = self._removing.get(user, 0) + 1
         self._removing[user] = failures
         # Keep trying, backing off; the fresh key waits until the leaver is out.
@@ -506,7 +528,7 @@ class MeetingSession:
             self._removal_retry_at = None
             if self.is_manager:
                 for user in list(self._removing):
-                    actions.append(self._call("remove_member", {"user": user}, user=user))
+                    actions += self._retry_removal(user)
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
             actions += self._open_pending()
@@ -519,7 +541,7 @@ class MeetingSession:
                 actions += self._rekey_fresh(reason, now)
         if self._ratchet_at is not None and now >= self._ratchet_at and self.is_manager:
             self._ratchet_at = None  # re-armed when the next key is installed
-            if self._unpublished is None:  # else a newer key is on its way anyway
+            if self._unpublished is None and self._rekey_at is None:  # else one is coming
                 actions += self._rekey_ratchet("timer", now)
         return actions + self._timers()
 
@@ -531,8 +553,8 @@ class MeetingSession:
         pending = self._calls.pop(call_id, None)
         if pending is None or self.state in ("left", "ended"):
             return []
-        if pending.op == "remove_member":
-            return self._removed(pending.context.get("user", ""), error, now)
+        if pending.op in ("remove_member", "remove_admin") and pending.context.get("removal"):
+            return self._removed(pending.op, pending.context.get("user", ""), error, now)
         if pending.op == "create_group":
             if error is not None or result is None:
                 self.state = "ended"
@@ -674,6 +696,7 @@ class MeetingSession:
         # Adding a user replaces its membership, so a removal still pending for it is moot
         # (and retrying it later would throw the returning participant out again).
         self._removing.pop(user, None)
+        self._removing_ops.pop(user, None)
         device = self._knocking.pop(user, None)
         if device is not None:
             self.present[user] = device
@@ -690,9 +713,14 @@ class MeetingSession:
         return self._admit(user, now) if user in self._knocking else []
 
     def _resume_management(self, now: float) -> list[Action]:
-        """A restarted manager, having heard its own new announce, takes management back."""
-        if self.manager != self.user or self.state != "joining" or self.group_key is None:
+        """Having heard our own new announce: a restarted manager takes management back, and
+        an admin (or the host) arriving in a meeting nobody manages takes it over."""
+        if self.state != "joining" or self.group_key is None:
             return []
+        unmanaged = self.manager not in self.present and self._successor() == self.user
+        if self.manager != self.user and not unmanaged:
+            return []
+        self.manager = self.user
         self.state = "in_meeting"
         post = self._post("manager", {"manager": self.user, "admins": sorted(self.admins)})
         return [post, Notify("joined", {"as": "manager"}), *self._take_over(now, [])]
@@ -734,9 +762,14 @@ class MeetingSession:
         """We manage the meeting from now on (a takeover, a handover, a restart). Everyone
         who held the last key but is gone, and every removal passed on to us, leaves the
         group before our first key, which waits for that (see :meth:`_rekey_fresh`)."""
-        self.members |= set(self.roster) & set(self.present)
-        gone = ({u for u in self.roster if u not in self.present} | set(removing)) - {self.user}
+        held = set(self.roster) | set(self._board_roster)  # who had the newest key
+        self.members |= held & set(self.present)
         actions: list[Action] = []
+        for user in sorted(set(self.present) - held - self._admitted - {self.user}):
+            # Announced but never let in (we took the others' word for "present"): knocking.
+            self._knocking[user] = self.present.pop(user)
+            actions.append(Notify("knock", {"user": user}))
+        gone = ({u for u in held if u not in self.present} | set(removing)) - {self.user}
         for user in sorted(gone):
             self.members.discard(user)
             was_admin = user in self.admins or user in former_admins
@@ -746,15 +779,20 @@ class MeetingSession:
 
     def _successor(self) -> str | None:
         """The admin who takes over when the manager is gone: the first present by id."""
-        candidates = [a for a in self.admins if a in self.present]
+        candidates = [a for a in self.admins | {self.config.host} if a in self.present]
         return min(candidates, default=None)
 
     def _removal_calls(self, user: str, was_admin: bool) -> list[Action]:
+        """Take ``user`` out of the group (and its admins: one who leaves must not add
+        itself back). Fresh keys wait until both calls have gone through."""
         self._removing[user] = self._removing.get(user, 0)
-        calls: list[Action] = [self._call("remove_member", {"user": user}, user=user)]
-        if was_admin:  # an admin who leaves must not add itself back
-            calls.append(self._call("remove_admin", {"user": user}, user=user))
-        return calls
+        ops = self._removing_ops.setdefault(user, set())
+        ops |= {"remove_member", "remove_admin"} if was_admin else {"remove_member"}
+        return self._retry_removal(user)
+
+    def _retry_removal(self, user: str) -> list[Action]:
+        ops = sorted(self._removing_ops.get(user, ()))  # remove_admin before remove_member
+        return [self._call(op, {"user": user, "removal": True}, user=user) for op in ops]
 
     def _handle_departure(self, user: str, now: float) -> list[Action]:
         self.present.pop(user, None)
@@ -793,9 +831,8 @@ class MeetingSession:
         if epoch > self._board_epoch:
             self.last_envelope = b64d(m.body["envelope"], "envelope", max_bytes=16384)
             self._board_epoch = epoch
-            self._board_head = _roster_hash(
-                b64d(m.body["prev"], "prev"), epoch, [str(u) for u in m.body["roster"]]
-            )
+            self._board_roster = [str(u) for u in m.body["roster"]]
+            self._board_head = _roster_hash(b64d(m.body["prev"], "prev"), epoch, self._board_roster)
         if self.state == "idle":
             return []  # history read before joining: no key material for us there
         if self.epoch is not None and epoch <= self.epoch:
