@@ -575,7 +575,7 @@ def test_a_restarted_manager_removes_who_left_while_it_was_away() -> None:
     assert w.open_as("carl", newest) == "not_member"
 
 
-def test_the_host_takes_over_a_meeting_nobody_manages() -> None:
+def test_participants_hear_when_nobody_can_manage_the_meeting() -> None:
     w = _meeting("bob", "carl", host_present=False)
     w.hold_ops.add("add_admin")
     w.run("uma", "leave")  # the handover to bob fails: uma leaves anyway
@@ -584,14 +584,59 @@ def test_the_host_takes_over_a_meeting_nobody_manages() -> None:
     w.do("uma", w.people["uma"].session.key_service_reply(held[0].id, None, "internal", w.now))
     w.pump()
     assert "unmanaged" in w.events("bob")
+    assert "unmanaged" in w.events("carl")
+
+
+def test_a_manager_who_left_and_comes_back_does_not_take_management_back() -> None:
+    w = _meeting("bob", "carl", host_present=False)
+    w.hold_ops.add("add_admin")
+    w.run("uma", "leave")  # leaves as manager (the handover fails)
+    held = [c for _, c in w.held if c.op == "add_admin"]
+    w.held.clear()
     w.hold_ops.clear()
+    w.do("uma", w.people["uma"].session.key_service_reply(held[0].id, None, "internal", w.now))
+    w.pump()
+    posts = len(w.board)
+    _rejoin(w, "uma")  # her own leave is on the board: she is a participant now
+    w.advance(1)
+    assert not w.people["uma"].session.is_manager
+    assert [m.kind for m in w.board[posts:]] == ["announce"]
+
+
+def test_replaying_an_old_handover_does_nothing() -> None:
+    w = _meeting("bob", host_present=False)
     w.add("hana")
-    w.run("hana", "join")  # the host arrives: nobody to admit her, she takes over
+    w.run("hana", "join")  # the late host takes over...
     w.advance(0)
-    assert w.people["bob"].session.manager == "hana"
-    assert "uma" not in w.members
-    newest = _same_key(w, ["hana", "bob", "carl"])
-    assert w.open_as("uma", newest) == "not_member"
+    w.run("hana", "leave")  # ...and leaves: uma, an admin, takes over again
+    w.advance(0)
+    assert w.people["bob"].session.manager == "uma"
+    posts = len(w.board)
+    _rejoin(w, "hana")  # reading the board, hana meets the old handover to her...
+    w.advance(1)
+    # ...and ignores it; she takes over only when uma hands the meeting to her again.
+    mine = [m.kind for m in w.board[posts:] if m.user == "hana"]
+    assert mine == ["announce", "session-key"]
+    epochs = [int(m.body["epoch"]) for m in w.board if m.kind == "session-key"]
+    assert len(epochs) == len(set(epochs))  # no epoch posted twice
+    _same_key(w, ["uma", "bob", "hana"])
+
+
+def test_a_stranger_put_back_to_knocking_is_taken_out_of_the_group() -> None:
+    w = _meeting("bob", "carl", host_present=False)
+    w.add("zed")
+    w.run("zed", "join")
+    w.hold_ops.add("register_value")  # zed's key post will not be out in time
+    w.run("uma", "admit", "zed")
+    assert "zed" in w.members
+    w.held.clear()
+    w.hold_ops.clear()
+    w.run("uma", "leave")  # bob inherits, sees zed announced but never in a roster
+    w.advance(0)
+    assert w.people["carl"].session.manager == "bob"
+    assert "zed" not in w.members
+    assert "knock" in w.events("bob")
+    assert w.key("zed") == (None, None)
 
 
 def test_a_failed_handover_still_lets_the_manager_leave() -> None:

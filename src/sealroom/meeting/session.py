@@ -233,6 +233,7 @@ class MeetingSession:
         self._pending_key: VerifyingKey | None = None
         self._handing_over = False  # leaving: making an heir an admin first
         self._rekey_reason = "leave"  # why the pending fresh key (_rekey_at) is due
+        self._rekey_held = False  # _rekey_at is past due, held back by pending removals
         self._unpublished: _Unpublished | None = None  # the manager's key being registered
         self._register_retry_at: float | None = None
 
@@ -359,11 +360,11 @@ class MeetingSession:
         """A fresh key, unless someone who must not have it is still in the group: then it
         waits (``_rekey_at``) until the removals are through."""
         if self._removing:
-            self._rekey_reason = reason
+            self._rekey_reason, self._rekey_held = reason, True
             self._rekey_at = min(self._rekey_at or now, now)
             return self._timers()
         next_epoch = max(self._board_epoch, -1 if self.epoch is None else self.epoch) + 1
-        self._rekey_at = None
+        self._rekey_at, self._rekey_held = None, False
         self._leavers.clear()
         return self._publish_key(os.urandom(32), next_epoch, reason, now, ratchet=False)
 
@@ -491,8 +492,12 @@ class MeetingSession:
                 return []
             self._removing.pop(user, None)
             self._removing_ops.pop(user, None)
-            # The last removal went through: a fresh key that waited for it is due now.
-            return [CallMeAt(now)] if self._rekey_at is not None and not self._removing else []
+            if self._rekey_held and not self._removing:
+                # The last removal went through: the fresh key that waited for it is due now
+                # (a debounce still running is left alone).
+                self._rekey_at, self._rekey_held = now, False
+                return [CallMeAt(now)]
+            return []
         failures = self._removing.get(user, 0) + 1
         self._removing[user] = failures
         # Keep trying, backing off; the fresh key waits until the leaver is out.
@@ -534,7 +539,7 @@ class MeetingSession:
             actions += self._open_pending()
         if self._rekey_at is not None and now >= self._rekey_at and self.is_manager:
             if self._removing:  # a leaver is still in the group: hold the fresh key
-                self._rekey_at = now + 1.0
+                self._rekey_at, self._rekey_held = now + 1.0, True
             else:
                 self._leavers.clear()
                 reason, self._rekey_reason = self._rekey_reason, "leave"
@@ -654,8 +659,14 @@ class MeetingSession:
         if m.kind == "session-key":
             return self._on_session_key(m, key, now)
         if m.kind == "leave":
-            if m.user == self.user or self.present.get(m.user) not in (None, m.device):
-                return []  # our own history, or a device this user no longer sits at
+            if m.user == self.user:
+                if not self._heard_own_announce:  # an earlier run of ours left:
+                    self.admins.discard(self.user)  # its admin rights went with it
+                    if self.manager == self.user:
+                        self.manager = None  # and management is not ours to resume
+                return []
+            if self.present.get(m.user) not in (None, m.device):
+                return []  # a device this user no longer sits at
             return self._handle_departure(m.user, now)
         if m.kind == "remove":
             user = str(m.body["user"])
@@ -713,14 +724,10 @@ class MeetingSession:
         return self._admit(user, now) if user in self._knocking else []
 
     def _resume_management(self, now: float) -> list[Action]:
-        """Having heard our own new announce: a restarted manager takes management back, and
-        an admin (or the host) arriving in a meeting nobody manages takes it over."""
-        if self.state != "joining" or self.group_key is None:
+        """A restarted manager, having heard its own new announce, takes management back
+        (not one that left: its own earlier leave on the board gave management up)."""
+        if self.manager != self.user or self.state != "joining" or self.group_key is None:
             return []
-        unmanaged = self.manager not in self.present and self._successor() == self.user
-        if self.manager != self.user and not unmanaged:
-            return []
-        self.manager = self.user
         self.state = "in_meeting"
         post = self._post("manager", {"manager": self.user, "admins": sorted(self.admins)})
         return [post, Notify("joined", {"as": "manager"}), *self._take_over(now, [])]
@@ -742,7 +749,11 @@ class MeetingSession:
             self._ratchet_at = self._rekey_at = self._register_retry_at = None
             self._unpublished = None
         actions: list[Action] = [Notify("manager", {"user": new})]
-        if new == self.user and self.state in ("joining", "in_meeting"):
+        if (
+            new == self.user
+            and self.state in ("joining", "in_meeting")
+            and self._heard_own_announce
+        ):
             if self.state == "joining":  # a late host: it makes the next key itself
                 self.state = "in_meeting"
                 self._pending_post = None
@@ -766,9 +777,11 @@ class MeetingSession:
         self.members |= held & set(self.present)
         actions: list[Action] = []
         for user in sorted(set(self.present) - held - self._admitted - {self.user}):
-            # Announced but never let in (we took the others' word for "present"): knocking.
+            # Announced but never let in (we took the others' word for "present"): knocking,
+            # and out of the group in case the previous manager had added it already.
             self._knocking[user] = self.present.pop(user)
-            actions.append(Notify("knock", {"user": user}))
+            self.members.discard(user)
+            actions += [Notify("knock", {"user": user}), *self._removal_calls(user, False)]
         gone = ({u for u in held if u not in self.present} | set(removing)) - {self.user}
         for user in sorted(gone):
             self.members.discard(user)
@@ -779,7 +792,7 @@ class MeetingSession:
 
     def _successor(self) -> str | None:
         """The admin who takes over when the manager is gone: the first present by id."""
-        candidates = [a for a in self.admins | {self.config.host} if a in self.present]
+        candidates = [a for a in self.admins if a in self.present]
         return min(candidates, default=None)
 
     def _removal_calls(self, user: str, was_admin: bool) -> list[Action]:
