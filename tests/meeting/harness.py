@@ -137,6 +137,10 @@ class World:
             elif op == "delete_group":
                 self.deleted = True
             return {}, None
+        if op == "group_members":
+            if user not in self.admins | self.members or self.deleted:
+                return None, "not_member"
+            return {"members": sorted(self.members)}, None
         if op == "register_value":
             if user not in self.admins or self.refuse_register:
                 return None, "not_admin"

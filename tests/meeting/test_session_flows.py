@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from sealroom.crypto.signing import SigningKey
+from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import (
     LEAVE_DEBOUNCE_SECONDS,
     RATCHET_SECONDS,
     MeetingConfig,
     MeetingSession,
+    Notify,
     ratchet,
 )
 
@@ -637,6 +640,45 @@ def test_a_stranger_put_back_to_knocking_is_taken_out_of_the_group() -> None:
     assert "zed" not in w.members
     assert "knock" in w.events("bob")
     assert w.key("zed") == (None, None)
+
+
+def test_a_new_manager_checks_the_group_itself_for_who_must_go() -> None:
+    w = _meeting("bob")  # hana, the host, manages; uma is an admin too
+    w.add("zed")
+    w.run("zed", "join")
+    w.hold_ops.add("register_value")  # zed's first key never makes it out...
+    w.run("hana", "admit", "zed")
+    w.held.clear()
+    w.hold_ops.clear()
+    w.refuse_remove = {"zed"}
+    w.run("zed", "leave")  # ...and zed leaves, but hana cannot get it out of the group
+    w.run("hana", "leave")  # uma takes over; zed was never in any roster she saw
+    w.advance(0)
+    assert w.people["bob"].session.manager == "uma"
+    assert "zed" in w.members
+    before = w.key("uma")[0]
+    w.refuse_remove = set()
+    w.advance(40)  # uma found zed in the group's member list and took it out first
+    assert "zed" not in w.members
+    newest = _same_key(w, ["uma", "bob"])
+    assert newest == before + 1  # type: ignore[operator]
+    assert w.open_as("zed", newest) == "not_member"
+
+
+def test_a_forged_post_in_our_own_name_is_refused() -> None:
+    w = _meeting("bob", host_present=False)
+    bob = w.people["bob"]
+    forged = BoardMessage.create(
+        SigningKey.generate(),
+        meeting="m-1",
+        kind="announce",
+        user="bob",
+        device="bob-dev",
+        seq=10**9,
+        body={},
+    )
+    events = bob.session.receive(forged, bob.key.verifying_key, w.now)
+    assert [e.event for e in events if isinstance(e, Notify)] == ["bad_message"]
 
 
 def test_a_failed_handover_still_lets_the_manager_leave() -> None:

@@ -234,6 +234,8 @@ class MeetingSession:
         self._handing_over = False  # leaving: making an heir an admin first
         self._rekey_reason = "leave"  # why the pending fresh key (_rekey_at) is due
         self._rekey_held = False  # _rekey_at is past due, held back by pending removals
+        self._reconciling = False  # a new manager checking the group's members
+        self._reconcile_failures = 0
         self._unpublished: _Unpublished | None = None  # the manager's key being registered
         self._register_retry_at: float | None = None
 
@@ -325,7 +327,7 @@ class MeetingSession:
             failed = {"epoch": u.epoch, "error": error, "retry_in": delay}
             return [Notify("key_registration_failed", failed), *self._timers()]
         self._unpublished = None
-        if self._removing or (u.ratchet and self._fresh_key_owed()):
+        if self._removals_pending() or (u.ratchet and self._fresh_key_owed()):
             # Someone left while it waited: it must not go out; a fresh key (held until the
             # removals are through) takes its place.
             return self._rekey_fresh(u.reason, now)
@@ -359,7 +361,7 @@ class MeetingSession:
     def _rekey_fresh(self, reason: str, now: float) -> list[Action]:
         """A fresh key, unless someone who must not have it is still in the group: then it
         waits (``_rekey_at``) until the removals are through."""
-        if self._removing:
+        if self._removals_pending():
             self._rekey_reason, self._rekey_held = reason, True
             self._rekey_at = min(self._rekey_at or now, now)
             return self._timers()
@@ -368,11 +370,15 @@ class MeetingSession:
         self._leavers.clear()
         return self._publish_key(os.urandom(32), next_epoch, reason, now, ratchet=False)
 
+    def _removals_pending(self) -> bool:
+        """Someone who must not have the next key may still be in the group."""
+        return bool(self._removing) or self._reconciling
+
     def _fresh_key_owed(self) -> bool:
         waiting = self._unpublished
         return bool(
             self._rekey_at is not None
-            or self._removing
+            or self._removals_pending()
             or self._leavers
             or (waiting is not None and not waiting.ratchet)
         )
@@ -492,12 +498,9 @@ class MeetingSession:
                 return []
             self._removing.pop(user, None)
             self._removing_ops.pop(user, None)
-            if self._rekey_held and not self._removing:
-                # The last removal went through: the fresh key that waited for it is due now
-                # (a debounce still running is left alone).
-                self._rekey_at, self._rekey_held = now, False
-                return [CallMeAt(now)]
-            return []
+            # The last removal went through: a fresh key that waited for it goes out now (a
+            # debounce still running is left alone).
+            return self._held_key_due(now)
         failures = self._removing.get(user, 0) + 1
         self._removing[user] = failures
         # Keep trying, backing off; the fresh key waits until the leaver is out.
@@ -534,11 +537,13 @@ class MeetingSession:
             if self.is_manager:
                 for user in list(self._removing):
                     actions += self._retry_removal(user)
+                if self._reconciling:
+                    actions.append(self._call("group_members"))
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
             actions += self._open_pending()
         if self._rekey_at is not None and now >= self._rekey_at and self.is_manager:
-            if self._removing:  # a leaver is still in the group: hold the fresh key
+            if self._removals_pending():  # a leaver may still be in the group: hold the key
                 self._rekey_at, self._rekey_held = now + 1.0, True
             else:
                 self._leavers.clear()
@@ -558,6 +563,8 @@ class MeetingSession:
         pending = self._calls.pop(call_id, None)
         if pending is None or self.state in ("left", "ended"):
             return []
+        if pending.op == "group_members":
+            return self._reconciled(result, error, now)
         if pending.op in ("remove_member", "remove_admin") and pending.context.get("removal"):
             return self._removed(pending.op, pending.context.get("user", ""), error, now)
         if pending.op == "create_group":
@@ -618,16 +625,16 @@ class MeetingSession:
         (device certificate chained to the pinned key of ``message.user``)."""
         if message.meeting != self.config.meeting_id:
             return []
+        try:
+            message.verify(sender_key)  # our own device's posts too: the board is not trusted
+        except SignatureError:
+            return [Notify("bad_message", {"device": message.device})]
         if message.device == self.device and message.seq > self._seq_start:
             # Our own post of this incarnation; an earlier incarnation's are history.
             if message.kind == "announce" and not self._heard_own_announce:
                 self._heard_own_announce = True
                 return self._resume_management(now)
             return []
-        try:
-            message.verify(sender_key)
-        except SignatureError:
-            return [Notify("bad_message", {"device": message.device})]
         if message.seq <= self._seen.get(message.device, 0):
             return []  # duplicate or replay
         self._seen[message.device] = message.seq
@@ -784,11 +791,45 @@ class MeetingSession:
             actions += [Notify("knock", {"user": user}), *self._removal_calls(user, False)]
         gone = ({u for u in held if u not in self.present} | set(removing)) - {self.user}
         for user in sorted(gone):
+            self.present.pop(user, None)  # a leaving manager we inherit from: gone already
             self.members.discard(user)
             was_admin = user in self.admins or user in former_admins
             actions += self._removal_calls(user, was_admin=was_admin)
             self.admins.discard(user)
+        # What we know may be incomplete (a restart, removals the last manager never passed
+        # on): the key service's member list is the truth. Our first key waits for it.
+        self._reconciling, self._reconcile_failures = True, 0
+        actions.append(self._call("group_members"))
         return actions + self._rekey_fresh("takeover", now)
+
+    def _reconciled(
+        self, result: dict[str, Any] | None, error: str | None, now: float
+    ) -> list[Action]:
+        if not self.is_manager or not self._reconciling:
+            self._reconciling = False
+            return []
+        members = result.get("members") if result is not None else None
+        if error is not None or not isinstance(members, list):
+            self._reconcile_failures += 1
+            retry = now + min(2.0**self._reconcile_failures, 30.0)
+            self._removal_retry_at = min(self._removal_retry_at or retry, retry)
+            failed = {"error": error, "attempt": self._reconcile_failures}
+            return [Notify("reconcile_failed", failed), *self._timers()]
+        self._reconciling = False
+        actions: list[Action] = []
+        for user in sorted(u for u in members if isinstance(u, str)):
+            if user != self.user and user not in self.present and user not in self._removing:
+                self.members.discard(user)  # in the group but not here: out, before our key
+                actions += self._removal_calls(user, was_admin=user in self.admins)
+                self.admins.discard(user)
+        return actions + self._held_key_due(now) + self._timers()
+
+    def _held_key_due(self, now: float) -> list[Action]:
+        """The fresh key that waited for removals, once none is left: now."""
+        if not self._rekey_held or self._removals_pending() or not self.is_manager:
+            return []
+        reason, self._rekey_reason = self._rekey_reason, "leave"
+        return self._rekey_fresh(reason, now)
 
     def _successor(self) -> str | None:
         """The admin who takes over when the manager is gone: the first present by id."""
@@ -808,7 +849,7 @@ class MeetingSession:
         return [self._call(op, {"user": user, "removal": True}, user=user) for op in ops]
 
     def _handle_departure(self, user: str, now: float) -> list[Action]:
-        self.present.pop(user, None)
+        was_here = self.present.pop(user, None) is not None or user in self.members
         was_admin = user in self.admins
         self.admins.discard(user)
         self._knocking.pop(user, None)
@@ -824,10 +865,10 @@ class MeetingSession:
                 actions += self._take_over(now, [user], former)
             elif successor is None and self.state == "in_meeting":
                 # Nobody left here can manage: no more rekeys. The application should end
-                # the meeting (or the host should come back).
+                # the meeting.
                 actions.append(Notify("unmanaged", {"manager": user}))
             return actions + self._timers()
-        if self.is_manager:
+        if self.is_manager and was_here:  # (not one we already took out at a takeover)
             self.members.discard(user)
             self._leavers.add(user)
             actions += self._removal_calls(user, was_admin)

@@ -310,6 +310,9 @@ class MeetingClient:
                 await self.sdk.preapprove(group, args["users"])
             elif call.op == "delete_group":
                 await self.sdk.delete_group(group)
+            elif call.op == "group_members":
+                info = await self.sdk.group(group)
+                return {"members": info.get("members")}, None
             elif call.op == "register_value":
                 await self.sdk.register_group_value(group, args["edek"])
             elif call.op == "open_envelope":
