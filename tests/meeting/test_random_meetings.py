@@ -1,0 +1,170 @@
+"""Randomized meetings on the fake board, with key-service failures injected.
+
+Each run plays a random mix of joins, leaves, removals, admissions, manager restarts,
+refused removals and registrations, and clock jumps. Two properties must hold throughout:
+
+* once a departure (leave or removal) is on the board and the manager has read it, the
+  departed user can neither have a later session key opened by the key service nor derive
+  it by ratcheting a key it held (until it announces itself again);
+* at the end, everyone in the meeting follows the same manager.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from sealroom.api.encoding import b64d
+from sealroom.crypto.envelope import Envelope
+from sealroom.crypto.signing import SigningKey, VerifyingKey
+from sealroom.meeting.messages import BoardMessage
+from sealroom.meeting.session import (
+    Action,
+    InstallMediaKey,
+    KeyServiceCall,
+    MeetingConfig,
+    MeetingSession,
+    Post,
+    ratchet,
+)
+
+from .harness import Participant, World
+
+USERS = ("uma", "bob", "carl", "dina", "hana", "zed", "abe")
+SEEDS = range(200)
+
+
+class WatchedWorld(World):
+    """A world that remembers every device key and checks each posted key against leavers."""
+
+    def __init__(self, config: MeetingConfig) -> None:
+        super().__init__(config)
+        self.device_keys: dict[str, VerifyingKey] = {}
+        self.held: dict[str, list[tuple[int, bytes]]] = {}  # user -> keys it installed
+        self.departed: dict[str, int] = {}  # user -> board index of its departure
+        self.leaks: list[tuple[str, str, int]] = []
+        self.devices = 0
+
+    def new_device(self, user: str) -> None:
+        self.devices += 1
+        key = SigningKey.generate()
+        session = MeetingSession(
+            self.config,
+            user=user,
+            device=f"{user}-{self.devices}",
+            signing_key=key,
+            seq_start=self.devices * 10**6,
+        )
+        self.people[user] = Participant(session, key)
+        self.device_keys[session.device] = key.verifying_key
+
+    def _signer(self, m: BoardMessage) -> Any:
+        return self.device_keys[m.device]
+
+    def pump(self) -> None:
+        moved = True
+        while moved:
+            moved = False
+            for user, p in list(self.people.items()):
+                while p.cursor < len(self.board) and user not in self.drop_board_for:
+                    m = self.board[p.cursor]
+                    p.cursor += 1
+                    self.do(user, p.session.receive(m, self.device_keys[m.device], self.now))
+                    moved = True
+
+    def do(self, user: str, actions: list[Action]) -> None:
+        for i, action in enumerate(actions):
+            if isinstance(action, Post):
+                m = action.message
+                if m.kind == "announce":
+                    self.departed.pop(m.user, None)
+                    self.held[m.user] = []
+                elif m.kind == "leave":
+                    self.departed.setdefault(m.user, len(self.board))
+                elif m.kind == "remove":
+                    self.departed.setdefault(str(m.body["user"]), len(self.board))
+            elif isinstance(action, InstallMediaKey):
+                self.held.setdefault(user, []).append((action.epoch, action.session_key))
+            super().do(user, [action])
+            if isinstance(action, Post) and action.message.kind == "session-key":
+                later = [a for a in actions[i + 1 :] if isinstance(a, InstallMediaKey)]
+                self._check_key_post(user, action.message, later)
+
+    def _check_key_post(self, poster: str, m: BoardMessage, later: list[InstallMediaKey]) -> None:
+        epoch = int(m.body["epoch"])
+        sk = next((a.session_key for a in later if a.epoch == epoch), None)
+        envelope = Envelope.from_bytes(b64d(m.body["envelope"], "envelope"))
+        read_up_to = self.people[poster].cursor
+        for user, index in self.departed.items():
+            if user == poster or index >= read_up_to:
+                continue  # the manager has not read that departure yet
+            call = KeyServiceCall(
+                10**6, "open_envelope", {"envelope": envelope, "sealer": self._signer(m)}
+            )
+            if self._ks(user, call)[1] is None:
+                self.leaks.append(("opened", user, epoch))
+            for held_epoch, held_key in self.held.get(user, []):
+                if sk is None or held_epoch >= epoch:
+                    continue
+                derived = held_key
+                for e in range(held_epoch + 1, epoch + 1):
+                    derived = ratchet(derived, "m-1", e)
+                if derived == sk:
+                    self.leaks.append(("derived", user, epoch))
+
+
+def _manager(w: World) -> str | None:
+    return next((u for u, p in w.people.items() if p.session.is_manager), None)
+
+
+def _play(seed: int, steps: int = 60) -> WatchedWorld:
+    rnd = random.Random(seed)
+    w = WatchedWorld(MeetingConfig("m-1", host="hana", invitees=("bob", "carl", "dina")))
+    w.new_device("uma")
+    w.run("uma", "start")
+    for _ in range(steps):
+        r, user = rnd.random(), rnd.choice(USERS)
+        p = w.people.get(user)
+        state = p.session.state if p else "none"
+        manager = _manager(w)
+        if r < 0.3 and state in ("none", "left", "ended", "not_admitted"):
+            w.new_device(user)
+            w.run(user, "join")
+        elif r < 0.5 and state in ("in_meeting", "joining"):
+            w.run(user, "leave")
+        elif r < 0.55 and manager and user != manager and state in ("in_meeting", "joining"):
+            w.run(manager, "remove", user)
+        elif r < 0.62 and manager and w.people[manager].session._knocking:
+            knocker = rnd.choice(sorted(w.people[manager].session._knocking))
+            w.departed.pop(knocker, None)
+            w.run(manager, "admit", knocker)
+        elif r < 0.7:
+            w.refuse_remove ^= {rnd.choice(USERS)}
+        elif r < 0.75:
+            w.refuse_register = not w.refuse_register
+        elif r < 0.78 and manager:
+            q = w.people[manager]  # the manager's client restarts on the same device
+            q.session = MeetingSession(
+                w.config,
+                user=manager,
+                device=q.session.device,
+                signing_key=q.key,
+                seq_start=q.session._seq + 10**5,
+            )
+            q.cursor, q.timer = 0, None
+            w.run(manager, "join")
+        else:
+            w.advance(rnd.choice([0.5, 1, 3, 11, 40, 310]))
+    w.refuse_remove, w.refuse_register = set(), False
+    w.advance(700)
+    return w
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_no_leaver_reads_a_later_key_and_one_manager_remains(seed: int) -> None:
+    w = _play(seed)
+    assert w.leaks == []
+    managers = {p.session.manager for p in w.people.values() if p.session.state == "in_meeting"}
+    assert len(managers) <= 1
