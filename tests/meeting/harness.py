@@ -170,9 +170,12 @@ class World:
                 while p.cursor < len(self.board) and user not in self.drop_board_for:
                     m = self.board[p.cursor]
                     p.cursor += 1
-                    sender = self.people[m.user]
-                    self.do(user, p.session.receive(m, sender.key.verifying_key, self.now))
+                    self.do(user, p.session.receive(m, self._device_key(m), self.now))
                     moved = True
+
+    def _device_key(self, m: BoardMessage) -> Any:
+        """The posting device's key, as the driver would have checked it."""
+        return self.people[m.user].key.verifying_key
 
     def run(self, user: str, command: str, *args: Any) -> None:
         session = self.people[user].session

@@ -63,16 +63,8 @@ class WatchedWorld(World):
     def _signer(self, m: BoardMessage) -> Any:
         return self.device_keys[m.device]
 
-    def pump(self) -> None:
-        moved = True
-        while moved:
-            moved = False
-            for user, p in list(self.people.items()):
-                while p.cursor < len(self.board) and user not in self.drop_board_for:
-                    m = self.board[p.cursor]
-                    p.cursor += 1
-                    self.do(user, p.session.receive(m, self.device_keys[m.device], self.now))
-                    moved = True
+    def _device_key(self, m: BoardMessage) -> Any:
+        return self.device_keys[m.device]
 
     def do(self, user: str, actions: list[Action]) -> None:
         for i, action in enumerate(actions):
