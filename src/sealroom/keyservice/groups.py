@@ -24,7 +24,7 @@ from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.storage import ConflictError, Row, Tx
 from sealroom.keyservice.users import device_transform_key
 
-__all__ = ["Groups", "check_forward_only", "value_fingerprint"]
+__all__ = ["Groups", "check_forward_only", "parse_edek", "value_fingerprint"]
 
 MAX_EDEK_BYTES = 8192
 #: Registered values kept per forward-only group (a long meeting rekeys a few hundred times).
@@ -83,7 +83,7 @@ class Groups:
         """Create a group with the caller's user as its first admin. In a ``forward_only``
         group (a meeting) members open only values registered after they were added."""
         check_id(group_id, "group id")
-        _check_edek(encrypted_group_key)
+        parse_edek(encrypted_group_key)
 
         def fn(tx: Tx) -> tuple[PublicKey, PublicKey]:
             device_transform_key(tx, caller)
@@ -260,7 +260,7 @@ class Groups:
     ) -> None:
         check_id(group_id, "group id")
         check_id(user_id, "user id")
-        _check_edek(encrypted_group_key)
+        parse_edek(encrypted_group_key)
 
         def fn(tx: Tx) -> None:
             self._require_admin(tx, group_id, caller)
@@ -319,8 +319,7 @@ class Groups:
         Registering again, even re-signed or re-encoded, changes nothing: a value is named
         by its ephemeral key, and the first generation stays."""
         check_id(group_id, "group id")
-        _check_edek(edek)
-        fingerprint = value_fingerprint(edek)
+        fingerprint = value_fingerprint(parse_edek(edek))
 
         def fn(tx: Tx) -> None:
             group = self._require_admin(tx, group_id, caller)
@@ -367,26 +366,27 @@ class Groups:
         return self.ctx.run_computed(caller, "unwrap_group_key", f"group:{group_id}", read, compute)
 
 
-def _check_edek(raw: bytes) -> None:
+def parse_edek(raw: bytes) -> EncryptedValue:
+    """An untransformed EDEK from outside, parsed and validated once."""
     if not 1 <= len(raw) <= MAX_EDEK_BYTES:
         raise ServiceError("malformed_input", "encrypted key size out of range")
-    value = EncryptedValue.from_bytes(raw)
+    try:
+        value = EncryptedValue.from_bytes(raw)
+    except MalformedInputError as exc:
+        raise ServiceError("malformed_input", str(exc)) from None
     if value.level != 0:
         raise ServiceError("malformed_input", "expected an untransformed value")
+    return value
 
 
-def value_fingerprint(edek: bytes) -> bytes:
+def value_fingerprint(value: EncryptedValue) -> bytes:
     """What names a value: SHA-256, under its own label, of its ephemeral public key R.
     R rather than the whole encoding: an admin who re-signs or re-encodes an old value
     keeps its R, and so the generation it was first registered at."""
-    try:
-        value = EncryptedValue.from_bytes(edek)
-    except MalformedInputError as exc:
-        raise ServiceError("malformed_input", str(exc)) from None
     return hashlib.sha256(labels.VALUE_FINGERPRINT + value.ephemeral_public_key.to_bytes()).digest()
 
 
-def check_forward_only(tx: Tx, group_id: str, since: int, edek: bytes) -> None:
+def check_forward_only(tx: Tx, group_id: str, since: int, value: EncryptedValue) -> None:
     """In a forward-only group, refuse a value that no admin registered after the member
     (added at generation ``since``) joined. Other groups pass."""
     group = tx.one("SELECT forward_only FROM sr_groups WHERE id = ?", (group_id,))
@@ -394,7 +394,7 @@ def check_forward_only(tx: Tx, group_id: str, since: int, edek: bytes) -> None:
         return
     row = tx.one(
         "SELECT generation FROM group_values WHERE group_id = ? AND fingerprint = ?",
-        (group_id, value_fingerprint(edek)),
+        (group_id, value_fingerprint(value)),
     )
     if row is None or int(row["generation"]) < since:
         raise ServiceError("before_membership")

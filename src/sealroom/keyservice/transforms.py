@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sealroom.crypto.pre import EncryptedValue, VerifiedTransformKey, transform
-from sealroom.errors import MalformedInputError
 from sealroom.keyservice.context import Caller, Context, check_id
 from sealroom.keyservice.errors import ServiceError
-from sealroom.keyservice.groups import check_forward_only
+from sealroom.keyservice.groups import check_forward_only, parse_edek
 from sealroom.keyservice.storage import ConflictError, Tx
 from sealroom.keyservice.users import device_transform_key
 
@@ -41,7 +40,7 @@ class Transforms:
         self.ctx = ctx
 
     def _chain(
-        self, tx: Tx, caller: Caller, target: Target, edek: bytes
+        self, tx: Tx, caller: Caller, target: Target, value: EncryptedValue
     ) -> list[VerifiedTransformKey]:
         device = device_transform_key(tx, caller)
         to_device = self.ctx.load_transform_key(bytes(device["transform_key"]))
@@ -55,26 +54,21 @@ class Transforms:
         )
         if row is None:
             raise ServiceError("not_member")
-        check_forward_only(tx, target.id, int(row["since"]), edek)
+        check_forward_only(tx, target.id, int(row["since"]), value)
         return [self.ctx.load_transform_key(bytes(row["transform_key"])), to_device]
 
-    def _apply(self, keys: list[VerifiedTransformKey], raw: bytes) -> bytes:
-        try:
-            value = EncryptedValue.from_bytes(raw)
-        except MalformedInputError as exc:
-            raise ServiceError("malformed_input", str(exc)) from None
-        if value.level != 0:
-            raise ServiceError("malformed_input", "expected an untransformed value")
+    def _apply(self, keys: list[VerifiedTransformKey], value: EncryptedValue) -> bytes:
         return transform(value, keys, self.ctx.keys.signing_key).to_bytes()
 
     def transform(self, caller: Caller, raw: bytes, target: Target) -> bytes:
         caller.require_device()
+
+        def read(tx: Tx) -> tuple[list[VerifiedTransformKey], EncryptedValue]:
+            value = parse_edek(raw)  # parsed once, for the forward-only check and the transform
+            return self._chain(tx, caller, target, value), value
+
         return self.ctx.run_computed(
-            caller,
-            "transform",
-            target.label(),
-            lambda tx: self._chain(tx, caller, target, raw),
-            lambda keys: self._apply(keys, raw),
+            caller, "transform", target.label(), read, lambda data: self._apply(*data)
         )
 
     def transform_batch(
@@ -120,9 +114,7 @@ class Transforms:
         table = "sr_groups" if target.kind == "group" else "users"
         if tx.one(f"SELECT 1 AS x FROM {table} WHERE id = ?", (target.id,)) is None:  # noqa: S608
             raise ServiceError("not_found", f"no such {target.kind}")
-        value = EncryptedValue.from_bytes(edek)
-        if value.level != 0:
-            raise ServiceError("malformed_input", "expected an untransformed value")
+        parse_edek(edek)
         tx.execute(
             "DELETE FROM document_grants WHERE document_id = ? AND grantee_kind = ? "
             "AND grantee_id = ?",
@@ -180,7 +172,7 @@ class Transforms:
         transformed to the calling device."""
         check_id(doc_id, "document id")
 
-        def read(tx: Tx) -> tuple[dict[str, Any], list[VerifiedTransformKey], bytes]:
+        def read(tx: Tx) -> tuple[dict[str, Any], list[VerifiedTransformKey], EncryptedValue]:
             doc = tx.one("SELECT owner FROM documents WHERE id = ?", (doc_id,))
             if doc is None:
                 raise ServiceError("not_found", "no such document")
@@ -198,7 +190,7 @@ class Transforms:
             refusal = ServiceError("forbidden", "no grant reaches this user")
             for row in rows:  # the first grant that opens (a forward-only group may not)
                 target = Target(row["grantee_kind"], row["grantee_id"])
-                edek = bytes(row["edek"])
+                edek = parse_edek(bytes(row["edek"]))
                 try:
                     keys = self._chain(tx, caller, target, edek)
                 except ServiceError as exc:
@@ -210,7 +202,7 @@ class Transforms:
             raise refusal
 
         def compute(
-            data: tuple[dict[str, Any], list[VerifiedTransformKey], bytes],
+            data: tuple[dict[str, Any], list[VerifiedTransformKey], EncryptedValue],
         ) -> dict[str, Any]:
             info, keys, edek = data
             return {**info, "edek": self._apply(keys, edek)}

@@ -459,6 +459,7 @@ class MeetingSession:
         removing = set(self._removing) | ({self.user} if leaving else set())
         self.manager = heir
         self._removing.clear()
+        self._removing_ops.clear()
         self._ratchet_at = self._rekey_at = self._register_retry_at = None  # not ours now
         self._removal_retry_at, self._unpublished = None, None
         return self._post(
