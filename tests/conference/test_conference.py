@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from sealroom.conference.app import AUDIENCE, ConferenceSettings, create_conference_app
-from sealroom.conference.bus import Bus, NatsBus, RedisBus
+from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
 from sealroom.crypto.signing import SigningKey
 from sealroom.idp import DevIdp
 from sealroom.keyservice.jwt_auth import JwksSource
@@ -32,6 +32,8 @@ def idp(tmp_path: Path) -> DevIdp:
 
 
 def _app(idp: DevIdp, bus: Bus | None = None) -> TestClient:
+    """A client to use as a context manager: then every connection shares one event loop,
+    as under a real server (an un-entered TestClient gives each its own loop and thread)."""
     app = create_conference_app(
         ConferenceSettings(jwt_issuer=idp.issuer), JwksSource(document=idp.jwks), bus
     )
@@ -60,18 +62,17 @@ def _frame() -> bytes:
 
 
 def test_a_token_is_required(idp: DevIdp) -> None:
-    client = _app(idp)
-    with pytest.raises(WebSocketDisconnect) as exc, client.websocket_connect(URL):
-        pass
-    assert exc.value.code == 4401
-    other = {"authorization": "Bearer " + idp.issue("alice", "sealroom-keyservice")}
-    with pytest.raises(WebSocketDisconnect), client.websocket_connect(URL, headers=other):
-        pass
+    with _app(idp) as client:
+        with pytest.raises(WebSocketDisconnect) as exc, client.websocket_connect(URL):
+            pass
+        assert exc.value.code == 4401
+        other = {"authorization": "Bearer " + idp.issue("alice", "sealroom-keyservice")}
+        with pytest.raises(WebSocketDisconnect), client.websocket_connect(URL, headers=other):
+            pass
 
 
 def test_board_history_and_live_messages(idp: DevIdp) -> None:
-    client = _app(idp)
-    with client.websocket_connect(URL, headers=_auth(idp, "alice")) as a:
+    with _app(idp) as client, client.websocket_connect(URL, headers=_auth(idp, "alice")) as a:
         a.send_text(_post("alice", 1))
         assert a.receive_json()["message"]["user"] == "alice"
         with client.websocket_connect(URL, headers=_auth(idp, "bob")) as b:
@@ -82,8 +83,8 @@ def test_board_history_and_live_messages(idp: DevIdp) -> None:
 
 
 def test_media_is_relayed_to_the_others_only(idp: DevIdp) -> None:
-    client = _app(idp)
     with (
+        _app(idp) as client,
         client.websocket_connect(URL, headers=_auth(idp, "alice")) as a,
         client.websocket_connect(URL, headers=_auth(idp, "bob")) as b,
     ):
@@ -109,8 +110,8 @@ def test_media_is_relayed_to_the_others_only(idp: DevIdp) -> None:
 def test_bad_clients_are_refused_and_the_meeting_goes_on(
     idp: DevIdp, payload: str | bytes, code: str
 ) -> None:
-    client = _app(idp)
     with (
+        _app(idp) as client,
         client.websocket_connect(URL, headers=_auth(idp, "alice")) as a,
         client.websocket_connect(URL, headers=_auth(idp, "bob")) as b,
     ):
@@ -122,6 +123,18 @@ def test_bad_clients_are_refused_and_the_meeting_goes_on(
         assert reply == {"type": "error", "code": code, "detail": reply["detail"]}
         a.send_text(_post("alice", 5))  # still connected, still relayed
         assert b.receive_json()["message"]["seq"] == 5
+
+
+def test_the_in_process_bus_refuses_a_second_event_loop() -> None:
+    bus = InProcessBus()
+    asyncio.run(bus.post("m1", "{}"))  # binds the bus to that loop; it is closed afterwards
+    bound = asyncio.new_event_loop()
+    try:
+        bound.run_until_complete(bus.post("m1", "{}"))  # a closed loop's successor may bind
+        with pytest.raises(RuntimeError, match="one event loop"):
+            asyncio.run(bus.send_media("m1", "c", b"x"))
+    finally:
+        bound.close()
 
 
 # --- two service instances over a shared broker ---

@@ -45,12 +45,25 @@ class Bus(Protocol):
 
 
 class InProcessBus:
+    """One process, one event loop: the queues it hands out are not thread-safe, so a
+    second loop (another thread) would hang waiting for wake-ups that never come; it is
+    refused with :class:`RuntimeError` instead."""
+
     def __init__(self) -> None:
         self._history: dict[str, list[str]] = {}
         self._board_subs: dict[str, set[asyncio.Queue[str]]] = {}
         self._media_subs: dict[str, set[asyncio.Queue[tuple[str, bytes]]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _same_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is None or self._loop.is_closed():
+            self._loop = loop
+        elif loop is not self._loop:
+            raise RuntimeError("InProcessBus serves one event loop; use one per loop")
 
     async def post(self, meeting: str, message: str) -> None:
+        self._same_loop()
         history = self._history.setdefault(meeting, [])
         if len(history) >= MAX_HISTORY:
             raise OverflowError("this meeting's board is full")
@@ -59,6 +72,7 @@ class InProcessBus:
             q.put_nowait(message)
 
     async def board(self, meeting: str) -> AsyncIterator[str]:
+        self._same_loop()
         q: asyncio.Queue[str] = asyncio.Queue()
         for m in self._history.get(meeting, []):
             q.put_nowait(m)
@@ -70,11 +84,13 @@ class InProcessBus:
             self._board_subs[meeting].discard(q)
 
     async def send_media(self, meeting: str, sender: str, frame: bytes) -> None:
+        self._same_loop()
         for q in self._media_subs.get(meeting, set()):
             with contextlib.suppress(asyncio.QueueFull):  # media is lossy: drop, never block
                 q.put_nowait((sender, frame))
 
     async def media(self, meeting: str) -> AsyncIterator[tuple[str, bytes]]:
+        self._same_loop()
         q: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(MEDIA_QUEUE)
         self._media_subs.setdefault(meeting, set()).add(q)
         try:
