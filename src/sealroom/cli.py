@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import uvicorn
@@ -39,62 +41,97 @@ def _cmd_demo_unwrap(args: argparse.Namespace) -> int:
     return 0 if demo_unwrap.run(sys.stdout) else 1
 
 
+class _StopSignalError(Exception):
+    """SIGINT or SIGTERM reached ``sealroom serve``."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _StopSignalError(signum)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
-    """The key service and the conferencing service together, for real use."""
+    """The key service and the conferencing service together, for real use.
+
+    Ctrl-C (SIGINT) or SIGTERM stops both, whatever dispositions this process inherited
+    (a background job starts with SIGINT ignored); exit status 0 then. If either service
+    exits on its own, the other is stopped and the status is 1.
+    """
     cmd = [sys.executable, "-m", "sealroom"]
     jwks = ["--jwks-url", args.jwks_url] if args.jwks_url else ["--jwks-file", str(args.jwks_file)]
-    procs = [
-        subprocess.Popen(
-            [
-                *cmd,
-                "keyservice",
-                "--database-url",
-                args.database_url,
-                "--secrets-file",
-                str(args.secrets_file),
-                *jwks,
-                "--jwt-issuer",
-                args.jwt_issuer,
-                "--host",
-                args.host,
-                "--port",
-                str(args.keyservice_port),
-                "--workers",
-                str(args.workers),
-            ]
-        ),
-        subprocess.Popen(
-            [
-                *cmd,
-                "conference",
-                *jwks,
-                "--jwt-issuer",
-                args.jwt_issuer,
-                "--bus",
-                args.bus,
-                "--host",
-                args.host,
-                "--port",
-                str(args.conference_port),
-            ]
-        ),
-    ]
-    print(
-        f"key service on http://{args.host}:{args.keyservice_port}, conferencing service on "
-        f"http://{args.host}:{args.conference_port} (Ctrl-C stops both)",
-        flush=True,
-    )
+    services = {
+        "key service": [
+            *cmd,
+            "keyservice",
+            "--database-url",
+            args.database_url,
+            "--secrets-file",
+            str(args.secrets_file),
+            *jwks,
+            "--jwt-issuer",
+            args.jwt_issuer,
+            "--host",
+            args.host,
+            "--port",
+            str(args.keyservice_port),
+            "--workers",
+            str(args.workers),
+        ],
+        "conferencing service": [
+            *cmd,
+            "conference",
+            *jwks,
+            "--jwt-issuer",
+            args.jwt_issuer,
+            "--bus",
+            args.bus,
+            "--host",
+            args.host,
+            "--port",
+            str(args.conference_port),
+        ],
+    }
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, _raise_stop) for s in stop_signals}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    stopped = False
     try:
-        while all(p.poll() is None for p in procs):
+        for name, argv in services.items():
+            procs[name] = subprocess.Popen(argv)
+        print(
+            f"key service on http://{args.host}:{args.keyservice_port}, conferencing service "
+            f"on http://{args.host}:{args.conference_port} (Ctrl-C stops both)",
+            flush=True,
+        )
+        while all(p.poll() is None for p in procs.values()):
             time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+    except _StopSignalError:
+        stopped = True
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=15)
-    return max((p.returncode or 0) for p in procs) if any(p.returncode for p in procs) else 0
+        for s in stop_signals:  # a second Ctrl-C must not cut the shutdown short
+            signal.signal(s, signal.SIG_IGN)
+        _stop_all(procs.values())
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stopped:
+        return 0
+    for name, p in procs.items():
+        if p.returncode not in (0, -signal.SIGTERM):
+            print(f"the {name} exited with status {p.returncode}", file=sys.stderr)
+    return 1
+
+
+def _stop_all(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each child still running; SIGKILL any that has not exited 15 s later."""
+    running = [p for p in procs if p.poll() is None]
+    for p in running:
+        p.terminate()
+    deadline = time.monotonic() + 15
+    for p in running:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def _keyservice_settings(args: argparse.Namespace) -> Settings:

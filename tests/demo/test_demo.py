@@ -9,17 +9,17 @@ SFrame integrity in tests/media/.
 from __future__ import annotations
 
 import io
-import os
+import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from sealroom.demo.meeting import run_demo
-from sealroom.demo.services import free_port
+from sealroom.demo.services import free_port, wait_until_up
 from sealroom.idp import DevIdp
 
 
@@ -46,15 +46,23 @@ def test_the_meeting_demo_keeps_every_claim(tmp_path: Path) -> None:
     assert result.seconds < 120
 
 
-def test_serve_runs_both_services(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stop", "inherit_ignored_sigint"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["sigint", "sigterm", "sigint-inherited-ignored"],
+)
+def test_serve_runs_both_services_and_stops_both(
+    tmp_path: Path, stop: signal.Signals, inherit_ignored_sigint: bool
+) -> None:
     idp = DevIdp(tmp_path / "idp")
     jwks = tmp_path / "jwks.json"
-    import json
-
     jwks.write_text(json.dumps(idp.jwks))
-    ks_port, conf_port = free_port(), free_port()
+    ports = free_port(), free_port()
+    # A shell's background job starts with SIGINT ignored; `trap "" INT` reproduces that.
+    ignoring = ["sh", "-c", 'trap "" INT; exec "$@"', "sh"] if inherit_ignored_sigint else []
     proc = subprocess.Popen(
         [
+            *ignoring,
             sys.executable,
             "-m",
             "sealroom",
@@ -66,24 +74,21 @@ def test_serve_runs_both_services(tmp_path: Path) -> None:
             "--secrets-file",
             str(tmp_path / "s.json"),
             "--keyservice-port",
-            str(ks_port),
+            str(ports[0]),
             "--conference-port",
-            str(conf_port),
+            str(ports[1]),
         ],
         stdout=subprocess.DEVNULL,
-        env={**os.environ},
     )
     try:
-        deadline = time.monotonic() + 30
-        up = set()
-        while time.monotonic() < deadline and len(up) < 2:
-            for port in (ks_port, conf_port):
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        up.add(port)
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-        assert up == {ks_port, conf_port}
+        for port in ports:
+            wait_until_up(f"http://127.0.0.1:{port}/healthz", proc, timeout=120)
+        proc.send_signal(stop)
+        assert proc.wait(timeout=60) == 0
+        for port in ports:  # both children are gone, not orphaned
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
