@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -137,6 +137,35 @@ def test_the_in_process_bus_refuses_a_second_event_loop() -> None:
         bound.close()
 
 
+def test_a_connection_on_a_second_event_loop_is_closed_not_left_hanging(idp: DevIdp) -> None:
+    client = _app(idp)  # not entered: each connection gets its own loop and thread
+    with client.websocket_connect(URL, headers=_auth(idp, "alice")) as a:
+        a.send_text(_post("alice", 1))
+        assert a.receive_json()["message"]["user"] == "alice"
+        with (
+            pytest.raises(WebSocketDisconnect) as exc,
+            client.websocket_connect(URL, headers=_auth(idp, "bob")) as b,
+        ):
+            b.receive_json()
+        assert exc.value.code == 1011
+
+
+class _BrokenBoardBus(InProcessBus):
+    async def board(self, meeting: str) -> AsyncIterator[str]:
+        raise ConnectionError("broker gone")
+        yield ""  # pragma: no cover - makes this an async generator
+
+
+def test_a_broker_failure_closes_the_socket(idp: DevIdp) -> None:
+    with (
+        _app(idp, _BrokenBoardBus()) as client,
+        pytest.raises(WebSocketDisconnect) as exc,
+        client.websocket_connect(URL, headers=_auth(idp, "alice")) as a,
+    ):
+        a.receive_json()
+    assert exc.value.code == 1011
+
+
 # --- two service instances over a shared broker ---
 
 
@@ -187,10 +216,8 @@ def test_two_service_instances_serve_one_meeting(idp: DevIdp, bus_kind: tuple[st
         a.send_text(_post("alice", 1))
         assert a.receive_json()["message"]["seq"] == 1
         with two.websocket_connect(URL, headers=_auth(idp, "bob")) as b:
-            assert b.receive_json()["message"]["user"] == "alice"  # history across servers
-            import time
-
-            time.sleep(0.3)  # let bob's media subscription reach the broker
+            # History across servers; once bob sees it, his media subscription is live.
+            assert b.receive_json()["message"]["user"] == "alice"
             frame = _frame()
             a.send_bytes(frame)
             assert b.receive_bytes() == frame

@@ -1,7 +1,9 @@
 """The conferencing service's ASGI app: ``/v1/meetings/{id}/channel`` (WebSocket).
 
 A client connects with ``Authorization: Bearer <JWT>`` (audience ``sealroom-conference``).
-It first receives the meeting's board history, then live traffic:
+It first receives the meeting's board history, then live traffic; its media subscription is
+live before the first board message reaches it. If the broker fails, the socket is closed
+with 1011 (the client reconnects); the relay never goes silent.
 
 * text frames ``{"type": "board", "message": {...}}`` carry board messages;
 * binary frames carry SFrame media from the other participants (never echoed).
@@ -22,7 +24,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -30,7 +32,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from sealroom.conference.bus import Bus, InProcessBus
 from sealroom.errors import MalformedInputError
@@ -44,6 +46,7 @@ __all__ = ["AUDIENCE", "MAX_FRAME_BYTES", "ConferenceSettings", "create_conferen
 log = logging.getLogger("sealroom.conference")
 AUDIENCE: Final[str] = "sealroom-conference"
 MAX_FRAME_BYTES: Final[int] = 256 * 1024
+SUBSCRIBE_TIMEOUT: Final[float] = 10.0  # seconds for the broker to confirm a subscription
 _MEETING_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -75,6 +78,7 @@ def create_conference_app(
         await ws.accept()
         conn = uuid.uuid4().hex
         lock = asyncio.Lock()
+        media_ready = asyncio.Event()
 
         async def send_board() -> None:
             async for message in the_bus.board(meeting):
@@ -82,17 +86,39 @@ def create_conference_app(
                     await ws.send_text('{"type":"board","message":' + message + "}")
 
         async def send_media() -> None:
-            async for sender, frame in the_bus.media(meeting):
+            async for sender, frame in the_bus.media(meeting, media_ready):
                 if sender != conn:
                     async with lock:
                         await ws.send_bytes(frame)
+
+        async def relay(name: str, forward: Callable[[], Awaitable[None]]) -> None:
+            """Run one direction of the relay; if it fails, the client hears so (1011)."""
+            try:
+                await forward()
+            except Exception as exc:  # a broker error: close rather than go silent
+                log.warning("meeting %s: %s relay failed: %s", meeting, name, type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await ws.close(code=1011, reason="relay_failed")
 
         async def error(code: str, detail: str) -> None:
             async with lock:
                 await ws.send_text(json.dumps({"type": "error", "code": code, "detail": detail}))
 
-        tasks = [asyncio.create_task(send_board()), asyncio.create_task(send_media())]
+        # Media first: once a client sees any board message, frames sent to it arrive.
+        tasks = [asyncio.create_task(relay("media", send_media))]
         try:
+            ready = asyncio.create_task(media_ready.wait())
+            await asyncio.wait(
+                {ready, tasks[0]}, timeout=SUBSCRIBE_TIMEOUT, return_when="FIRST_COMPLETED"
+            )
+            ready.cancel()
+            if not media_ready.is_set():
+                if not tasks[0].done():
+                    log.warning("meeting %s: media subscription not live in time", meeting)
+                    with contextlib.suppress(Exception):
+                        await ws.close(code=1011, reason="relay_unavailable")
+                return
+            tasks.append(asyncio.create_task(relay("board", send_board)))
             while True:
                 event = await ws.receive()
                 if event["type"] == "websocket.disconnect":
@@ -114,6 +140,9 @@ def create_conference_app(
                         await error(*problem)
         except WebSocketDisconnect:
             pass
+        except RuntimeError:
+            if ws.application_state != WebSocketState.DISCONNECTED:
+                raise  # a relay task closed the socket under a send: nothing to add
         finally:
             for t in tasks:
                 t.cancel()

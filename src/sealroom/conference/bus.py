@@ -37,8 +37,11 @@ class Bus(Protocol):
 
     async def send_media(self, meeting: str, sender: str, frame: bytes) -> None: ...
 
-    def media(self, meeting: str) -> AsyncIterator[tuple[str, bytes]]:
-        """Live media frames of the meeting, as (sending connection, frame)."""
+    def media(
+        self, meeting: str, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        """Live media frames of the meeting, as (sending connection, frame). ``ready`` is
+        set once the subscription is live: every frame sent after that is delivered."""
         ...
 
     async def close(self) -> None: ...
@@ -89,10 +92,14 @@ class InProcessBus:
             with contextlib.suppress(asyncio.QueueFull):  # media is lossy: drop, never block
                 q.put_nowait((sender, frame))
 
-    async def media(self, meeting: str) -> AsyncIterator[tuple[str, bytes]]:
+    async def media(
+        self, meeting: str, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
         self._same_loop()
         q: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(MEDIA_QUEUE)
         self._media_subs.setdefault(meeting, set()).add(q)
+        if ready is not None:
+            ready.set()
         try:
             while True:
                 yield await q.get()
@@ -146,13 +153,17 @@ class RedisBus:
     async def send_media(self, meeting: str, sender: str, frame: bytes) -> None:
         await self._redis.publish(f"{self._prefix}:media:{meeting}", _pack(sender, frame))
 
-    async def media(self, meeting: str) -> AsyncIterator[tuple[str, bytes]]:
+    async def media(
+        self, meeting: str, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(f"{self._prefix}:media:{meeting}")
         try:
             async for item in pubsub.listen():
                 if item.get("type") == "message":
                     yield _unpack(item["data"])
+                elif item.get("type") == "subscribe" and ready is not None:
+                    ready.set()  # Redis has confirmed the subscription
         finally:
             await pubsub.aclose()
 
@@ -209,10 +220,15 @@ class NatsBus:
         await self._connect()
         await self._nc.publish(f"{self._prefix}.media.{meeting}", _pack(sender, frame))
 
-    async def media(self, meeting: str) -> AsyncIterator[tuple[str, bytes]]:
+    async def media(
+        self, meeting: str, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
         await self._connect()
         sub = await self._nc.subscribe(f"{self._prefix}.media.{meeting}")
         try:
+            if ready is not None:
+                await self._nc.flush()  # the server has processed the SUB
+                ready.set()
             async for msg in sub.messages:
                 yield _unpack(msg.data)
         finally:
