@@ -9,16 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 import uvicorn
 
 from sealroom import __version__
+from sealroom._process import stop_processes
 from sealroom.conference.app import ConferenceSettings, create_conference_app
 from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
-from sealroom.demo import unwrap as demo_unwrap
-from sealroom.demo.meeting import run_demo
 from sealroom.idp import DevIdp, create_idp_app
 from sealroom.keyservice import audit
 from sealroom.keyservice.jwt_auth import JwksSource
@@ -28,6 +26,9 @@ from sealroom.keyservice.storage import open_database
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    # Video, audio and plotting load only for the demos, so `serve` starts fast.
+    from sealroom.demo.meeting import run_demo  # noqa: PLC0415
+
     result = run_demo(
         sys.stdout,
         participants=args.participants,
@@ -38,6 +39,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_unwrap(args: argparse.Namespace) -> int:
+    from sealroom.demo import unwrap as demo_unwrap  # noqa: PLC0415
+
     return 0 if demo_unwrap.run(sys.stdout) else 1
 
 
@@ -109,7 +112,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     finally:
         for s in stop_signals:  # a second Ctrl-C must not cut the shutdown short
             signal.signal(s, signal.SIG_IGN)
-        _stop_all(procs.values())
+        stop_processes(procs.values())
         for s, handler in previous.items():
             signal.signal(s, handler)
     if stopped:
@@ -118,20 +121,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if p.returncode not in (0, -signal.SIGTERM):
             print(f"the {name} exited with status {p.returncode}", file=sys.stderr)
     return 1
-
-
-def _stop_all(procs: Iterable[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM each child still running; SIGKILL any that has not exited 15 s later."""
-    running = [p for p in procs if p.poll() is None]
-    for p in running:
-        p.terminate()
-    deadline = time.monotonic() + 15
-    for p in running:
-        try:
-            p.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def _keyservice_settings(args: argparse.Namespace) -> Settings:

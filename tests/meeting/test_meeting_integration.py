@@ -67,14 +67,22 @@ class Person:
         )
         return self.mc
 
-    async def wait(self, kind: str, timeout: float = 15.0, **match: Any) -> MeetingEvent:
+    async def wait(
+        self, kind: str, timeout: float = 30.0, after_epoch: int | None = None, **match: Any
+    ) -> MeetingEvent:
+        """The next event of ``kind`` with ``match`` in its detail (and, with ``after_epoch``,
+        a later epoch: a timer ratchet may have fired between two steps)."""
         assert self.mc is not None
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
             event = await asyncio.wait_for(self.mc.events.get(), max(remaining, 0.01))
             self.seen.append(event)
-            if event.kind == kind and all(event.detail.get(k) == v for k, v in match.items()):
+            if (
+                event.kind == kind
+                and all(event.detail.get(k) == v for k, v in match.items())
+                and (after_epoch is None or event.detail["epoch"] > after_epoch)
+            ):
                 return event
 
     async def frames_from(self, sender: Person, payload: bytes) -> None:
@@ -104,8 +112,10 @@ async def _meeting(servers: dict[str, str]) -> None:
         await (await uma.enter()).start()
         await uma.wait("key_installed")
         await (await bob.enter()).join()
+        joined = await uma.wait("rekeyed", reason="join")  # the join ratchets the key
         await bob.wait("joined")
-        assert bob.epoch() == uma.epoch() == 1  # the join ratcheted 0 -> 1
+        assert joined.detail["epoch"] >= 1
+        assert (bob.epoch() or 0) >= joined.detail["epoch"]
         await bob.frames_from(uma, b"frame-1")
 
         # A participant who was not invited knocks; the manager admits it.
@@ -130,11 +140,14 @@ async def _meeting(servers: dict[str, str]) -> None:
 
         # A leave: the debounced fresh key reaches everyone else.
         before = bob.epoch()
+        assert before is not None
         assert carl.mc is not None
         await carl.mc.leave()
-        for p in (bob, uma, hana):
-            await p.wait("rekeyed", reason="leave")
-        assert bob.epoch() == uma.epoch() == hana.epoch() == (before or 0) + 1
+        fresh = {
+            (await p.wait("rekeyed", reason="leave")).detail["epoch"] for p in (bob, uma, hana)
+        }
+        assert len(fresh) == 1  # one fresh key, the same for everyone left
+        assert fresh.pop() > before
         await uma.frames_from(bob, b"frame-5")
 
         # A removal: bob keeps the relayed stream and its old keys, and reads nothing new.
@@ -170,8 +183,9 @@ async def _meeting(servers: dict[str, str]) -> None:
 
         # The scheduled ratchet.
         epoch = uma.epoch()
-        await uma.wait("rekeyed", timeout=10, reason="timer")
-        assert uma.epoch() == hana.epoch() == (epoch or 0) + 1
+        assert epoch is not None
+        ratcheted = await uma.wait("rekeyed", reason="timer", after_epoch=epoch)
+        await hana.wait("rekeyed", reason="timer", epoch=ratcheted.detail["epoch"])
 
         # The manager drops: another admin (U0) takes over and rekeys.
         await hana.mc.leave()

@@ -40,6 +40,9 @@ from sealroom.sdk.meeting import MeetingClient
 __all__ = ["DemoResult", "run_demo"]
 
 NAMES = ["uma", "hana", "bob", "carl", "dina", "erin", "finn", "gus"]
+# How long a step may take before the demo calls it failed. Waits return as soon as the
+# step is done (a few seconds on an idle machine); the margin is for a loaded one.
+PATIENCE = 60.0
 TIMING = Timing(join_retry_delays=(0.2, 0.5, 1.0, 1.0), leave_debounce=1.0, ratchet_interval=6.0)
 VIDEO_FPS, AUDIO_PPS = 4, 8
 
@@ -81,6 +84,7 @@ class Demo:
         self._last_refusal: dict[str, float] = {}
         self.services: Services | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._clients: list[Client] = []  # every SDK client made, closed however the run ends
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.1f}s] {text}", file=self.out, flush=True)
@@ -99,13 +103,15 @@ class Demo:
         def half() -> bytes:
             return s.provider_half(user)
 
-        return Client(
+        made = Client(
             s.ks,
             jwt=token,
             secret=BasicSplitTrust(half),
             keystore=self.dir / "clients" / user / f"{device}.json",
             device_name=device,
         )
+        self._clients.append(made)
+        return made
 
     # --- media --------------------------------------------------------------------------
 
@@ -158,7 +164,7 @@ class Demo:
         a.sending = True
 
     @staticmethod
-    async def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
+    async def _eventually(check: Callable[[], bool], timeout: float = PATIENCE) -> bool:
         """Whether ``check`` comes true within ``timeout`` (events arrive asynchronously)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -180,7 +186,7 @@ class Demo:
 
     async def _admit_when_knocking(self, manager: Attendee, user: str) -> None:
         """An uninvited participant knocks; the manager lets it in."""
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + PATIENCE
         while time.monotonic() < deadline:
             if any(
                 kind == "knock" and who == manager.name and d.get("user") == user
@@ -193,7 +199,7 @@ class Demo:
             await asyncio.sleep(0.05)
         raise TimeoutError(f"{user} never knocked")
 
-    async def _wait_epoch(self, names: list[str], above: int, timeout: float = 20.0) -> int:
+    async def _wait_epoch(self, names: list[str], above: int, timeout: float = PATIENCE) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             epochs = {self._epoch_or_none(n) for n in names}
@@ -227,7 +233,8 @@ class Demo:
             for a in self.people.values():
                 if a.mc is not None:
                     await a.mc.close()
-                await a.sdk.aclose()
+            for c in self._clients:
+                await c.aclose()
             self.services.stop()
 
     async def _script(self) -> DemoResult:
@@ -351,7 +358,7 @@ class Demo:
         )
         before = self._epoch(host)
         epoch = await self._wait_epoch(
-            [*present, host], before, timeout=TIMING.ratchet_interval + 5
+            [*present, host], before, timeout=TIMING.ratchet_interval + PATIENCE
         )
         everyone = {*present, host}
         ratcheted = await self._eventually(
@@ -437,9 +444,6 @@ class Demo:
         except (ServiceRefusedError, SdkError):
             revoked_reads = False
         self.claim("the revoked phone cannot read the recording", not revoked_reads)
-        await tablet.aclose()
-        await sam.aclose()
-        await phone.aclose()
 
         rotated = await self._eventually(
             lambda: (

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from sealroom._process import stop_processes
 from sealroom.api.encoding import b64d
 from sealroom.idp import PROVIDER_AUDIENCE
 
@@ -106,10 +107,4 @@ class Services:
         return b64d(r.json()["half"])
 
     def stop(self) -> None:
-        for proc in self._procs:
-            proc.terminate()
-        for proc in self._procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(self._procs, grace=10.0)
