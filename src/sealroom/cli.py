@@ -44,20 +44,11 @@ def _cmd_demo_unwrap(args: argparse.Namespace) -> int:
     return 0 if demo_unwrap.run(sys.stdout) else 1
 
 
-class _StopSignalError(Exception):
-    """SIGINT or SIGTERM reached ``sealroom serve``."""
-
-
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _StopSignalError(signum)
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
     """The key service and the conferencing service together, for real use.
 
-    Ctrl-C (SIGINT) or SIGTERM stops both, whatever dispositions this process inherited
-    (a background job starts with SIGINT ignored); exit status 0 then. If either service
-    exits on its own, the other is stopped and the status is 1.
+    SIGTERM, or Ctrl-C (SIGINT) unless it was ignored at start, stops both; exit status 0
+    then. If either service exits on its own, the other is stopped and the status is 1.
     """
     cmd = [sys.executable, "-m", "sealroom"]
     jwks = ["--jwks-url", args.jwks_url] if args.jwks_url else ["--jwks-file", str(args.jwks_file)]
@@ -93,33 +84,41 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             str(args.conference_port),
         ],
     }
-    stop_signals = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, _raise_stop) for s in stop_signals}
+    # SIGTERM always stops both. So does SIGINT (Ctrl-C), unless this process started with
+    # it ignored, as a shell's background job does: by Unix convention that stays ignored.
+    stop_signals = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        stop_signals.append(signal.SIGINT)
+    requested: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        requested.append(signum)  # only a note: acted on between steps, never mid-Popen
+
+    previous = {s: signal.signal(s, on_signal) for s in stop_signals}
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    stopped = False
     try:
         for name, argv in services.items():
-            procs[name] = subprocess.Popen(argv)
-        print(
-            f"key service on http://{args.host}:{args.keyservice_port}, conferencing service "
-            f"on http://{args.host}:{args.conference_port} (Ctrl-C stops both)",
-            flush=True,
-        )
-        while all(p.poll() is None for p in procs.values()):
-            time.sleep(0.5)
-    except _StopSignalError:
-        stopped = True
+            if requested:
+                break
+            # Their own process group: a terminal's Ctrl-C reaches only us, and we stop them.
+            procs[name] = subprocess.Popen(argv, process_group=0)
+        if not requested:
+            print(
+                f"key service on http://{args.host}:{args.keyservice_port}, conferencing "
+                f"service on http://{args.host}:{args.conference_port} (Ctrl-C stops both)",
+                flush=True,
+            )
+        while not requested and all(p.poll() is None for p in procs.values()):
+            time.sleep(0.2)
+        ended = [name for name, p in procs.items() if p.poll() is not None]
     finally:
-        for s in stop_signals:  # a second Ctrl-C must not cut the shutdown short
-            signal.signal(s, signal.SIG_IGN)
         stop_processes(procs.values())
         for s, handler in previous.items():
             signal.signal(s, handler)
-    if stopped:
+    if requested:
         return 0
-    for name, p in procs.items():
-        if p.returncode not in (0, -signal.SIGTERM):
-            print(f"the {name} exited with status {p.returncode}", file=sys.stderr)
+    for name in ended:  # the ones that stopped on their own, before we stopped the rest
+        print(f"the {name} exited (status {procs[name].returncode}); stopped both", file=sys.stderr)
     return 1
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -53,24 +56,32 @@ def test_the_meeting_demo_keeps_every_claim(tmp_path: Path) -> None:
     assert any(cell.startswith("REFUSED") for cell in result.table["dina"].values())
 
 
+# Start `serve` with SIGINT at a given disposition, as a terminal (default) or a shell's
+# background job (ignored) would, whatever the disposition of the process running the tests.
+_WITH_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, getattr(signal, sys.argv[1])); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+)
+
+
 @pytest.mark.parametrize(
-    ("stop", "inherit_ignored_sigint"),
-    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
-    ids=["sigint", "sigterm", "sigint-inherited-ignored"],
+    ("stop", "sigint"),
+    [(signal.SIGINT, "SIG_DFL"), (signal.SIGTERM, "SIG_DFL"), (signal.SIGTERM, "SIG_IGN")],
+    ids=["sigint", "sigterm", "sigterm-in-a-background-job"],
 )
 def test_serve_runs_both_services_and_stops_both(
-    tmp_path: Path, stop: signal.Signals, inherit_ignored_sigint: bool
+    tmp_path: Path, stop: signal.Signals, sigint: str
 ) -> None:
     idp = DevIdp(tmp_path / "idp")
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(idp.jwks))
     ports = free_port(), free_port()
-    # A shell's background job starts with SIGINT ignored; `trap "" INT` reproduces that.
-    ignoring = ["sh", "-c", 'trap "" INT; exec "$@"', "sh"] if inherit_ignored_sigint else []
     proc = subprocess.Popen(
         [
-            *ignoring,
             sys.executable,
+            "-c",
+            _WITH_SIGINT,
+            sigint,
             "-m",
             "sealroom",
             "serve",
@@ -86,11 +97,18 @@ def test_serve_runs_both_services_and_stops_both(
             str(ports[1]),
         ],
         stdout=subprocess.DEVNULL,
+        process_group=0,  # signals go to its whole group, as a terminal's Ctrl-C does
     )
     try:
         for port in ports:
             wait_until_up(f"http://127.0.0.1:{port}/healthz", proc, timeout=120)
-        proc.send_signal(stop)
+        if sigint == "SIG_IGN":  # a background job keeps ignoring Ctrl-C, children included
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(1.0)
+            assert proc.poll() is None
+            for port in ports:
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        os.killpg(proc.pid, stop)
         assert proc.wait(timeout=60) == 0
         for port in ports:  # both children are gone, not orphaned
             with pytest.raises(httpx.HTTPError):
@@ -99,3 +117,42 @@ def test_serve_runs_both_services_and_stops_both(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_stops_both_when_one_service_dies(tmp_path: Path) -> None:
+    idp = DevIdp(tmp_path / "idp")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(idp.jwks))
+    ks_port = free_port()
+    taken = socket.socket()  # the conferencing service's port is taken, so it exits
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sealroom",
+                "serve",
+                "--jwks-file",
+                str(jwks),
+                "--database-url",
+                f"sqlite:///{tmp_path / 'ks.db'}",
+                "--secrets-file",
+                str(tmp_path / "s.json"),
+                "--keyservice-port",
+                str(ks_port),
+                "--conference-port",
+                str(taken.getsockname()[1]),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        taken.close()
+    assert done.returncode == 1
+    assert "the conferencing service exited" in done.stderr
+    with pytest.raises(httpx.HTTPError):  # and the key service was stopped with it
+        httpx.get(f"http://127.0.0.1:{ks_port}/healthz", timeout=2)
