@@ -24,6 +24,8 @@ from sealroom.media.keys import Sender
 from sealroom.meeting.messages import BoardMessage
 
 URL = "/v1/meetings/m1/channel"
+# A broken relay shows as a blocked receive: fail in seconds, not after the suite's 300 s.
+pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
@@ -154,6 +156,69 @@ class _BrokenBoardBus(InProcessBus):
     async def board(self, meeting: str) -> AsyncIterator[str]:
         raise ConnectionError("broker gone")
         yield ""  # pragma: no cover - makes this an async generator
+
+
+class _SlowSubscribeBus(InProcessBus):
+    """A broker that takes a while to confirm a media subscription."""
+
+    async def media(
+        self, meeting: str, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        await asyncio.sleep(0.5)
+        async for item in super().media(meeting, ready):
+            yield item
+
+
+def test_once_a_client_sees_the_board_its_media_subscription_is_live(idp: DevIdp) -> None:
+    with (
+        _app(idp, _SlowSubscribeBus()) as client,
+        client.websocket_connect(URL, headers=_auth(idp, "alice")) as a,
+    ):
+        a.send_text(_post("alice", 1))
+        assert a.receive_json()["message"]["seq"] == 1
+        with client.websocket_connect(URL, headers=_auth(idp, "bob")) as b:
+            assert b.receive_json()["message"]["user"] == "alice"
+            frame = _frame()
+            a.send_bytes(frame)  # at once: no pause for bob's subscription
+            assert b.receive_bytes() == frame
+
+
+class _PublishFailsBus(InProcessBus):
+    async def send_media(self, meeting: str, sender: str, frame: bytes) -> None:
+        raise ConnectionError("broker gone")
+
+
+def test_a_failed_publish_closes_the_socket(idp: DevIdp) -> None:
+    with (
+        _app(idp, _PublishFailsBus()) as client,
+        client.websocket_connect(URL, headers=_auth(idp, "alice")) as a,
+    ):
+        a.send_bytes(_frame())
+        with pytest.raises(WebSocketDisconnect) as exc:
+            a.receive_json()
+    assert exc.value.code == 1011
+
+
+class _NeverReadyBus(InProcessBus):
+    async def media(
+        self, meeting: str, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        async for item in super().media(meeting, None):  # never confirms
+            yield item
+
+
+def test_a_subscription_the_broker_never_confirms_closes_the_socket(
+    idp: DevIdp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sealroom.conference.app.SUBSCRIBE_TIMEOUT", 0.2)
+    with (
+        _app(idp, _NeverReadyBus()) as client,
+        pytest.raises(WebSocketDisconnect) as exc,
+        client.websocket_connect(URL, headers=_auth(idp, "alice")) as a,
+    ):
+        a.receive_json()
+    assert exc.value.code == 1011
+    assert exc.value.reason == "relay_unavailable"
 
 
 def test_a_broker_failure_closes_the_socket(idp: DevIdp) -> None:

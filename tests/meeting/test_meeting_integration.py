@@ -5,17 +5,21 @@ asyncio meeting client. Time is compressed (debounce 0.5 s, ratchet every 4 s)."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from sealroom.api.encoding import b64d
+from sealroom.conference.app import ConferenceSettings, create_conference_app
+from sealroom.conference.bus import InProcessBus
 from sealroom.crypto.envelope import Envelope
-from sealroom.demo.services import Services
+from sealroom.demo.services import Services, free_port
 from sealroom.idp import PROVIDER_AUDIENCE
+from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.media.keys import FrameRejectedError, Receiver
 from sealroom.meeting.session import MeetingConfig, Timing
 from sealroom.sdk import BasicSplitTrust, Client, ServiceRefusedError
@@ -215,3 +219,40 @@ def _newest_envelope(p: Person) -> bytes:
 
 def test_a_whole_meeting_over_real_services(servers: dict[str, str]) -> None:
     asyncio.run(_meeting(servers))
+
+
+class _BoardDownBus(InProcessBus):
+    """A broker whose board stream has failed."""
+
+    async def board(self, meeting: str) -> AsyncIterator[str]:
+        raise ConnectionError("broker gone")
+        yield ""  # pragma: no cover - makes this an async generator
+
+
+async def _channel_closed(servers: dict[str, str]) -> None:
+    jwks = JwksSource(url=f"{servers['idp']}/.well-known/jwks.json")
+    app = create_conference_app(ConferenceSettings(), jwks, _BoardDownBus())
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    ivy = Person(
+        {**servers, "conf": f"http://127.0.0.1:{port}"}, "ivy", MeetingConfig("cut", host="ivy")
+    )
+    try:
+        mc = await ivy.enter()
+        await mc.connect()
+        event = await ivy.wait("channel_closed")
+        assert event.detail == {"code": 1011, "reason": "relay_failed"}
+        await mc.close()
+    finally:
+        await ivy.sdk.aclose()
+        server.should_exit = True
+        await serving
+
+
+def test_the_client_hears_when_the_service_closes_the_channel(servers: dict[str, str]) -> None:
+    asyncio.run(_channel_closed(servers))

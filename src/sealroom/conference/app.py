@@ -77,72 +77,88 @@ def create_conference_app(
             return
         await ws.accept()
         conn = uuid.uuid4().hex
-        lock = asyncio.Lock()
+        lock = asyncio.Lock()  # one sender at a time; the close happens under it too
         media_ready = asyncio.Event()
+
+        def is_open() -> bool:
+            return ws.application_state != WebSocketState.DISCONNECTED
+
+        async def broken(direction: str, reason: str, exc: Exception | None) -> None:
+            """The broker failed: say so to the client (1011) instead of going quiet."""
+            what = type(exc).__name__ if exc is not None else "no confirmation in time"
+            log.warning("meeting %s: %s relay failed: %s", meeting, direction, what)
+            async with lock:
+                if is_open():
+                    with contextlib.suppress(Exception):
+                        await ws.close(code=1011, reason=reason)
 
         async def send_board() -> None:
             async for message in the_bus.board(meeting):
                 async with lock:
+                    if not is_open():
+                        return
                     await ws.send_text('{"type":"board","message":' + message + "}")
 
         async def send_media() -> None:
             async for sender, frame in the_bus.media(meeting, media_ready):
                 if sender != conn:
                     async with lock:
+                        if not is_open():
+                            return
                         await ws.send_bytes(frame)
 
-        async def relay(name: str, forward: Callable[[], Awaitable[None]]) -> None:
-            """Run one direction of the relay; if it fails, the client hears so (1011)."""
+        async def relay(direction: str, forward: Callable[[], Awaitable[None]]) -> None:
             try:
                 await forward()
-            except Exception as exc:  # a broker error: close rather than go silent
-                log.warning("meeting %s: %s relay failed: %s", meeting, name, type(exc).__name__)
-                with contextlib.suppress(Exception):
-                    await ws.close(code=1011, reason="relay_failed")
+            except Exception as exc:
+                if is_open():  # not merely a send racing the client's goodbye
+                    await broken(direction, "relay_failed", exc)
 
         async def error(code: str, detail: str) -> None:
             async with lock:
-                await ws.send_text(json.dumps({"type": "error", "code": code, "detail": detail}))
+                if is_open():
+                    await ws.send_text(
+                        json.dumps({"type": "error", "code": code, "detail": detail})
+                    )
 
         # Media first: once a client sees any board message, frames sent to it arrive.
-        tasks = [asyncio.create_task(relay("media", send_media))]
+        media_task = asyncio.create_task(relay("media", send_media))
+        ready = asyncio.create_task(media_ready.wait())
+        tasks = [media_task, ready]
         try:
-            ready = asyncio.create_task(media_ready.wait())
             await asyncio.wait(
-                {ready, tasks[0]}, timeout=SUBSCRIBE_TIMEOUT, return_when="FIRST_COMPLETED"
+                {ready, media_task}, timeout=SUBSCRIBE_TIMEOUT, return_when="FIRST_COMPLETED"
             )
-            ready.cancel()
             if not media_ready.is_set():
-                if not tasks[0].done():
-                    log.warning("meeting %s: media subscription not live in time", meeting)
-                    with contextlib.suppress(Exception):
-                        await ws.close(code=1011, reason="relay_unavailable")
+                if not media_task.done():
+                    await broken("media", "relay_unavailable", None)
                 return
             tasks.append(asyncio.create_task(relay("board", send_board)))
-            while True:
+            while is_open():
                 event = await ws.receive()
                 if event["type"] == "websocket.disconnect":
                     break
-                if event.get("bytes") is not None:
-                    frame: bytes = event["bytes"]
-                    if len(frame) > settings.max_frame_bytes:
-                        await error("frame_too_large", f"at most {settings.max_frame_bytes}")
-                        continue
-                    try:
-                        decode_header(frame)
-                    except SFrameError:
-                        await error("malformed_frame", "not an SFrame frame")
-                        continue
-                    await the_bus.send_media(meeting, conn, frame)
-                elif event.get("text") is not None:
-                    problem = await _post(the_bus, meeting, user, event["text"])
-                    if problem is not None:
-                        await error(*problem)
+                try:
+                    if event.get("bytes") is not None:
+                        frame: bytes = event["bytes"]
+                        if len(frame) > settings.max_frame_bytes:
+                            await error("frame_too_large", f"at most {settings.max_frame_bytes}")
+                            continue
+                        try:
+                            decode_header(frame)
+                        except SFrameError:
+                            await error("malformed_frame", "not an SFrame frame")
+                            continue
+                        await the_bus.send_media(meeting, conn, frame)
+                    elif event.get("text") is not None:
+                        problem = await _post(the_bus, meeting, user, event["text"])
+                        if problem is not None:
+                            await error(*problem)
+                except Exception as exc:  # the broker refused a publish
+                    await broken("publish", "relay_failed", exc)
+                    break
         except WebSocketDisconnect:
             pass
-        except RuntimeError:
-            if ws.application_state != WebSocketState.DISCONNECTED:
-                raise  # a relay task closed the socket under a send: nothing to add
         finally:
             for t in tasks:
                 t.cancel()

@@ -227,7 +227,13 @@ class NatsBus:
         sub = await self._nc.subscribe(f"{self._prefix}.media.{meeting}")
         try:
             if ready is not None:
-                await self._nc.flush()  # the server has processed the SUB
+                # flush() is a PING/PONG round trip only while connected (during a reconnect
+                # it returns at once): then the server has processed the SUB.
+                if not self._nc.is_connected:
+                    raise ConnectionError("not connected to NATS")
+                await self._nc.flush()
+                if not self._nc.is_connected:
+                    raise ConnectionError("not connected to NATS")
                 ready.set()
             async for msg in sub.messages:
                 yield _unpack(msg.data)

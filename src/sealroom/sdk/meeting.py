@@ -198,7 +198,16 @@ class MeetingClient:
                         MeetingEvent("bad_message", {"error": type(exc).__name__})
                     )
         except websockets.ConnectionClosed:
-            return
+            pass
+        # The service closed the channel (1011: its broker failed). Reconnecting, with
+        # backoff, is the application's call; close() cancels this task, so no event then.
+        ws = self._ws
+        self.events.put_nowait(
+            MeetingEvent(
+                "channel_closed",
+                {"code": ws.close_code if ws else None, "reason": ws.close_reason if ws else ""},
+            )
+        )
 
     async def _on_text(self, raw: str) -> None:
         data = json.loads(raw)
