@@ -34,6 +34,7 @@ class _Tee(io.StringIO):
         return super().write(text)
 
 
+@pytest.mark.timeout(900)  # each step may wait 60 s on a loaded machine; let it report
 def test_the_meeting_demo_keeps_every_claim(tmp_path: Path) -> None:
     out = _Tee()
     picture = tmp_path / "timeline.png"

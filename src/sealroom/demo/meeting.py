@@ -228,14 +228,16 @@ class Demo:
         try:
             return await self._script()
         finally:
-            for t in self._tasks:
-                t.cancel()
-            for a in self.people.values():
-                if a.mc is not None:
-                    await a.mc.close()
-            for c in self._clients:
-                await c.aclose()
-            self.services.stop()
+            try:
+                for t in self._tasks:
+                    t.cancel()
+                for a in self.people.values():
+                    if a.mc is not None:
+                        await a.mc.close()
+                for c in self._clients:
+                    await c.aclose()
+            finally:
+                self.services.stop()  # the three service processes, whatever happened above
 
     async def _script(self) -> DemoResult:
         names = NAMES[: self.n]
