@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterable
 
 
-def stop_processes(procs: Iterable[subprocess.Popen[bytes]], grace: float = 15.0) -> None:
+def stop_processes(
+    procs: Iterable[subprocess.Popen[bytes]], grace: float = 15.0, *, groups: bool = False
+) -> None:
     """SIGTERM each child still running; SIGKILL any still there ``grace`` seconds later.
 
-    Returns once every child has exited (and been reaped).
+    With ``groups``, each child leads its own process group and the whole group is
+    signalled (uvicorn's worker processes too); a child is signalled only while unreaped,
+    so its pid cannot name someone else's group. Returns once every child is reaped.
     """
+
+    def signal_one(p: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if groups:
+                os.killpg(p.pid, sig)
+            else:
+                p.send_signal(sig)
+
     running = [p for p in procs if p.poll() is None]
     for p in running:
-        p.terminate()
+        signal_one(p, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for p in running:
         try:
             p.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            p.kill()
+            signal_one(p, signal.SIGKILL)
             p.wait()

@@ -47,8 +47,8 @@ def _cmd_demo_unwrap(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     """The key service and the conferencing service together, for real use.
 
-    SIGTERM, or Ctrl-C (SIGINT) unless it was ignored at start, stops both; exit status 0
-    then. If either service exits on its own, the other is stopped and the status is 1.
+    SIGTERM, or SIGINT (Ctrl-C) or SIGHUP unless ignored at start, stops both; exit status
+    0 then. If either service exits on its own, the other is stopped and the status is 1.
     """
     cmd = [sys.executable, "-m", "sealroom"]
     jwks = ["--jwks-url", args.jwks_url] if args.jwks_url else ["--jwks-file", str(args.jwks_file)]
@@ -84,11 +84,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             str(args.conference_port),
         ],
     }
-    # SIGTERM always stops both. So does SIGINT (Ctrl-C), unless this process started with
-    # it ignored, as a shell's background job does: by Unix convention that stays ignored.
+    # SIGTERM always stops both. So do SIGINT (Ctrl-C) and SIGHUP (the terminal closed),
+    # unless this process started with them ignored (a shell's background job, nohup): by
+    # Unix convention those stay ignored.
     stop_signals = [signal.SIGTERM]
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        stop_signals.append(signal.SIGINT)
+    for optional in (signal.SIGINT, signal.SIGHUP):
+        if signal.getsignal(optional) is not signal.SIG_IGN:
+            stop_signals.append(optional)
     requested: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:
@@ -112,7 +114,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             time.sleep(0.2)
         ended = [name for name, p in procs.items() if p.poll() is not None]
     finally:
-        stop_processes(procs.values())
+        stop_processes(procs.values(), groups=True)  # uvicorn's workers with their parent
         for s, handler in previous.items():
             signal.signal(s, handler)
     if requested:

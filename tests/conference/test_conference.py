@@ -7,17 +7,22 @@ import asyncio
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
+import websockets
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from sealroom.conference.app import AUDIENCE, ConferenceSettings, create_conference_app
 from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
 from sealroom.crypto.signing import SigningKey
+from sealroom.demo.services import free_port
 from sealroom.idp import DevIdp
 from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.media.keys import Sender
@@ -221,6 +226,29 @@ def test_a_subscription_the_broker_never_confirms_closes_the_socket(
     assert exc.value.reason == "relay_unavailable"
 
 
+class _MediaEndsBus(InProcessBus):
+    """A broker whose media stream just stops, without an error."""
+
+    async def media(
+        self, meeting: str, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[tuple[str, bytes]]:
+        if ready is not None:
+            ready.set()
+        await asyncio.sleep(0.1)
+        return
+        yield "", b""  # pragma: no cover - makes this an async generator
+
+
+def test_a_relay_stream_that_ends_closes_the_socket(idp: DevIdp) -> None:
+    with (
+        _app(idp, _MediaEndsBus()) as client,
+        pytest.raises(WebSocketDisconnect) as exc,
+        client.websocket_connect(URL, headers=_auth(idp, "alice")) as a,
+    ):
+        a.receive_json()
+    assert (exc.value.code, exc.value.reason) == (1011, "relay_failed")
+
+
 def test_a_broker_failure_closes_the_socket(idp: DevIdp) -> None:
     with (
         _app(idp, _BrokenBoardBus()) as client,
@@ -288,3 +316,49 @@ def test_two_service_instances_serve_one_meeting(idp: DevIdp, bus_kind: tuple[st
             assert b.receive_bytes() == frame
             b.send_text(_post("bob", 1))
             assert a.receive_json()["message"]["user"] == "bob"
+
+
+async def _stuck_reader_is_dropped(idp: DevIdp) -> None:
+    bus = InProcessBus()
+    app = create_conference_app(
+        ConferenceSettings(jwt_issuer=idp.issuer), JwksSource(document=idp.jwks), bus
+    )
+    ended: list[float] = []
+
+    async def counted(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+        ended.append(time.monotonic())
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(counted, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    url = f"ws://127.0.0.1:{port}{URL}"
+    try:
+        # bob never reads; alice floods the meeting with large frames.
+        bob = await websockets.connect(
+            url, additional_headers=_auth(idp, "bob"), max_queue=1, max_size=1 << 20
+        )
+        alice = await websockets.connect(url, additional_headers=_auth(idp, "alice"))
+        big = Sender(os.urandom(32), 1, 0).encrypt(b"", b"x" * 200_000)
+        deadline = time.monotonic() + 20
+        while not ended and time.monotonic() < deadline:
+            await alice.send(big)
+            await asyncio.sleep(0.01)
+        assert len(ended) == 1  # bob's connection ended; alice's goes on
+        assert len(bus._media_subs["m1"]) == 1  # and bob's subscription is released
+        await alice.close()
+        bob.transport.abort()
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def test_a_client_that_stops_reading_is_dropped(
+    idp: DevIdp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sealroom.conference.app.SEND_TIMEOUT", 1.0)
+    asyncio.run(_stuck_reader_is_dropped(idp))

@@ -12,7 +12,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -67,8 +66,13 @@ _WITH_SIGINT = (
 
 @pytest.mark.parametrize(
     ("stop", "sigint"),
-    [(signal.SIGINT, "SIG_DFL"), (signal.SIGTERM, "SIG_DFL"), (signal.SIGTERM, "SIG_IGN")],
-    ids=["sigint", "sigterm", "sigterm-in-a-background-job"],
+    [
+        (signal.SIGINT, "SIG_DFL"),
+        (signal.SIGTERM, "SIG_DFL"),
+        (signal.SIGHUP, "SIG_DFL"),
+        (signal.SIGTERM, "SIG_IGN"),
+    ],
+    ids=["sigint", "sigterm", "sighup", "sigterm-in-a-background-job"],
 )
 def test_serve_runs_both_services_and_stops_both(
     tmp_path: Path, stop: signal.Signals, sigint: str
@@ -120,40 +124,54 @@ def test_serve_runs_both_services_and_stops_both(
             proc.wait()
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def test_serve_stops_both_when_one_service_dies(tmp_path: Path) -> None:
+    if not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
+        pytest.skip("needs Linux /proc to find the service processes")
     idp = DevIdp(tmp_path / "idp")
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(idp.jwks))
-    ks_port = free_port()
-    taken = socket.socket()  # the conferencing service's port is taken, so it exits
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
+    ports = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sealroom",
+            "serve",
+            "--jwks-file",
+            str(jwks),
+            "--database-url",
+            f"sqlite:///{tmp_path / 'ks.db'}",
+            "--secrets-file",
+            str(tmp_path / "s.json"),
+            "--keyservice-port",
+            str(ports[0]),
+            "--conference-port",
+            str(ports[1]),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sealroom",
-                "serve",
-                "--jwks-file",
-                str(jwks),
-                "--database-url",
-                f"sqlite:///{tmp_path / 'ks.db'}",
-                "--secrets-file",
-                str(tmp_path / "s.json"),
-                "--keyservice-port",
-                str(ks_port),
-                "--conference-port",
-                str(taken.getsockname()[1]),
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        for port in ports:
+            wait_until_up(f"http://127.0.0.1:{port}/healthz", proc, timeout=120)
+        conference = [
+            c
+            for c in _children(proc.pid)
+            if b"conference" in Path(f"/proc/{c}/cmdline").read_bytes()
+        ]
+        assert len(conference) == 1
+        os.kill(conference[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1
+        assert "the conferencing service exited (status -9)" in err
+        with pytest.raises(httpx.HTTPError):  # the key service, up before, was stopped too
+            httpx.get(f"http://127.0.0.1:{ports[0]}/healthz", timeout=2)
     finally:
-        taken.close()
-    assert done.returncode == 1
-    assert "the conferencing service exited" in done.stderr
-    with pytest.raises(httpx.HTTPError):  # and the key service was stopped with it
-        httpx.get(f"http://127.0.0.1:{ks_port}/healthz", timeout=2)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

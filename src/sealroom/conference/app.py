@@ -2,8 +2,9 @@
 
 A client connects with ``Authorization: Bearer <JWT>`` (audience ``sealroom-conference``).
 It first receives the meeting's board history, then live traffic; its media subscription is
-live before the first board message reaches it. If the broker fails, the socket is closed
-with 1011 (the client reconnects); the relay never goes silent.
+live before the first board message reaches it. If the broker fails (or a relay stream
+ends), the socket is closed with 1011; a client that reads nothing for SEND_TIMEOUT is
+dropped, so it cannot pin the connection's tasks and subscriptions.
 
 * text frames ``{"type": "board", "message": {...}}`` carry board messages;
 * binary frames carry SFrame media from the other participants (never echoed).
@@ -24,7 +25,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -47,6 +48,14 @@ log = logging.getLogger("sealroom.conference")
 AUDIENCE: Final[str] = "sealroom-conference"
 MAX_FRAME_BYTES: Final[int] = 256 * 1024
 SUBSCRIBE_TIMEOUT: Final[float] = 10.0  # seconds for the broker to confirm a subscription
+SEND_TIMEOUT: Final[float] = 10.0  # a client that reads nothing for this long is dropped
+CLOSE_TIMEOUT: Final[float] = 2.0
+
+
+class _ClientGoneError(Exception):
+    """The client left, or stopped reading: nothing more to send it."""
+
+
 _MEETING_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -79,47 +88,99 @@ def create_conference_app(
         conn = uuid.uuid4().hex
         lock = asyncio.Lock()  # one sender at a time; the close happens under it too
         media_ready = asyncio.Event()
+        finished = asyncio.Event()  # set once this connection is over, for whatever reason
 
         def is_open() -> bool:
             return ws.application_state != WebSocketState.DISCONNECTED
 
+        async def send(data: str | bytes) -> None:
+            """Send under the lock; a client that takes longer than SEND_TIMEOUT is gone."""
+            async with lock:
+                if not is_open():
+                    raise _ClientGoneError
+                try:
+                    async with asyncio.timeout(SEND_TIMEOUT):
+                        if isinstance(data, str):
+                            await ws.send_text(data)
+                        else:
+                            await ws.send_bytes(data)
+                except TimeoutError:
+                    log.warning("meeting %s: a client stopped reading; dropped", meeting)
+                    raise _ClientGoneError from None
+                except WebSocketDisconnect:
+                    raise _ClientGoneError from None
+
         async def broken(direction: str, reason: str, exc: Exception | None) -> None:
             """The broker failed: say so to the client (1011) instead of going quiet."""
-            what = type(exc).__name__ if exc is not None else "no confirmation in time"
+            what = type(exc).__name__ if exc is not None else "ended"
             log.warning("meeting %s: %s relay failed: %s", meeting, direction, what)
-            async with lock:
-                if is_open():
-                    with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_TIMEOUT), lock:
+                    if is_open():
                         await ws.close(code=1011, reason=reason)
+            finished.set()
 
         async def send_board() -> None:
             async for message in the_bus.board(meeting):
-                async with lock:
-                    if not is_open():
-                        return
-                    await ws.send_text('{"type":"board","message":' + message + "}")
+                await send('{"type":"board","message":' + message + "}")
 
         async def send_media() -> None:
             async for sender, frame in the_bus.media(meeting, media_ready):
                 if sender != conn:
-                    async with lock:
-                        if not is_open():
-                            return
-                        await ws.send_bytes(frame)
+                    await send(frame)
 
         async def relay(direction: str, forward: Callable[[], Awaitable[None]]) -> None:
+            """One direction of the relay; whichever way it ends, the connection ends."""
+            failure: Exception | None = None
             try:
-                await forward()
+                await forward()  # a broker's stream never ends by itself while all is well
+            except _ClientGoneError:
+                finished.set()
+                return
             except Exception as exc:
-                if is_open():  # not merely a send racing the client's goodbye
-                    await broken(direction, "relay_failed", exc)
+                failure = exc
+            if is_open():
+                await broken(direction, "relay_failed", failure)
+            finished.set()
+
+        async def receive() -> None:
+            """The client's posts and frames, until it leaves."""
+            try:
+                while is_open():
+                    event = await ws.receive()
+                    if event["type"] == "websocket.disconnect":
+                        return
+                    try:
+                        await _handle(event)
+                    except _ClientGoneError:
+                        return
+                    except Exception as exc:  # the broker refused a publish
+                        await broken("publish", "relay_failed", exc)
+                        return
+            except WebSocketDisconnect:
+                return
+            finally:
+                finished.set()
+
+        async def _handle(event: Mapping[str, Any]) -> None:
+            if event.get("bytes") is not None:
+                frame: bytes = event["bytes"]
+                if len(frame) > settings.max_frame_bytes:
+                    await error("frame_too_large", f"at most {settings.max_frame_bytes}")
+                    return
+                try:
+                    decode_header(frame)
+                except SFrameError:
+                    await error("malformed_frame", "not an SFrame frame")
+                    return
+                await the_bus.send_media(meeting, conn, frame)
+            elif event.get("text") is not None:
+                problem = await _post(the_bus, meeting, user, event["text"])
+                if problem is not None:
+                    await error(*problem)
 
         async def error(code: str, detail: str) -> None:
-            async with lock:
-                if is_open():
-                    await ws.send_text(
-                        json.dumps({"type": "error", "code": code, "detail": detail})
-                    )
+            await send(json.dumps({"type": "error", "code": code, "detail": detail}))
 
         # Media first: once a client sees any board message, frames sent to it arrive.
         media_task = asyncio.create_task(relay("media", send_media))
@@ -134,31 +195,8 @@ def create_conference_app(
                     await broken("media", "relay_unavailable", None)
                 return
             tasks.append(asyncio.create_task(relay("board", send_board)))
-            while is_open():
-                event = await ws.receive()
-                if event["type"] == "websocket.disconnect":
-                    break
-                try:
-                    if event.get("bytes") is not None:
-                        frame: bytes = event["bytes"]
-                        if len(frame) > settings.max_frame_bytes:
-                            await error("frame_too_large", f"at most {settings.max_frame_bytes}")
-                            continue
-                        try:
-                            decode_header(frame)
-                        except SFrameError:
-                            await error("malformed_frame", "not an SFrame frame")
-                            continue
-                        await the_bus.send_media(meeting, conn, frame)
-                    elif event.get("text") is not None:
-                        problem = await _post(the_bus, meeting, user, event["text"])
-                        if problem is not None:
-                            await error(*problem)
-                except Exception as exc:  # the broker refused a publish
-                    await broken("publish", "relay_failed", exc)
-                    break
-        except WebSocketDisconnect:
-            pass
+            tasks.append(asyncio.create_task(receive()))
+            await finished.wait()
         finally:
             for t in tasks:
                 t.cancel()

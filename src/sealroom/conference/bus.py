@@ -157,8 +157,8 @@ class RedisBus:
         self, meeting: str, ready: asyncio.Event | None = None
     ) -> AsyncIterator[tuple[str, bytes]]:
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(f"{self._prefix}:media:{meeting}")
         try:
+            await pubsub.subscribe(f"{self._prefix}:media:{meeting}")
             async for item in pubsub.listen():
                 if item.get("type") == "message":
                     yield _unpack(item["data"])
