@@ -93,22 +93,35 @@ def create_conference_app(
         def is_open() -> bool:
             return ws.application_state != WebSocketState.DISCONNECTED
 
+        loop = asyncio.get_running_loop()
+        sending_since = [0.0]  # when the send in progress began; 0 when none is
+
         async def send(data: str | bytes) -> None:
-            """Send under the lock; a client that takes longer than SEND_TIMEOUT is gone."""
+            """Send under the lock (the watchdog drops a client stuck in one)."""
             async with lock:
                 if not is_open():
                     raise _ClientGoneError
+                sending_since[0] = loop.time()
                 try:
-                    async with asyncio.timeout(SEND_TIMEOUT):
-                        if isinstance(data, str):
-                            await ws.send_text(data)
-                        else:
-                            await ws.send_bytes(data)
-                except TimeoutError:
-                    log.warning("meeting %s: a client stopped reading; dropped", meeting)
-                    raise _ClientGoneError from None
+                    if isinstance(data, str):
+                        await ws.send_text(data)
+                    else:
+                        await ws.send_bytes(data)
                 except WebSocketDisconnect:
                     raise _ClientGoneError from None
+                finally:
+                    sending_since[0] = 0.0
+
+        async def watchdog() -> None:
+            """A client that reads nothing for SEND_TIMEOUT is gone: a timer per connection,
+            not one per frame, keeps this off the relay's hot path."""
+            while True:
+                await asyncio.sleep(SEND_TIMEOUT / 4)
+                began = sending_since[0]
+                if began and loop.time() - began > SEND_TIMEOUT:
+                    log.warning("meeting %s: a client stopped reading; dropped", meeting)
+                    finished.set()
+                    return
 
         async def broken(direction: str, reason: str, exc: Exception | None) -> None:
             """The broker failed: say so to the client (1011) instead of going quiet."""
@@ -196,6 +209,7 @@ def create_conference_app(
                 return
             tasks.append(asyncio.create_task(relay("board", send_board)))
             tasks.append(asyncio.create_task(receive()))
+            tasks.append(asyncio.create_task(watchdog()))
             await finished.wait()
         finally:
             for t in tasks:
