@@ -10,6 +10,15 @@ import time
 from collections.abc import Iterable
 
 
+def has_exited(p: subprocess.Popen[bytes]) -> bool:
+    """Whether the child has exited, without reaping it (so its process group id stays
+    reserved until :func:`stop_processes` has signalled the group)."""
+    if p.returncode is not None:
+        return True
+    info = os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return info is not None and info.si_pid == p.pid
+
+
 def stop_processes(
     procs: Iterable[subprocess.Popen[bytes]], grace: float = 15.0, *, groups: bool = False
 ) -> None:
@@ -27,7 +36,9 @@ def stop_processes(
             else:
                 p.send_signal(sig)
 
-    running = [p for p in procs if p.poll() is None]
+    # Not poll(): it would reap a leader that died on its own and free its group id, and
+    # that group may still hold its workers. An unreaped leader keeps the id ours.
+    running = [p for p in procs if p.returncode is None]
     for p in running:
         signal_one(p, signal.SIGTERM)
     deadline = time.monotonic() + grace

@@ -14,7 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from sealroom import __version__
-from sealroom._process import stop_processes
+from sealroom._process import has_exited, stop_processes
 from sealroom.conference.app import ConferenceSettings, create_conference_app
 from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
 from sealroom.idp import DevIdp, create_idp_app
@@ -23,6 +23,10 @@ from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.settings import Settings
 from sealroom.keyservice.storage import open_database
+
+# Seconds a stopping service waits for open connections; a client that stopped reading
+# would otherwise hold its socket, and the shutdown, open for ever.
+GRACEFUL_SHUTDOWN = 5
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -110,9 +114,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 f"service on http://{args.host}:{args.conference_port} (Ctrl-C stops both)",
                 flush=True,
             )
-        while not requested and all(p.poll() is None for p in procs.values()):
+        while not requested and not any(has_exited(p) for p in procs.values()):
             time.sleep(0.2)
-        ended = [name for name, p in procs.items() if p.poll() is not None]
+        ended = [name for name, p in procs.items() if has_exited(p)]
     finally:
         stop_processes(procs.values(), groups=True)  # uvicorn's workers with their parent
         for s, handler in previous.items():
@@ -161,6 +165,7 @@ def _cmd_keyservice(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=args.log_level,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
     return 0
 
@@ -182,7 +187,13 @@ def _cmd_conference(args: argparse.Namespace) -> int:
     else:
         bus = InProcessBus()
     app = create_conference_app(ConferenceSettings(jwt_issuer=args.jwt_issuer), jwks, bus)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+    )
     return 0
 
 

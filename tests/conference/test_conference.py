@@ -109,6 +109,7 @@ def test_media_is_relayed_to_the_others_only(idp: DevIdp) -> None:
         (json.dumps({"type": "post", "message": {"v": 2}}), "malformed_message"),
         ("[" * 10000, "malformed_message"),
         (_post("mallory"), "wrong_user"),
+        (_post("alice").replace('"kind": "announce"', '"kind": ["announce"]'), "malformed_message"),
         (_post("alice", meeting="m2"), "wrong_meeting"),
         (b"\xff\x01", "malformed_frame"),
         (b"\x01" + b"x" * (300 * 1024), "frame_too_large"),

@@ -3,8 +3,9 @@
 A client connects with ``Authorization: Bearer <JWT>`` (audience ``sealroom-conference``).
 It first receives the meeting's board history, then live traffic; its media subscription is
 live before the first board message reaches it. If the broker fails (or a relay stream
-ends), the socket is closed with 1011; a client that reads nothing for SEND_TIMEOUT is
-dropped, so it cannot pin the connection's tasks and subscriptions.
+ends), the socket is closed with 1011; a client whose socket takes longer than SEND_TIMEOUT
+to accept one message (it stopped reading, or is far too slow) is dropped, so it cannot pin
+the connection's tasks and subscriptions.
 
 * text frames ``{"type": "board", "message": {...}}`` carry board messages;
 * binary frames carry SFrame media from the other participants (never echoed).
@@ -48,7 +49,7 @@ log = logging.getLogger("sealroom.conference")
 AUDIENCE: Final[str] = "sealroom-conference"
 MAX_FRAME_BYTES: Final[int] = 256 * 1024
 SUBSCRIBE_TIMEOUT: Final[float] = 10.0  # seconds for the broker to confirm a subscription
-SEND_TIMEOUT: Final[float] = 10.0  # a client that reads nothing for this long is dropped
+SEND_TIMEOUT: Final[float] = 10.0  # a client stuck this long in one send is dropped
 CLOSE_TIMEOUT: Final[float] = 2.0
 
 

@@ -98,7 +98,7 @@ class BoardMessage:
             raise MalformedInputError("board message: wrong fields")
         if data["v"] != VERSION:
             raise MalformedInputError(f"board message: unsupported version {data['v']!r}")
-        if data["kind"] not in KINDS:
+        if not isinstance(data["kind"], str) or data["kind"] not in KINDS:
             raise MalformedInputError("board message: unknown kind")
         for name in ("meeting", "user", "device"):
             if not isinstance(data[name], str) or not _ID.fullmatch(data[name]):
