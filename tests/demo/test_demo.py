@@ -8,6 +8,7 @@ SFrame integrity in tests/media/.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -56,12 +57,29 @@ def test_the_meeting_demo_keeps_every_claim(tmp_path: Path) -> None:
     assert any(cell.startswith("REFUSED") for cell in result.table["dina"].values())
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 # Start `serve` with SIGINT at a given disposition, as a terminal (default) or a shell's
-# background job (ignored) would, whatever the disposition of the process running the tests.
+# background job (ignored) would, and SIGHUP at its default, whatever the dispositions of
+# the process running the tests (CI may run under nohup, or in the background).
 _WITH_SIGINT = (
     "import os, signal, sys; signal.signal(signal.SIGINT, getattr(signal, sys.argv[1])); "
+    "signal.signal(signal.SIGHUP, signal.SIG_DFL); "
     "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
 )
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """After a failure: SIGKILL `serve` and the services (each in its own group)."""
+    if proc.poll() is not None:
+        return
+    for child in _children(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child, signal.SIGKILL)
+    proc.kill()
+    proc.wait()
 
 
 @pytest.mark.parametrize(
@@ -119,13 +137,7 @@ def test_serve_runs_both_services_and_stops_both(
             with pytest.raises(httpx.HTTPError):
                 httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def _children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        _kill_tree(proc)
 
 
 def test_serve_stops_both_when_one_service_dies(tmp_path: Path) -> None:
@@ -154,7 +166,6 @@ def test_serve_stops_both_when_one_service_dies(tmp_path: Path) -> None:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        text=True,
     )
     try:
         for port in ports:
@@ -168,10 +179,8 @@ def test_serve_stops_both_when_one_service_dies(tmp_path: Path) -> None:
         os.kill(conference[0], signal.SIGKILL)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 1
-        assert "the conferencing service exited (status -9)" in err
+        assert "the conferencing service exited (status -9)" in err.decode()
         with pytest.raises(httpx.HTTPError):  # the key service, up before, was stopped too
             httpx.get(f"http://127.0.0.1:{ports[0]}/healthz", timeout=2)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill_tree(proc)
