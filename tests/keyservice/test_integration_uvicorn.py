@@ -93,6 +93,7 @@ def test_audit_cli_against_the_live_database(servers: dict[str, str]) -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=120,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "audit log OK" in out.stdout
