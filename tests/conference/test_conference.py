@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 import websockets
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -22,11 +21,11 @@ from starlette.websockets import WebSocketDisconnect
 from sealroom.conference.app import AUDIENCE, ConferenceSettings, create_conference_app
 from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
 from sealroom.crypto.signing import SigningKey
-from sealroom.demo.services import free_port
 from sealroom.idp import DevIdp
 from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.media.keys import Sender
 from sealroom.meeting.messages import BoardMessage
+from tests.live_server import live_server
 
 URL = "/v1/meetings/m1/channel"
 # A broken relay shows as a blocked receive: fail in seconds, not after the suite's 300 s.
@@ -330,15 +329,8 @@ async def _stuck_reader_is_dropped(idp: DevIdp) -> None:
         await app(scope, receive, send)
         ended.append(time.monotonic())
 
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(counted, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    url = f"ws://127.0.0.1:{port}{URL}"
-    try:
+    async with live_server(counted) as port:
+        url = f"ws://127.0.0.1:{port}{URL}"
         # bob never reads; alice floods the meeting with large frames.
         bob = await websockets.connect(
             url, additional_headers=_auth(idp, "bob"), max_queue=1, max_size=1 << 20
@@ -353,9 +345,6 @@ async def _stuck_reader_is_dropped(idp: DevIdp) -> None:
         assert len(bus._media_subs["m1"]) == 1  # and bob's subscription is released
         await alice.close()
         bob.transport.abort()
-    finally:
-        server.should_exit = True
-        await serving
 
 
 def test_a_client_that_stops_reading_is_dropped(

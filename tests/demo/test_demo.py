@@ -71,6 +71,19 @@ _WITH_SIGINT = (
 )
 
 
+def _serve_args(tmp_path: Path, ports: tuple[int, int]) -> list[str]:
+    """`python -m sealroom serve` on SQLite in tmp_path, trusting a fresh development IdP."""
+    idp = DevIdp(tmp_path / "idp")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(idp.jwks))
+    return [
+        *("-m", "sealroom", "serve", "--jwks-file", str(jwks)),
+        *("--database-url", f"sqlite:///{tmp_path / 'ks.db'}"),
+        *("--secrets-file", str(tmp_path / "s.json")),
+        *("--keyservice-port", str(ports[0]), "--conference-port", str(ports[1])),
+    ]
+
+
 def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
     """After a failure: SIGKILL `serve` and the services (each in its own group)."""
     if proc.poll() is not None:
@@ -95,9 +108,6 @@ def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
 def test_serve_runs_both_services_and_stops_both(
     tmp_path: Path, stop: signal.Signals, sigint: str
 ) -> None:
-    idp = DevIdp(tmp_path / "idp")
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text(json.dumps(idp.jwks))
     ports = free_port(), free_port()
     proc = subprocess.Popen(
         [
@@ -105,19 +115,7 @@ def test_serve_runs_both_services_and_stops_both(
             "-c",
             _WITH_SIGINT,
             sigint,
-            "-m",
-            "sealroom",
-            "serve",
-            "--jwks-file",
-            str(jwks),
-            "--database-url",
-            f"sqlite:///{tmp_path / 'ks.db'}",
-            "--secrets-file",
-            str(tmp_path / "s.json"),
-            "--keyservice-port",
-            str(ports[0]),
-            "--conference-port",
-            str(ports[1]),
+            *_serve_args(tmp_path, ports),
         ],
         stdout=subprocess.DEVNULL,
         process_group=0,  # signals go to its whole group, as a terminal's Ctrl-C does
@@ -143,26 +141,11 @@ def test_serve_runs_both_services_and_stops_both(
 def test_serve_stops_both_when_one_service_dies(tmp_path: Path) -> None:
     if not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
         pytest.skip("needs Linux /proc to find the service processes")
-    idp = DevIdp(tmp_path / "idp")
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text(json.dumps(idp.jwks))
     ports = free_port(), free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "sealroom",
-            "serve",
-            "--jwks-file",
-            str(jwks),
-            "--database-url",
-            f"sqlite:///{tmp_path / 'ks.db'}",
-            "--secrets-file",
-            str(tmp_path / "s.json"),
-            "--keyservice-port",
-            str(ports[0]),
-            "--conference-port",
-            str(ports[1]),
+            *_serve_args(tmp_path, ports),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

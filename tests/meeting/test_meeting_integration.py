@@ -11,19 +11,19 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from sealroom.api.encoding import b64d
 from sealroom.conference.app import ConferenceSettings, create_conference_app
 from sealroom.conference.bus import InProcessBus
 from sealroom.crypto.envelope import Envelope
-from sealroom.demo.services import Services, free_port
+from sealroom.demo.services import Services
 from sealroom.idp import PROVIDER_AUDIENCE
 from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.media.keys import FrameRejectedError, Receiver
 from sealroom.meeting.session import MeetingConfig, Timing
 from sealroom.sdk import BasicSplitTrust, Client, ServiceRefusedError
 from sealroom.sdk.meeting import MeetingClient, MeetingEvent
+from tests.live_server import live_server
 
 TIMING = Timing(join_retry_delays=(0.2, 0.5, 1.0, 1.0), leave_debounce=0.5, ratchet_interval=4.0)
 
@@ -232,26 +232,18 @@ class _BoardDownBus(InProcessBus):
 async def _channel_closed(servers: dict[str, str]) -> None:
     jwks = JwksSource(url=f"{servers['idp']}/.well-known/jwks.json")
     app = create_conference_app(ConferenceSettings(), jwks, _BoardDownBus())
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    ivy = Person(
-        {**servers, "conf": f"http://127.0.0.1:{port}"}, "ivy", MeetingConfig("cut", host="ivy")
-    )
-    try:
-        mc = await ivy.enter()
-        await mc.connect()
-        event = await ivy.wait("channel_closed")
-        assert event.detail == {"code": 1011, "reason": "relay_failed"}
-        await mc.close()
-    finally:
-        await ivy.sdk.aclose()
-        server.should_exit = True
-        await serving
+    async with live_server(app) as port:
+        ivy = Person(
+            {**servers, "conf": f"http://127.0.0.1:{port}"}, "ivy", MeetingConfig("cut", host="ivy")
+        )
+        try:
+            mc = await ivy.enter()
+            await mc.connect()
+            event = await ivy.wait("channel_closed")
+            assert event.detail == {"code": 1011, "reason": "relay_failed"}
+            await mc.close()
+        finally:
+            await ivy.sdk.aclose()
 
 
 def test_the_client_hears_when_the_service_closes_the_channel(servers: dict[str, str]) -> None:
