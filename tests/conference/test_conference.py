@@ -4,9 +4,12 @@ and NATS backends (two service instances serving one meeting)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +24,7 @@ from starlette.websockets import WebSocketDisconnect
 from sealroom.conference.app import AUDIENCE, ConferenceSettings, create_conference_app
 from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
 from sealroom.crypto.signing import SigningKey
+from sealroom.demo.services import free_port
 from sealroom.idp import DevIdp
 from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.media.keys import Sender
@@ -352,3 +356,52 @@ def test_a_client_that_stops_reading_is_dropped(
 ) -> None:
     monkeypatch.setattr("sealroom.conference.app.SEND_TIMEOUT", 1.0)
     asyncio.run(_stuck_reader_is_dropped(idp))
+
+
+async def _subscribe_during_outage(port: int, server: subprocess.Popen[bytes]) -> None:
+    bus = NatsBus(f"nats://127.0.0.1:{port}", prefix=f"srtest{uuid.uuid4().hex[:10]}")
+    try:
+        await bus.post("m1", "{}")  # connected; the stream exists
+        live = asyncio.Event()
+        first = bus.media("m1", live)
+        pending = asyncio.ensure_future(anext(first))
+        await asyncio.wait_for(live.wait(), 10)  # while connected, a subscription confirms
+        pending.cancel()
+
+        server.kill()  # the broker goes away; the client starts reconnecting
+        server.wait()
+        deadline = time.monotonic() + 10
+        while bus._nc.is_connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not bus._nc.is_connected
+
+        during = asyncio.Event()
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(anext(bus.media("m1", during)), 10)
+        assert not during.is_set()  # never reported live while the broker is away
+    finally:
+        if bus._nc is not None:
+            with contextlib.suppress(ConnectionError):  # its broker is gone
+                await bus._nc.close()
+
+
+NATS_SERVER = shutil.which("nats-server")
+
+
+@pytest.mark.skipif(NATS_SERVER is None, reason="needs the nats-server binary")
+def test_no_media_subscription_counts_as_live_while_nats_is_away(tmp_path: Path) -> None:
+    assert NATS_SERVER is not None
+    port = free_port()
+    server = subprocess.Popen(  # a broker of our own, to take away
+        [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not _reachable(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        asyncio.run(_subscribe_during_outage(port, server))
+    finally:
+        server.kill()
+        server.wait()
