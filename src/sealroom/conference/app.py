@@ -114,7 +114,7 @@ def create_conference_app(
                     sending_since[0] = 0.0
 
         async def watchdog() -> None:
-            """A client that reads nothing for SEND_TIMEOUT is gone: a timer per connection,
+            """A client stuck in one send for SEND_TIMEOUT is gone: a timer per connection,
             not one per frame, keeps this off the relay's hot path."""
             while True:
                 await asyncio.sleep(SEND_TIMEOUT / 4)
@@ -132,7 +132,6 @@ def create_conference_app(
                 async with asyncio.timeout(CLOSE_TIMEOUT), lock:
                     if is_open():
                         await ws.close(code=1011, reason=reason)
-            finished.set()
 
         async def send_board() -> None:
             async for message in the_bus.board(meeting):

@@ -229,16 +229,18 @@ class NatsBus:
             if ready is not None:
                 # flush() is a PING/PONG round trip only while connected (during a reconnect
                 # it returns at once): then the server has processed the SUB.
-                if not self._nc.is_connected:
-                    raise ConnectionError("not connected to NATS")
+                self._require_connected()
                 await self._nc.flush()
-                if not self._nc.is_connected:
-                    raise ConnectionError("not connected to NATS")
+                self._require_connected()
                 ready.set()
             async for msg in sub.messages:
                 yield _unpack(msg.data)
         finally:
             await sub.unsubscribe()
+
+    def _require_connected(self) -> None:
+        if not self._nc.is_connected:
+            raise ConnectionError("not connected to NATS")
 
     async def delete_stream(self) -> None:
         js = await self._connect()
