@@ -1,7 +1,9 @@
 """A fake board, a fake clock and a fake key service that drive MeetingSessions.
 
 The key service keeps real group keys and enforces membership like the real one: it opens
-a session-key envelope only for a current member. Everything else is in memory.
+a session-key envelope only for a current member, lets only the group's manager change it
+(another admin must claim it first), keeps bans, and registers a value only if the manager
+named the group's exact members. Everything else is in memory.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class World:
         self.refuse_register = False
         self.refuse_remove: set[str] = set()  # users whose removal the service refuses
         self.admins: set[str] = set()
+        self.manager: str | None = None
+        self.banned: set[str] = set()
         self.deleted = False
         self.refuse_open: dict[str, int] = {}  # user -> how many opens to refuse
         self.held: list[tuple[str, KeyServiceCall]] = []  # calls not answered yet
@@ -110,7 +114,13 @@ class World:
         if op == "create_group":
             self.group_priv, pub = generate_key_pair()
             self.admins.add(user)
+            self.manager = user
             return {"public_key": pub}, None
+        if op == "claim_manager":
+            if user not in self.admins:
+                return None, "not_admin"
+            self.manager = user
+            return {}, None
         if op in (
             "add_member",
             "remove_member",
@@ -118,12 +128,25 @@ class World:
             "remove_admin",
             "delete_group",
             "preapprove",
+            "ban_member",
+            "lift_ban",
         ):
             if user not in self.admins:
                 return None, "not_admin"
-            if op == "remove_member" and args["user"] in self.refuse_remove:
+            if user != self.manager:
+                return None, "not_manager"
+            if op in ("remove_member", "ban_member") and args["user"] in self.refuse_remove:
                 return None, "internal"
-            if op == "add_member":
+            if op == "ban_member":
+                self.banned.add(args["user"])
+                self.members.discard(args["user"])
+                self.since.pop(args["user"], None)
+                self.admins.discard(args["user"])
+            elif op == "lift_ban":
+                self.banned.discard(args["user"])
+            elif op == "add_member" and args["user"] in self.banned:
+                return None, "banned"
+            elif op == "add_member":
                 self.members.add(args["user"])
                 self.generation += 1
                 self.since[args["user"]] = self.generation
@@ -144,6 +167,10 @@ class World:
         if op == "register_value":
             if user not in self.admins or self.refuse_register:
                 return None, "not_admin"
+            if user != self.manager:
+                return None, "not_manager"
+            if args["edek"] not in self.registered and set(args["members"]) != self.members:
+                return None, "membership_mismatch"
             self.registered.setdefault(args["edek"], self.generation)
             return {}, None
         if op == "open_envelope":

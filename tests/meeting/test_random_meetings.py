@@ -1,11 +1,16 @@
 """Randomized meetings on the fake board, with key-service failures injected.
 
 Each run plays a random mix of joins, leaves, removals, admissions, manager restarts,
-refused removals and registrations, and clock jumps. Two properties must hold throughout:
+refused removals and registrations, admins slipping an accomplice into the group behind
+the manager's back, and clock jumps. These properties must hold throughout:
 
 * once a departure (leave or removal) is on the board and the manager has read it, the
   departed user can neither have a later session key opened by the key service nor derive
   it by ratcheting a key it held (until it announces itself again);
+* a removed user who comes back gets no key until a manager admits it again, whoever
+  manages the meeting by then;
+* an accomplice that an admin added to the group behind the manager's back never has a
+  later key opened;
 * at the end, everyone in the meeting follows the same manager.
 """
 
@@ -46,6 +51,8 @@ class WatchedWorld(World):
         self.departed: dict[str, int] = {}  # user -> board index of its departure
         self.leaks: list[tuple[str, str, int]] = []
         self.devices = 0
+        self.removed: set[str] = set()  # removed, and not admitted again since
+        self.returned: set[str] = set()  # ...and announced again meanwhile
 
     def new_device(self, user: str) -> None:
         self.devices += 1
@@ -73,11 +80,16 @@ class WatchedWorld(World):
                 if m.kind == "announce":
                     self.departed.pop(m.user, None)
                     self.held[m.user] = []
+                    if m.user in self.removed:
+                        self.returned.add(m.user)
                 elif m.kind == "leave":
                     self.departed.setdefault(m.user, len(self.board))
                 elif m.kind == "remove":
                     self.departed.setdefault(str(m.body["user"]), len(self.board))
+                    self.removed.add(str(m.body["user"]))
             elif isinstance(action, InstallMediaKey):
+                if user in self.returned:
+                    self.leaks.append(("rejoined while banned", user, action.epoch))
                 self.held.setdefault(user, []).append((action.epoch, action.session_key))
             super().do(user, [action])
             if isinstance(action, Post) and action.message.kind == "session-key":
@@ -131,7 +143,17 @@ def _play(seed: int, steps: int = 60) -> WatchedWorld:
         elif r < 0.62 and manager and w.people[manager].session._knocking:
             knocker = rnd.choice(sorted(w.people[manager].session._knocking))
             w.departed.pop(knocker, None)
+            w.removed.discard(knocker)
+            w.returned.discard(knocker)
             w.run(manager, "admit", knocker)
+        elif r < 0.64 and manager and (w.admins - {manager}) & set(w.people):
+            # An admin who is not the manager claims the group and slips in an accomplice,
+            # who never announces; the accomplice must never have a later key opened.
+            rogue = rnd.choice(sorted((w.admins - {manager}) & set(w.people)))
+            s = w.people[rogue].session
+            w._ks(rogue, s._call("claim_manager"))
+            w._ks(rogue, s._call("add_member", {"user": "mal"}, user="mal"))
+            w.departed["mal"] = -1
         elif r < 0.7:
             w.refuse_remove ^= {rnd.choice(USERS)}
         elif r < 0.75:

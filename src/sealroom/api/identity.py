@@ -7,6 +7,8 @@ label, so the one escrowed key recovers both.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from typing import Final
 
 from cryptography.hazmat.primitives import hashes
@@ -22,6 +24,7 @@ __all__ = [
     "REVOKE_PROOF_LABEL",
     "device_certificate_message",
     "group_key_message",
+    "members_digest",
     "user_signing_key",
 ]
 
@@ -33,6 +36,17 @@ GROUP_KEY_LABEL: Final[bytes] = b"sealroom/v1/sig/group-key"
 def group_key_message(group_id: str, public_key: bytes) -> bytes:
     """What an admin device states about a group: this is its public key."""
     return group_id.encode() + b"\x00" + public_key
+
+
+def members_digest(user_ids: Iterable[str]) -> bytes:
+    """What names a group's exact membership: SHA-256, under its own label, of the sorted,
+    length-prefixed user ids. The manager of a meeting group sends it with every value it
+    registers; the key service refuses the value unless its member list hashes the same."""
+    d = hashlib.sha256(labels.MEMBERS_DIGEST)
+    for user in sorted(set(user_ids)):
+        raw = user.encode()
+        d.update(len(raw).to_bytes(2, "big") + raw)
+    return d.digest()
 
 
 def device_certificate_message(device_id: str, signing_key: bytes, public_key: bytes) -> bytes:

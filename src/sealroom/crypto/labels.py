@@ -25,6 +25,7 @@ ESCROW_CHECK: Final[bytes] = _PREFIX + b"escrow/check"
 ESCROW_SPLIT: Final[bytes] = _PREFIX + b"escrow/split-secret"
 USER_SIGNING_SEED: Final[bytes] = _PREFIX + b"user/signing-key-seed"
 VALUE_FINGERPRINT: Final[bytes] = _PREFIX + b"keyservice/value-fingerprint"
+MEMBERS_DIGEST: Final[bytes] = _PREFIX + b"group/members-digest"
 
 ALL: Final[tuple[bytes, ...]] = (
     HASH_TO_G2,
@@ -44,4 +45,5 @@ ALL: Final[tuple[bytes, ...]] = (
     ESCROW_SPLIT,
     USER_SIGNING_SEED,
     VALUE_FINGERPRINT,
+    MEMBERS_DIGEST,
 )

@@ -269,9 +269,27 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
 
     async def register_value(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
         await run_in_threadpool(
-            groups.register_value, caller, req.path_params["id"], _bytes(body, "edek", 8192)
+            groups.register_value,
+            caller,
+            req.path_params["id"],
+            _bytes(body, "edek", 8192),
+            _bytes(body, "members_digest", 32),
         )
         return {"registered": True}
+
+    async def claim_manager(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        previous = await run_in_threadpool(groups.claim_manager, caller, req.path_params["id"])
+        return {"manager": caller.user_id, "previous": previous}
+
+    async def ban(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        await run_in_threadpool(groups.ban, caller, req.path_params["id"], req.path_params["user"])
+        return {"banned": req.path_params["user"]}
+
+    async def lift_ban(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        await run_in_threadpool(
+            groups.lift_ban, caller, req.path_params["id"], req.path_params["user"]
+        )
+        return {"lifted": req.path_params["user"]}
 
     async def admin_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
         edek = await run_in_threadpool(groups.admin_key, caller, req.path_params["id"])
@@ -487,9 +505,31 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "POST",
             "/v1/groups/{id}/values",
             "device",
-            "An admin registers a value encrypted to the group (forward-only groups)",
+            "The manager registers a value encrypted to the group, naming its members"
+            " (forward-only groups)",
             register_value,
-            ("edek",),
+            ("edek", "members_digest"),
+        ),
+        e(
+            "PUT",
+            "/v1/groups/{id}/manager",
+            "device",
+            "An admin claims the management of a forward-only group",
+            claim_manager,
+        ),
+        e(
+            "PUT",
+            "/v1/groups/{id}/bans/{user}",
+            "device",
+            "The manager removes a user from a forward-only group and bans it",
+            ban,
+        ),
+        e(
+            "DELETE",
+            "/v1/groups/{id}/bans/{user}",
+            "device",
+            "The manager lifts a ban",
+            lift_ban,
         ),
         e(
             "GET",

@@ -28,8 +28,11 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     "not_member": (403, "The caller is not a member"),
     "not_admin": (403, "The caller is not an admin of the group"),
     "before_membership": (403, "The value was not registered after the caller joined the group"),
+    "not_manager": (403, "Only the meeting group's manager may change it"),
+    "banned": (403, "The user was removed from the meeting group until the manager admits it"),
     "not_found": (404, "No such object"),
     "conflict": (409, "The object already exists or is in the way"),
+    "membership_mismatch": (409, "The group's members are not the ones the manager named"),
     "method_not_allowed": (405, "Method not allowed"),
     "internal": (500, "Internal error"),
 }

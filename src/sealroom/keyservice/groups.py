@@ -1,12 +1,20 @@
 """Groups: admins hold the group private key (encrypted to them); members get a
-group→user transform key that the service augments; users can be pre-approved."""
+group→user transform key that the service augments; users can be pre-approved.
+
+A forward-only group (a meeting) also has one *manager*, an admin: only the manager changes
+its members, admins and bans, and registers values, and every value it registers names the
+exact member list it expects (:func:`~sealroom.api.identity.members_digest`), so nobody can
+slip a member in behind the manager's back. Another admin becomes manager only by claiming
+it, which the audit trail records and the previous manager notices on its next call. A
+removed user stays banned, whoever manages the meeting later, until the manager lifts it."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from typing import Any
 
-from sealroom.api.identity import GROUP_KEY_LABEL, group_key_message
+from sealroom.api.identity import GROUP_KEY_LABEL, group_key_message, members_digest
 from sealroom.crypto import labels
 from sealroom.crypto.pre import (
     AugmentationSecret,
@@ -59,11 +67,20 @@ class Groups:
         )
 
     def _require_admin(self, tx: Tx, group_id: str, caller: Caller) -> Row:
+        """The group, locked, if the caller may change it: an admin, and in a forward-only
+        group the manager."""
         group = self._group(tx, group_id, lock=True)
         if not self._is_admin(tx, group_id, caller.user_id):
             raise ServiceError("not_admin")
+        if group["forward_only"] and group["manager"] not in (None, caller.user_id):
+            raise ServiceError("not_manager")
         device_transform_key(tx, caller)  # the admin's device must be live
         return group
+
+    @staticmethod
+    def _require_forward_only(group: Row) -> None:
+        if not group["forward_only"]:
+            raise ServiceError("malformed_input", "the group is not forward-only")
 
     def _caller_signer(self, tx: Tx, caller: Caller) -> VerifyingKey:
         row = tx.one("SELECT signing_key FROM devices WHERE id = ?", (caller.require_device(),))
@@ -92,7 +109,8 @@ class Groups:
             try:
                 tx.execute(
                     "INSERT INTO sr_groups (id, public_key, raw_public_key, augmentation_secret,"
-                    " created_by, created_at, forward_only) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " created_by, created_at, forward_only, manager)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         group_id,
                         public.to_bytes(),
@@ -101,6 +119,7 @@ class Groups:
                         caller.user_id,
                         self.ctx.now(),
                         int(forward_only),
+                        caller.user_id if forward_only else None,
                     ),
                 )
             except ConflictError:
@@ -139,6 +158,13 @@ class Groups:
                     (group_id,),
                 )
             ]
+            banned = [
+                r["user_id"]
+                for r in tx.all(
+                    "SELECT user_id FROM group_bans WHERE group_id = ? ORDER BY user_id",
+                    (group_id,),
+                )
+            ]
         public = {  # what anyone may know: to encrypt to the group (e.g. a safety team)
             "id": group_id,
             "public_key": bytes(group["public_key"]),
@@ -157,6 +183,8 @@ class Groups:
             "members": members,
             "preapproved": pre,
             "created_by": group["created_by"],
+            "manager": group["manager"],
+            "banned": banned,
         }
 
     def set_key_statement(self, caller: Caller, group_id: str, signature: bytes) -> None:
@@ -195,7 +223,13 @@ class Groups:
 
         def fn(tx: Tx) -> None:
             self._require_admin(tx, group_id, caller)
-            for table in ("group_members", "group_admins", "group_preapproved", "group_values"):
+            for table in (
+                "group_members",
+                "group_admins",
+                "group_preapproved",
+                "group_values",
+                "group_bans",
+            ):
                 tx.execute(f"DELETE FROM {table} WHERE group_id = ?", (group_id,))  # noqa: S608
             tx.execute("DELETE FROM sr_groups WHERE id = ?", (group_id,))
 
@@ -215,6 +249,11 @@ class Groups:
             except SignatureError:
                 raise ServiceError("forbidden", "transform key not signed by this device") from None
             member = self.ctx.user_row(tx, user_id)
+            if group["forward_only"] and tx.one(
+                "SELECT 1 AS x FROM group_bans WHERE group_id = ? AND user_id = ?",
+                (group_id, user_id),
+            ):
+                raise ServiceError("banned", "lift the ban first (DELETE .../bans/{user})")
             if verified.key.from_public_key != self.ctx.public_key(group, "raw_public_key"):
                 raise ServiceError("malformed_input", "transform key is not from this group")
             if verified.key.to_public_key != self.ctx.public_key(member):
@@ -313,23 +352,33 @@ class Groups:
 
         self.ctx.run(caller, "preapprove", f"group:{group_id}", fn)
 
-    def register_value(self, caller: Caller, group_id: str, edek: bytes) -> None:
-        """An admin registers a value encrypted to the group, at the group's current
-        generation: in a forward-only group, exactly the members added by then may open it.
-        Registering again, even re-signed or re-encoded, changes nothing: a value is named
-        by its ephemeral key, and the first generation stays."""
+    def register_value(
+        self, caller: Caller, group_id: str, edek: bytes, expected_members: bytes
+    ) -> None:
+        """The manager registers a value encrypted to a forward-only group, at the group's
+        current generation: exactly the members added by then may open it, and only if
+        they are the members the manager expects (``expected_members`` is their
+        :func:`members_digest`; anything else is ``membership_mismatch``). Registering
+        again, even re-signed or re-encoded, changes nothing: a value is named by its
+        ephemeral key, and the first generation stays."""
         check_id(group_id, "group id")
         fingerprint = value_fingerprint(parse_edek(edek))
+        if len(expected_members) != 32:
+            raise ServiceError("malformed_input", "members_digest must be 32 bytes")
 
         def fn(tx: Tx) -> None:
             group = self._require_admin(tx, group_id, caller)
-            if not group["forward_only"]:
-                raise ServiceError("malformed_input", "the group is not forward-only")
+            self._require_forward_only(group)
             if tx.one(
                 "SELECT 1 AS x FROM group_values WHERE group_id = ? AND fingerprint = ?",
                 (group_id, fingerprint),
             ):
                 return
+            members = tx.all("SELECT user_id FROM group_members WHERE group_id = ?", (group_id,))
+            if not hmac.compare_digest(
+                members_digest(r["user_id"] for r in members), expected_members
+            ):
+                raise ServiceError("membership_mismatch")
             count = tx.one("SELECT COUNT(*) AS n FROM group_values WHERE group_id = ?", (group_id,))
             if count is not None and int(count["n"]) >= MAX_VALUES_PER_GROUP:
                 raise ServiceError("conflict", "the group has too many registered values")
@@ -342,6 +391,63 @@ class Groups:
         self.ctx.run(
             caller, "register_value", f"group:{group_id}/value:{fingerprint.hex()[:16]}", fn
         )
+
+    def claim_manager(self, caller: Caller, group_id: str) -> str | None:
+        """An admin of a forward-only group takes its management; returns who had it. The
+        previous manager's next change is refused (``not_manager``), so a claim is never
+        quiet; the audit trail records it."""
+        check_id(group_id, "group id")
+
+        def fn(tx: Tx) -> str | None:
+            group = self._group(tx, group_id, lock=True)
+            self._require_forward_only(group)
+            if not self._is_admin(tx, group_id, caller.user_id):
+                raise ServiceError("not_admin")
+            device_transform_key(tx, caller)
+            tx.execute("UPDATE sr_groups SET manager = ? WHERE id = ?", (caller.user_id, group_id))
+            previous: str | None = group["manager"]
+            return previous
+
+        return self.ctx.run(caller, "claim_manager", f"group:{group_id}", fn)
+
+    def ban(self, caller: Caller, group_id: str, user_id: str) -> None:
+        """The manager removes a user from a forward-only group, with its admin rights, and
+        bans it: no later addition succeeds until the manager lifts the ban
+        (:meth:`lift_ban`)."""
+        check_id(group_id, "group id")
+        check_id(user_id, "user id")
+
+        def fn(tx: Tx) -> None:
+            group = self._require_admin(tx, group_id, caller)
+            self._require_forward_only(group)
+            if user_id == caller.user_id:
+                raise ServiceError("conflict", "the manager cannot ban itself")
+            for table in ("group_members", "group_admins", "group_bans"):  # admin rights too
+                tx.execute(
+                    f"DELETE FROM {table} WHERE group_id = ? AND user_id = ?",  # noqa: S608
+                    (group_id, user_id),
+                )
+            tx.execute(
+                "INSERT INTO group_bans (group_id, user_id, banned_by, banned_at) "
+                "VALUES (?, ?, ?, ?)",
+                (group_id, user_id, caller.user_id, self.ctx.now()),
+            )
+
+        self.ctx.run(caller, "ban", f"group:{group_id}/user:{user_id}", fn)
+
+    def lift_ban(self, caller: Caller, group_id: str, user_id: str) -> None:
+        """The manager admits a banned user again (its next addition then succeeds)."""
+        check_id(group_id, "group id")
+        check_id(user_id, "user id")
+
+        def fn(tx: Tx) -> None:
+            group = self._require_admin(tx, group_id, caller)
+            self._require_forward_only(group)
+            tx.execute(
+                "DELETE FROM group_bans WHERE group_id = ? AND user_id = ?", (group_id, user_id)
+            )
+
+        self.ctx.run(caller, "lift_ban", f"group:{group_id}/user:{user_id}", fn)
 
     def admin_key(self, caller: Caller, group_id: str) -> bytes:
         """The group private key's EDEK for the calling admin, transformed to its device."""

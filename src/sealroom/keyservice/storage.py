@@ -190,11 +190,26 @@ _SCHEMA_V3: Final[list[str]] = [
         PRIMARY KEY (group_id, fingerprint))""",
 ]
 
+_SCHEMA_V4: Final[list[str]] = [
+    # A forward-only group (a meeting) has one manager: only it changes the membership,
+    # the admins and the bans, and registers values; an admin takes management by claiming
+    # it (audited). A ban outlives every change of manager until the manager lifts it.
+    "ALTER TABLE sr_groups ADD COLUMN manager TEXT",
+    "UPDATE sr_groups SET manager = created_by WHERE forward_only = 1",
+    """CREATE TABLE group_bans (
+        group_id TEXT NOT NULL REFERENCES sr_groups(id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
+        banned_by TEXT NOT NULL,
+        banned_at BIGINT NOT NULL,
+        PRIMARY KEY (group_id, user_id))""",
+]
+
 #: Versioned migrations: (version, statements). Never edit a released version; append.
 MIGRATIONS: Final[list[tuple[int, list[str]]]] = [
     (1, _SCHEMA_V1),
     (2, _SCHEMA_V2),
     (3, _SCHEMA_V3),
+    (4, _SCHEMA_V4),
 ]
 
 

@@ -75,8 +75,11 @@ class Post:
 class KeyServiceCall:
     """Ask the key service (through the SDK) to do ``op``; answer with ``key_service_reply``.
 
-    ops: ``create_group``, ``add_member``, ``remove_member``, ``add_admin``, ``preapprove``,
-    ``open_envelope`` (transform the EDEK to this device and open it), ``delete_group``.
+    ops: ``create_group``, ``add_member``, ``remove_member``, ``add_admin``,
+    ``remove_admin``, ``preapprove``, ``ban_member`` (out of the group until admitted again),
+    ``lift_ban``, ``claim_manager``, ``group_members``, ``register_value`` (with the
+    members the manager expects), ``open_envelope`` (transform the EDEK to this device and
+    open it), ``delete_group``.
     """
 
     id: int
@@ -166,6 +169,24 @@ def _roster_hash(prev: bytes, epoch: int, members: list[str]) -> bytes:
 class _Pending:
     op: str
     context: dict[str, Any]
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+#: Calls only the meeting group's manager may make at the key service; ``not_manager`` on
+#: one of them means another admin claimed the group.
+_MANAGER_OPS: Final[frozenset[str]] = frozenset(
+    {
+        "add_member",
+        "remove_member",
+        "add_admin",
+        "remove_admin",
+        "preapprove",
+        "ban_member",
+        "lift_ban",
+        "register_value",
+        "delete_group",
+    }
+)
 
 
 @dataclass
@@ -217,7 +238,10 @@ class MeetingSession:
         self._heard_own_announce = False  # session-key posts before it are history
         self._knocking: dict[str, str] = {}  # user -> device, waiting for admit()
         self._admitted: set[str] = set(config.invitees) | {config.host}
-        self._banned: set[str] = set()  # removed: must be admitted again
+        # Removed by a manager (a ``remove`` post), until a manager admits it again (an
+        # ``admit`` post): every device follows the board, so a ban outlives any change of
+        # manager; the key service keeps it too (``ban_member``).
+        self._banned: set[str] = set()
         self._removing: dict[str, int] = {}  # user -> failed attempts
         self._removing_ops: dict[str, set[str]] = {}  # user -> calls still to succeed
         self._board_roster: list[str] = []  # roster of the newest key post on the board
@@ -238,6 +262,9 @@ class MeetingSession:
         self._reconcile_failures = 0
         self._unpublished: _Unpublished | None = None  # the manager's key being registered
         self._register_retry_at: float | None = None
+        self._unpublished_waits = False  # registration waits for the membership to settle
+        self._claiming = False  # claiming the group back at the key service
+        self._after_claim: list[_Pending] = []  # manager calls refused meanwhile
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -262,7 +289,7 @@ class MeetingSession:
     def _call(self, op: str, context: dict[str, Any] | None = None, **args: Any) -> KeyServiceCall:
         call_id = self._next_call
         self._next_call += 1
-        self._calls[call_id] = _Pending(op, context or {})
+        self._calls[call_id] = _Pending(op, context or {}, args)
         return KeyServiceCall(call_id, op, {"group": self.config.meeting_id, **args})
 
     def _timers(self) -> list[Action]:
@@ -314,12 +341,25 @@ class MeetingSession:
         return [self._register_call(self._unpublished)]
 
     def _register_call(self, u: _Unpublished) -> KeyServiceCall:
-        return self._call("register_value", {"unpublished": u}, edek=u.envelope.edeks[0].to_bytes())
+        """Register ``u`` naming the members we admitted: the key service refuses
+        (``membership_mismatch``) if anyone else is in the group."""
+        self._unpublished_waits = False
+        return self._call(
+            "register_value",
+            {"unpublished": u},
+            edek=u.envelope.edeks[0].to_bytes(),
+            members=sorted(self.members),
+        )
 
     def _registered(self, pending: _Pending, error: str | None, now: float) -> list[Action]:
         u = pending.context.get("unpublished")
         if not isinstance(u, _Unpublished) or u is not self._unpublished or not self.is_manager:
             return []  # superseded by a newer key, or no longer ours to post
+        if error == "membership_mismatch":
+            # Someone is in the group who we did not let in, or someone we let in is not:
+            # check the group's members, take out the stranger, then register again.
+            self._unpublished_waits = True
+            return [Notify("membership_mismatch", {"epoch": u.epoch}), *self._reconcile()]
         if error is not None:
             delay = min(REGISTER_RETRY_SECONDS * 2**u.failures, REGISTER_RETRY_MAX_SECONDS)
             u.failures += 1
@@ -480,7 +520,10 @@ class MeetingSession:
             raise RuntimeError("only the manager removes participants")
         self._banned.add(user)
         self._admitted.discard(user)
-        return [self._post("remove", {"user": user}), *self._handle_departure(user, now)]
+        actions = [self._post("remove", {"user": user}), *self._handle_departure(user, now)]
+        if user not in self._removing:  # never let in: the key service records the ban too
+            actions += self._removal_calls(user, was_admin=False)
+        return actions
 
     def end(self, now: float) -> list[Action]:
         """Manager: end the meeting. The group is deleted and every key dropped."""
@@ -501,7 +544,7 @@ class MeetingSession:
             self._removing_ops.pop(user, None)
             # The last removal went through: a fresh key that waited for it goes out now (a
             # debounce still running is left alone).
-            return self._held_key_due(now)
+            return self._settled(now)
         failures = self._removing.get(user, 0) + 1
         self._removing[user] = failures
         # Keep trying, backing off; the fresh key waits until the leaver is out.
@@ -564,9 +607,15 @@ class MeetingSession:
         pending = self._calls.pop(call_id, None)
         if pending is None or self.state in ("left", "ended"):
             return []
+        if error == "not_manager" and pending.op in _MANAGER_OPS and self.is_manager:
+            return self._contested(pending)
+        if pending.op == "claim_manager":
+            return self._claimed(error, now)
         if pending.op == "group_members":
             return self._reconciled(result, error, now)
-        if pending.op in ("remove_member", "remove_admin") and pending.context.get("removal"):
+        if pending.op in ("remove_member", "remove_admin", "ban_member") and pending.context.get(
+            "removal"
+        ):
             return self._removed(pending.op, pending.context.get("user", ""), error, now)
         if pending.op == "create_group":
             if error is not None or result is None:
@@ -584,6 +633,10 @@ class MeetingSession:
                 actions.append(self._call("preapprove", users=list(self.config.invitees)))
             for invitee in self.config.invitees:
                 actions.append(self._call("add_member", {"user": invitee}, user=invitee))
+            # The first key is registered right after these additions, naming their members
+            # (an invitee without an account is not added: the registration then reports
+            # the mismatch, the members are checked and the key registered again).
+            self.members |= {self.user, *self.config.invitees}
             start = self._post(
                 "start",
                 {
@@ -608,6 +661,10 @@ class MeetingSession:
             return []
         if pending.op == "add_member":
             user = pending.context.get("user")
+            if error == "banned" and user and self.is_manager:
+                return self._refused_as_banned(user)
+            if error is not None and user:
+                self.members.discard(user)
             if error is None and user:
                 self.members.add(user)
                 if pending.context.get("ratchet") and self.is_manager:
@@ -676,10 +733,18 @@ class MeetingSession:
             if self.present.get(m.user) not in (None, m.device):
                 return []  # a device this user no longer sits at
             return self._handle_departure(m.user, now)
+        if m.kind == "admit":
+            if m.user == self.manager:
+                user = str(m.body["user"])
+                self._banned.discard(user)
+                self._admitted.add(user)
+            return []
         if m.kind == "remove":
             user = str(m.body["user"])
             if m.user != self.manager:
                 return []
+            self._banned.add(user)
+            self._admitted.discard(user)
             if user == self.user:
                 return self._close() if self._heard_own_announce or self.state != "joining" else []
             return self._handle_departure(user, now)
@@ -728,8 +793,11 @@ class MeetingSession:
         if not self.is_manager:
             raise RuntimeError("only the manager admits participants")
         self._admitted.add(user)
-        self._banned.discard(user)
-        return self._admit(user, now) if user in self._knocking else []
+        actions: list[Action] = []
+        if user in self._banned:  # lifted on the board and at the key service, for good
+            self._banned.discard(user)
+            actions += [self._post("admit", {"user": user}), self._call("lift_ban", user=user)]
+        return actions + (self._admit(user, now) if user in self._knocking else [])
 
     def _resume_management(self, now: float) -> list[Action]:
         """A restarted manager, having heard its own new announce, takes management back
@@ -799,9 +867,17 @@ class MeetingSession:
             self.admins.discard(user)
         # What we know may be incomplete (a restart, removals the last manager never passed
         # on): the key service's member list is the truth. Our first key waits for it.
+        return [
+            self._call("claim_manager"),
+            *actions,
+            *self._reconcile(),
+            *self._rekey_fresh("takeover", now),
+        ]
+
+    def _reconcile(self) -> list[Action]:
+        """Check the group's members at the key service; fresh keys wait for it."""
         self._reconciling, self._reconcile_failures = True, 0
-        actions.append(self._call("group_members"))
-        return actions + self._rekey_fresh("takeover", now)
+        return [self._call("group_members")]
 
     def _reconciled(
         self, result: dict[str, Any] | None, error: str | None, now: float
@@ -817,13 +893,64 @@ class MeetingSession:
             failed = {"error": error, "attempt": self._reconcile_failures}
             return [Notify("reconcile_failed", failed), *self._timers()]
         self._reconciling = False
+        listed = {u for u in members if isinstance(u, str)}
+        # Exactly who we let in stays: present participants and the members we added
+        # (absent invitees); anyone else, or anyone banned, goes out before our next key.
+        keep = (set(self.present) | self.members) - self._banned
         actions: list[Action] = []
-        for user in sorted(u for u in members if isinstance(u, str)):
-            if user != self.user and user not in self.present and user not in self._removing:
-                self.members.discard(user)  # in the group but not here: out, before our key
-                actions += self._removal_calls(user, was_admin=user in self.admins)
-                self.admins.discard(user)
-        return actions + self._held_key_due(now) + self._timers()
+        for user in sorted(listed - keep - {self.user} - set(self._removing)):
+            actions += self._removal_calls(user, was_admin=user in self.admins)
+            self.admins.discard(user)
+        self.members = (keep & listed) - set(self._removing)
+        return actions + self._settled(now) + self._timers()
+
+    def _settled(self, now: float) -> list[Action]:
+        """The membership may have settled: a key that waited for it goes out now."""
+        if self._removals_pending() or not self.is_manager:
+            return []
+        actions = self._held_key_due(now)
+        if self._unpublished is not None and self._unpublished_waits:
+            actions.append(self._register_call(self._unpublished))
+        return actions
+
+    def _refused_as_banned(self, user: str) -> list[Action]:
+        """The key service keeps a ban we had not heard of (its ``remove`` post never
+        reached us): the user knocks until the manager admits it again."""
+        self._banned.add(user)
+        self._admitted.discard(user)
+        self.members.discard(user)
+        device = self.present.pop(user, None)
+        if device is not None:
+            self._knocking[user] = device
+        return [Notify("knock", {"user": user, "banned": True})]
+
+    def _contested(self, pending: _Pending) -> list[Action]:
+        """Another admin claimed the group behind our back: claim it again, check who it
+        let in (and take them out), then redo what was refused. Never quiet: the
+        application hears ``management_contested``, and the claim is in the audit trail."""
+        if pending.op == "register_value":
+            self._unpublished_waits = True  # re-registered once the membership is settled
+        else:
+            self._after_claim.append(pending)
+        self._reconciling = True  # fresh keys wait until the members are checked
+        if self._claiming:
+            return []
+        self._claiming = True
+        return [Notify("management_contested", {"op": pending.op}), self._call("claim_manager")]
+
+    def _claimed(self, error: str | None, now: float) -> list[Action]:
+        contested, self._claiming = self._claiming, False
+        redo, self._after_claim = self._after_claim, []
+        if not self.is_manager:
+            return []
+        if error is not None:
+            return [Notify("management_lost", {"error": error})]
+        if not contested:
+            return []  # a takeover's claim: its reconciliation is already on its way
+        actions: list[Action] = self._reconcile()
+        for p in redo:
+            actions.append(self._call(p.op, p.context, **p.args))
+        return actions
 
     def _held_key_due(self, now: float) -> list[Action]:
         """The fresh key that waited for removals, once none is left: now."""
@@ -839,10 +966,15 @@ class MeetingSession:
 
     def _removal_calls(self, user: str, was_admin: bool) -> list[Action]:
         """Take ``user`` out of the group (and its admins: one who leaves must not add
-        itself back). Fresh keys wait until both calls have gone through."""
+        itself back); a removed user is banned there too, which takes both. Fresh keys
+        wait until the calls have gone through."""
         self._removing[user] = self._removing.get(user, 0)
         ops = self._removing_ops.setdefault(user, set())
-        ops |= {"remove_member", "remove_admin"} if was_admin else {"remove_member"}
+        if user in self._banned:
+            ops.clear()
+            ops.add("ban_member")
+        else:
+            ops |= {"remove_member", "remove_admin"} if was_admin else {"remove_member"}
         return self._retry_removal(user)
 
     def _retry_removal(self, user: str) -> list[Action]:

@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
@@ -29,6 +29,7 @@ from sealroom.api.identity import (
     REVOKE_PROOF_LABEL,
     device_certificate_message,
     group_key_message,
+    members_digest,
     user_signing_key,
 )
 from sealroom.api.reqsig import sign_request
@@ -484,10 +485,29 @@ class Client:
             await self.add_member(group_id, self.user_id)
         return public
 
-    async def register_group_value(self, group_id: str, edek: bytes) -> None:
-        """Admin: register a value encrypted to a forward-only group, so that its current
-        members (and only those added so far) can have it transformed."""
-        await self._call("POST", f"/v1/groups/{group_id}/values", {"edek": b64e(edek)})
+    async def register_group_value(
+        self, group_id: str, edek: bytes, *, members: Iterable[str]
+    ) -> None:
+        """Manager: register a value encrypted to a forward-only group, so that its current
+        members (and only those added so far) can have it transformed. ``members`` is who
+        the manager expects in the group; the service refuses (``membership_mismatch``)
+        unless they are exactly its members."""
+        body = {"edek": b64e(edek), "members_digest": b64e(members_digest(members))}
+        await self._call("POST", f"/v1/groups/{group_id}/values", body)
+
+    async def claim_group_management(self, group_id: str) -> str | None:
+        """Admin: become the manager of a forward-only group; returns who managed it."""
+        result = await self._call("PUT", f"/v1/groups/{group_id}/manager", {})
+        previous = result.get("previous")
+        return previous if isinstance(previous, str) else None
+
+    async def ban_member(self, group_id: str, user_id: str) -> None:
+        """Manager: remove a user from a forward-only group until the ban is lifted."""
+        await self._call("PUT", f"/v1/groups/{group_id}/bans/{user_id}", {})
+
+    async def lift_ban(self, group_id: str, user_id: str) -> None:
+        """Manager: let a banned user be added again."""
+        await self._call("DELETE", f"/v1/groups/{group_id}/bans/{user_id}")
 
     async def group(self, group_id: str) -> dict[str, Any]:
         return await self._call("GET", f"/v1/groups/{group_id}")

@@ -309,6 +309,12 @@ class MeetingClient:
                 return {"public_key": await self.sdk.create_group(group, forward_only=True)}, None
             if call.op == "add_member":
                 await self.sdk.add_member(group, args["user"])
+            elif call.op == "ban_member":
+                await self.sdk.ban_member(group, args["user"])
+            elif call.op == "lift_ban":
+                await self.sdk.lift_ban(group, args["user"])
+            elif call.op == "claim_manager":
+                await self.sdk.claim_group_management(group)
             elif call.op == "remove_member":
                 await self.sdk.remove_member(group, args["user"])
             elif call.op == "add_admin":
@@ -323,7 +329,7 @@ class MeetingClient:
                 info = await self.sdk.group(group)
                 return {"members": info.get("members")}, None
             elif call.op == "register_value":
-                await self.sdk.register_group_value(group, args["edek"])
+                await self.sdk.register_group_value(group, args["edek"], members=args["members"])
             elif call.op == "open_envelope":
                 data = await self.sdk.decrypt_unmanaged(args["envelope"], 0, "group", group)
                 return {"data": data}, None
