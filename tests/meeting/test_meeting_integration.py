@@ -6,104 +6,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from sealroom.api.encoding import b64d
 from sealroom.conference.app import ConferenceSettings, create_conference_app
 from sealroom.conference.bus import InProcessBus
 from sealroom.crypto.envelope import Envelope
-from sealroom.demo.services import Services
-from sealroom.idp import PROVIDER_AUDIENCE
 from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.media.keys import FrameRejectedError, Receiver
-from sealroom.meeting.session import MeetingConfig, Timing
-from sealroom.sdk import BasicSplitTrust, Client, ServiceRefusedError
-from sealroom.sdk.meeting import MeetingClient, MeetingEvent
+from sealroom.meeting.session import MeetingConfig
+from sealroom.sdk import ServiceRefusedError
+from tests.live_meeting import Person, newest_envelope, running_services
 from tests.live_server import live_server
-
-TIMING = Timing(join_retry_delays=(0.2, 0.5, 1.0, 1.0), leave_debounce=0.5, ratchet_interval=4.0)
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    tmp = tmp_path_factory.mktemp("meeting")
-    services = Services(tmp)
-    try:
-        yield {"idp": services.idp, "ks": services.ks, "conf": services.conf, "tmp": str(tmp)}
-    finally:
-        services.stop()
-
-
-class Person:
-    def __init__(self, servers: dict[str, str], user: str, config: MeetingConfig) -> None:
-        idp = servers["idp"]
-        self.user = user
-
-        def token(audience: str) -> str:
-            r = httpx.post(f"{idp}/v1/token", json={"user_id": user, "audience": audience})
-            return str(r.json()["token"])
-
-        def half() -> bytes:
-            r = httpx.post(
-                f"{idp}/v1/escrow-half",
-                headers={"authorization": "Bearer " + token(PROVIDER_AUDIENCE)},
-            )
-            return b64d(r.json()["half"])
-
-        self.sdk = Client(
-            servers["ks"],
-            jwt=token,
-            secret=BasicSplitTrust(half),
-            keystore=Path(servers["tmp"]) / user / "device.json",
-        )
-        self.token, self.config, self.conf = token, config, servers["conf"]
-        self.seen: list[MeetingEvent] = []
-        self.mc: MeetingClient | None = None
-
-    async def enter(self) -> MeetingClient:
-        await self.sdk.initialize()
-        self.mc = MeetingClient(
-            self.sdk, self.conf, self.config, token=self.token, timing=TIMING, switch_delay=0.2
-        )
-        return self.mc
-
-    async def wait(
-        self, kind: str, timeout: float = 30.0, after_epoch: int | None = None, **match: Any
-    ) -> MeetingEvent:
-        """The next event of ``kind`` with ``match`` in its detail (and, with ``after_epoch``,
-        a later epoch: a timer ratchet may have fired between two steps)."""
-        assert self.mc is not None
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            remaining = deadline - asyncio.get_running_loop().time()
-            event = await asyncio.wait_for(self.mc.events.get(), max(remaining, 0.01))
-            self.seen.append(event)
-            if (
-                event.kind == kind
-                and all(event.detail.get(k) == v for k, v in match.items())
-                and (after_epoch is None or event.detail["epoch"] > after_epoch)
-            ):
-                return event
-
-    async def frames_from(self, sender: Person, payload: bytes) -> None:
-        """Publish until the payload arrives here from ``sender`` (keys may be switching)."""
-        assert sender.mc is not None
-        for _ in range(50):
-            await sender.mc.publish(payload)
-            try:
-                await self.wait("frame", timeout=0.2, sender=sender.user, payload=payload)
-                return
-            except TimeoutError:
-                continue
-        raise AssertionError(f"{self.user} never got a frame from {sender.user}")
-
-    def epoch(self) -> int | None:
-        assert self.mc is not None
-        return self.mc.session.epoch
+    yield from running_services(tmp_path_factory)
 
 
 async def _meeting(servers: dict[str, str]) -> None:
@@ -123,7 +42,7 @@ async def _meeting(servers: dict[str, str]) -> None:
         await bob.frames_from(uma, b"frame-1")
 
         # A participant who was not invited knocks; the manager admits it.
-        earlier = _newest_envelope(uma)  # epoch 1, posted before carl knocked
+        earlier = newest_envelope(uma)  # epoch 1, posted before carl knocked
         await (await carl.enter()).join()
         await uma.wait("knock", user="carl")
         assert uma.mc is not None
@@ -178,7 +97,7 @@ async def _meeting(servers: dict[str, str]) -> None:
         rogue_frame = uma.mc._sender.encrypt(b"", b"secret")
         with pytest.raises(FrameRejectedError):
             rogue.decrypt(b"", rogue_frame, 0.0)
-        envelope_raw = _newest_envelope(hana)
+        envelope_raw = newest_envelope(hana)
         with pytest.raises(ServiceRefusedError):
             await bob.sdk.decrypt_unmanaged(
                 Envelope.from_bytes(envelope_raw), 0, "group", "standup"
@@ -210,11 +129,6 @@ async def _meeting(servers: dict[str, str]) -> None:
             if p.mc is not None:
                 await p.mc.close()
             await p.sdk.aclose()
-
-
-def _newest_envelope(p: Person) -> bytes:
-    assert p.mc is not None
-    return p.mc.session.last_envelope
 
 
 def test_a_whole_meeting_over_real_services(servers: dict[str, str]) -> None:
