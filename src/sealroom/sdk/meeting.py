@@ -43,6 +43,11 @@ __all__ = ["CONFERENCE_AUDIENCE", "MeetingClient", "MeetingEvent"]
 
 CONFERENCE_AUDIENCE = "sealroom-conference"
 KEY_CACHE_SECONDS = 60.0
+#: A device whose look-up failed is not looked up again for this long...
+FAILED_LOOKUP_SECONDS = 60.0
+#: ...and a user with this many unknown devices in that time gets no more look-ups, so
+#: posts from invented device ids cost a client a bounded number of requests per poster.
+MAX_UNKNOWN_DEVICES_PER_USER = 3
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ class MeetingClient:
         self._next_sender: tuple[float, Sender] | None = None
         self._rosters: dict[int, list[str]] = {}
         self._keys: dict[str, tuple[float, str, VerifyingKey]] = {}
+        self._failed_devices: dict[str, float] = {}  # device -> when its look-up failed
+        self._failed_users: dict[str, list[float]] = {}  # user -> when its look-ups failed
         self._ws: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -221,18 +228,40 @@ class MeetingClient:
         await self._locked(lambda now: self.session.receive(message, key, now))
 
     async def _sender_key(self, message: BoardMessage) -> VerifyingKey | None:
-        """The posting device's key, trusted only through its certificate and pinned user."""
+        """The posting device's key, trusted only through its certificate and pinned user.
+        At most one look-up per message; failures are remembered, so junk device ids on
+        the board cost a bounded number of requests (see MAX_UNKNOWN_DEVICES_PER_USER)."""
+        now = self._now()
         cached = self._keys.get(message.device)
-        if cached is None or self._now() - cached[0] > KEY_CACHE_SECONDS:
+        if cached is None or now - cached[0] > KEY_CACHE_SECONDS:
+            if self._lookup_refused(message, now):
+                return None
             try:
                 info = await self.sdk._call("GET", f"/v1/devices/{quote(message.device)}")
                 key = await self.sdk._certified(info)  # refuses devices revoked as lost
-            except (SdkError, ServiceRefusedError):
+            except (SdkError, ServiceRefusedError, KeyError, TypeError, ValueError):
+                self._failed_devices[message.device] = now
+                self._failed_users.setdefault(message.user, []).append(now)
                 self.events.put_nowait(MeetingEvent("bad_message", {"device": message.device}))
                 return None
-            cached = self._keys[message.device] = (self._now(), str(info["user_id"]), key)
+            cached = self._keys[message.device] = (now, str(info["user_id"]), key)
         _, user, key = cached
         return key if user == message.user else None
+
+    def _lookup_refused(self, message: BoardMessage, now: float) -> bool:
+        """True if this device failed recently, or its user has posted from too many
+        unknown devices: no request is made for it."""
+        failed_at = self._failed_devices.get(message.device)
+        if failed_at is not None and now - failed_at < FAILED_LOOKUP_SECONDS:
+            return True
+        recent = [
+            t for t in self._failed_users.get(message.user, []) if now - t < FAILED_LOOKUP_SECONDS
+        ]
+        self._failed_users[message.user] = recent
+        if len(self._failed_devices) > 4096:  # forget the oldest: memory stays bounded
+            cutoff = sorted(self._failed_devices.values())[-2048]
+            self._failed_devices = {d: t for d, t in self._failed_devices.items() if t >= cutoff}
+        return len(recent) >= MAX_UNKNOWN_DEVICES_PER_USER
 
     # --- actions ---------------------------------------------------------------------
 
