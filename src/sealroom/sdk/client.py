@@ -524,6 +524,9 @@ class Client:
             device = await self._call("GET", f"/v1/devices/{info['key_statement_device']}")
             if device["user_id"] not in info["admins"]:
                 raise SdkError("the group key was stated by a non-admin")
+            expected = self.ks.group_admins.get(group_id)
+            if expected is not None and device["user_id"] not in expected:
+                raise SdkError("the group key was stated by a user this client does not expect")
             signer = await self._certified(device)
             try:
                 signer.verify(
@@ -537,6 +540,15 @@ class Client:
         self.ks.pinned_groups[group_id] = key
         self.ks.save()
         return PublicKey.from_bytes(key)
+
+    def expect_group_admins(self, group_id: str, user_ids: Sequence[str]) -> None:
+        """Name who runs a group (from the application's own configuration): its key is
+        then accepted only if one of these users vouches for it, whatever admins the key
+        service lists. Without it, a group's key is trusted on first use."""
+        if isinstance(user_ids, str) or not user_ids:
+            raise TypeError("user_ids must be a non-empty list of user ids")
+        self.ks.group_admins[group_id] = sorted(user_ids)
+        self.ks.save()
 
     async def list_groups(self) -> list[str]:
         return list((await self._call("GET", "/v1/groups"))["groups"])

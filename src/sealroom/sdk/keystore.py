@@ -43,6 +43,9 @@ class Keystore:
     service_key: bytes | None = None
     pinned: dict[str, PinnedUser] = field(default_factory=dict)
     pinned_groups: dict[str, bytes] = field(default_factory=dict)
+    #: Who the application says runs a group: its key is accepted only if one of them
+    #: vouches for it (see Client.expect_group_admins).
+    group_admins: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> Keystore:
@@ -70,6 +73,9 @@ class Keystore:
         ks.pinned_groups = {
             g: b64d(k, "group key") for g, k in data.get("pinned_groups", {}).items()
         }
+        ks.group_admins = {
+            g: [str(u) for u in users] for g, users in data.get("group_admins", {}).items()
+        }
         return ks
 
     def save(self) -> None:
@@ -85,6 +91,7 @@ class Keystore:
             "registered": self.registered,
             "service_key": b64e(self.service_key) if self.service_key else None,
             "pinned_groups": {g: b64e(k) for g, k in self.pinned_groups.items()},
+            "group_admins": self.group_admins,
             "pinned": {
                 u: {"public_key": b64e(p.public_key), "signing_key": b64e(p.signing_key)}
                 for u, p in self.pinned.items()
