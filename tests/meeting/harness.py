@@ -16,6 +16,7 @@ from sealroom.crypto.envelope import Envelope, open_with_key
 from sealroom.crypto.pre import PrivateKey, generate_key_pair
 from sealroom.crypto.signing import SigningKey
 from sealroom.meeting.messages import BoardMessage
+from sealroom.meeting.roster import RosterChain
 from sealroom.meeting.session import (
     Action,
     CallMeAt,
@@ -242,6 +243,26 @@ class World:
             for m in self.board
             if m.kind == "session-key"
         }
+
+    def posted_roster(self, epoch: int) -> list[str]:
+        """The roster of an epoch, as a device following the whole board computes it."""
+        chain = RosterChain()
+        for m in self.board:
+            if m.kind == "roster":
+                chain.add_part(m.body)
+            elif m.kind == "session-key" and int(m.body["epoch"]) > chain.epoch:
+                chain.follow(
+                    int(m.body["epoch"]),
+                    prev=b64d(m.body["prev"], "prev"),
+                    head=b64d(m.body["head"], "head"),
+                    added=m.body["added"],
+                    removed=m.body["removed"],
+                    parts=m.body["parts"],
+                    reset=m.body["reset"],
+                )
+        known = chain.roster_at(epoch)
+        assert known is not None, f"epoch {epoch}: roster unknown"
+        return known[0]
 
     def open_as(self, user: str, epoch: int) -> str | None:
         """``user`` asks the fake key service to open an epoch's post: None, or the error."""

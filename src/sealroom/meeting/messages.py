@@ -24,7 +24,18 @@ LABEL: Final[bytes] = b"sealroom/v1/sig/meeting-message"
 MAX_MESSAGE_BYTES: Final[int] = 64 * 1024
 _ID: Final = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 KINDS: Final[frozenset[str]] = frozenset(
-    {"start", "announce", "session-key", "leave", "remove", "admit", "manager", "end"}
+    {
+        "start",
+        "announce",
+        "session-key",
+        "roster",
+        "roster-request",
+        "leave",
+        "remove",
+        "admit",
+        "manager",
+        "end",
+    }
 )
 
 

@@ -29,6 +29,7 @@ from sealroom.crypto.pre import PublicKey
 from sealroom.crypto.signing import SigningKey, VerifyingKey
 from sealroom.errors import MalformedInputError, SignatureError
 from sealroom.meeting.messages import BoardMessage
+from sealroom.meeting.roster import RosterChain, chunks, parse_ids
 
 __all__ = [
     "JOIN_RETRY_DELAYS",
@@ -57,7 +58,6 @@ REGISTER_RETRY_SECONDS: Final[float] = 2.0
 #: ...up to this. Meanwhile the meeting stays on its current key.
 REGISTER_RETRY_MAX_SECONDS: Final[float] = 60.0
 _RATCHET_LABEL: Final[bytes] = b"sealroom/v1/meeting/ratchet"
-_ROSTER_LABEL: Final[bytes] = b"sealroom/v1/meeting/roster"
 _CODE_LABEL: Final[bytes] = b"sealroom/v1/meeting/security-code"
 
 
@@ -158,11 +158,11 @@ def security_code(group_key: bytes, roster_head: bytes, epoch: int) -> str:
     return " ".join(f"{(value >> (17 * i)) % 100000:05d}" for i in range(6))
 
 
-def _roster_hash(prev: bytes, epoch: int, members: list[str]) -> bytes:
-    d = hashlib.sha256(_ROSTER_LABEL + prev + epoch.to_bytes(8, "big"))
-    for m in members:
-        d.update(len(m).to_bytes(2, "big") + m.encode())
-    return d.digest()
+def _head(value: Any, what: str) -> bytes:
+    raw = b64d(value, what, max_bytes=32)
+    if len(raw) != 32:
+        raise MalformedInputError(f"{what}: a roster head is 32 bytes")
+    return raw
 
 
 @dataclass
@@ -228,11 +228,13 @@ class MeetingSession:
         self.manager: str | None = None
         self.present: dict[str, str] = {}  # user -> device
         self.members: set[str] = set()  # as the manager knows them
-        self.roster: list[str] = []
+        self.roster: list[str] = []  # who holds our current epoch's key (sender indices)
         self.roster_head = bytes(32)
         self.last_envelope = b""  # the newest session-key envelope, as posted
         self._board_epoch = -1  # newest session-key post by a manager, opened or not
-        self._board_head = bytes(32)
+        self._chain = RosterChain()  # the roster chain as the board showed it
+        self._snapshot_for = -1  # manager: the epoch whose full roster it last posted
+        self._asked_for = -1  # the epoch whose full roster we last asked for
         self._seq = self._seq_start = seq_start
         self._seen: dict[str, int] = {}
         self._heard_own_announce = False  # session-key posts before it are history
@@ -244,7 +246,6 @@ class MeetingSession:
         self._banned: set[str] = set()
         self._removing: dict[str, int] = {}  # user -> failed attempts
         self._removing_ops: dict[str, set[str]] = {}  # user -> calls still to succeed
-        self._board_roster: list[str] = []  # roster of the newest key post on the board
         self._removal_retry_at: float | None = None
         self._calls: dict[int, _Pending] = {}
         self._next_call = 1
@@ -377,23 +378,37 @@ class MeetingSession:
         """Post a registered key with the next roster entry, and install it."""
         epoch, envelope, reason = u.epoch, u.envelope, u.reason
         members = sorted(self.present)
-        prev = self._board_head
-        head = _roster_hash(prev, epoch, members)
-        post = self._post(
-            "session-key",
-            {
-                "epoch": epoch,
-                "reason": reason,
-                "ratchet": u.ratchet,
-                "envelope": b64e(envelope.to_bytes()),
-                "roster": members,
-                "prev": b64e(prev),
-            },
+        fields, parts = self._chain.plan(epoch, members)
+        posts = [self._post("roster", part) for part in parts]  # a large change, before it
+        posts.append(
+            self._post(
+                "session-key",
+                {
+                    "epoch": epoch,
+                    "reason": reason,
+                    "ratchet": u.ratchet,
+                    "envelope": b64e(envelope.to_bytes()),
+                    **fields,
+                    "prev": b64e(fields["prev"]),
+                    "head": b64e(fields["head"]),
+                },
+            )
         )
-        self.roster, self.roster_head = members, head
-        self._board_epoch, self._board_head, self._board_roster = epoch, head, members
+        for part in parts:
+            self._chain.add_part(part)
+        self._chain.follow(
+            epoch,
+            prev=fields["prev"],
+            head=fields["head"],
+            added=fields["added"],
+            removed=fields["removed"],
+            parts=fields["parts"],
+            reset=fields["reset"],
+        )
+        self.roster, self.roster_head = members, fields["head"]
+        self._board_epoch = epoch
         self.last_envelope = envelope.to_bytes()
-        return [post, *self._install(epoch, u.sk, now, reason), *self._timers()]
+        return [*posts, *self._install(epoch, u.sk, now, reason), *self._timers()]
 
     def _object_id(self, epoch: int) -> bytes:
         return f"{self.config.meeting_id}/session-key/{epoch}".encode()
@@ -723,6 +738,10 @@ class MeetingSession:
             return self._on_announce(m.user, now)
         if m.kind == "session-key":
             return self._on_session_key(m, key, now)
+        if m.kind == "roster":
+            return self._on_roster(m)
+        if m.kind == "roster-request":
+            return self._on_roster_request(now)
         if m.kind == "leave":
             if m.user == self.user:
                 if not self._heard_own_announce:  # an earlier run of ours left:
@@ -849,7 +868,7 @@ class MeetingSession:
         """We manage the meeting from now on (a takeover, a handover, a restart). Everyone
         who held the last key but is gone, and every removal passed on to us, leaves the
         group before our first key, which waits for that (see :meth:`_rekey_fresh`)."""
-        held = set(self.roster) | set(self._board_roster)  # who had the newest key
+        held = set(self.roster) | set(self._chain.members or ())  # who had the newest key
         self.members |= held & set(self.present)
         actions: list[Action] = []
         for user in sorted(set(self.present) - held - self._admitted - {self.user}):
@@ -1015,38 +1034,84 @@ class MeetingSession:
         epoch = int(m.body["epoch"])
         if not 0 <= epoch < 1 << 32:
             return [Notify("bad_message", {"device": m.device, "why": "epoch"})]
+        prev, head = _head(m.body["prev"], "prev"), _head(m.body["head"], "head")
+        actions: list[Action] = []
         if epoch > self._board_epoch:
-            self.last_envelope = b64d(m.body["envelope"], "envelope", max_bytes=16384)
-            self._board_epoch = epoch
-            self._board_roster = [str(u) for u in m.body["roster"]]
-            self._board_head = _roster_hash(b64d(m.body["prev"], "prev"), epoch, self._board_roster)
+            envelope = b64d(m.body["envelope"], "envelope", max_bytes=16384)
+            added = parse_ids(m.body["added"], "added")
+            removed = parse_ids(m.body["removed"], "removed")
+            parts, reset = int(m.body["parts"]), m.body["reset"] is True
+            self.last_envelope, self._board_epoch = envelope, epoch
+            followed = self._chain.follow(
+                epoch, prev=prev, head=head, added=added, removed=removed, parts=parts, reset=reset
+            )
+            if not followed:
+                actions += self._lost_track(epoch)
         if self.state == "idle":
             return []  # history read before joining: no key material for us there
         if self.epoch is not None and epoch <= self.epoch:
-            return []  # old or repeated
-        members = [str(u) for u in m.body["roster"]]
-        prev = b64d(m.body["prev"], "prev")
-        gap: list[Action] = []
+            return actions  # old or repeated
         if self.epoch is not None and epoch == self.epoch + 1 and prev != self.roster_head:
-            return [Notify("roster_fork", {"epoch": epoch})]
+            return [*actions, Notify("roster_fork", {"epoch": epoch})]
         if self.epoch is not None and epoch > self.epoch + 1:
-            gap = [Notify("roster_gap", {"from": self.epoch, "to": epoch})]
-        head = _roster_hash(prev, epoch, members)
+            actions.append(Notify("roster_gap", {"from": self.epoch, "to": epoch}))
+        known = self._chain.roster_at(epoch)
         if (
             m.body.get("ratchet")
             and self._sk is not None
             and self.epoch == epoch - 1
             and self.state == "in_meeting"
         ):
-            self.roster, self.roster_head = members, head
-            return self._install(
+            self.roster, self.roster_head = known[0] if known else [], head
+            return actions + self._install(
                 epoch, ratchet(self._sk, self.config.meeting_id, epoch), now, str(m.body["reason"])
             )
-        if self.user not in members or (self.state == "joining" and not self._heard_own_announce):
-            return gap  # not for us, or from before we announced ourselves
+        if (known is not None and self.user not in known[0]) or (
+            self.state == "joining" and not self._heard_own_announce
+        ):
+            return actions  # not for us, or from before we announced ourselves
         self._pending_post, self._pending_key = m, key
         self._join_attempts = 0
-        return gap + self._open_pending()
+        return actions + self._open_pending()
+
+    def _lost_track(self, epoch: int) -> list[Action]:
+        """The chain did not add up (a lost or forged post): ask the manager for the whole
+        roster of this epoch, once per epoch."""
+        if self.state not in ("joining", "in_meeting") or self._asked_for >= epoch:
+            return []
+        self._asked_for = epoch
+        return [
+            Notify("roster_unknown", {"epoch": epoch}),
+            self._post("roster-request", {"epoch": epoch}),
+        ]
+
+    def _on_roster(self, m: BoardMessage) -> list[Action]:
+        """A part of a large roster change, or of a snapshot the manager posted."""
+        if m.user != self.manager:
+            return []
+        self._chain.add_part(m.body)
+        epoch = int(m.body["epoch"])
+        if "members" not in m.body or not self._chain.snapshot(epoch):
+            return []
+        known = self._chain.roster_at(epoch)
+        if known is not None and epoch == self.epoch:
+            self.roster, self.roster_head = known
+            return [Notify("roster_recovered", {"epoch": epoch})]
+        return []
+
+    def _on_roster_request(self, now: float) -> list[Action]:
+        """Manager: post the current epoch's whole roster, at most once per epoch."""
+        if not self.is_manager or self.epoch is None or self._snapshot_for >= self.epoch:
+            return []
+        self._snapshot_for = self.epoch
+        roster = list(self.roster)
+        cut = chunks(roster) or [[]]
+        return [
+            self._post(
+                "roster", {"epoch": self.epoch, "part": i, "parts": len(cut), "members": piece}
+            )
+            for i, piece in enumerate(cut)
+        ]
 
     def _open_pending(self) -> list[Action]:
         m = self._pending_post
@@ -1084,8 +1149,9 @@ class MeetingSession:
         if self.epoch is not None and epoch <= self.epoch:
             return []
         self._pending_post = None
-        self.roster = [str(u) for u in m.body["roster"]]
-        self.roster_head = _roster_hash(b64d(m.body["prev"], "prev"), epoch, self.roster)
+        known = self._chain.roster_at(epoch)
+        self.roster = known[0] if known else []
+        self.roster_head = _head(m.body["head"], "head")
         actions: list[Action] = []
         if self.state == "joining":
             self.state = "in_meeting"
