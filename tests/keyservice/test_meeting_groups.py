@@ -123,3 +123,50 @@ def test_bans_and_claims_are_for_meeting_groups_only(env: Env) -> None:
             bob.claim_group_management("team")
         bob.add_member("team", "alice")  # an ordinary group: any admin manages it
         assert alice.group("team")["manager"] is None
+
+
+def test_many_members_are_added_in_one_request_each_answered_alone(env: Env) -> None:
+    users = [f"user{i}" for i in range(5)]
+    with env.client("alice") as alice:
+        alice.initialize()
+        for u in users:
+            with env.client(u) as c:
+                c.initialize()
+        alice.create_group("meet", forward_only=True)
+        alice.ban_member("meet", "user3")
+        outcome = alice.add_members("meet", [*users, "nobody"])
+        assert outcome == {
+            "user0": None,
+            "user1": None,
+            "user2": None,
+            "user3": "banned",
+            "user4": None,
+            "nobody": "not_found",
+        }
+        assert alice.group("meet")["members"] == ["alice", "user0", "user1", "user2", "user4"]
+        audit = _audit_actions(env)
+        assert ("alice", "add_member", "refused:banned") in audit
+        assert sum(a == ("alice", "add_member", "ok") for a in audit) == 5  # alice + 4
+
+
+def test_a_batch_of_additions_is_checked_as_a_whole_first(env: Env) -> None:
+    with env.client("alice") as alice, env.client("bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        alice.create_group("meet", forward_only=True)
+        path = "/v1/groups/meet/members"
+        for body in (
+            {"members": []},
+            {"members": "bob"},
+            {"members": [{"user": "bob"}]},
+            {"members": ["bob"]},
+            {"members": [{"user": "bob", "transform_key": "AA"}] * 2},
+            {"members": [{"user": "bad id", "transform_key": "AA"}]},
+            {"members": [{"user": f"u{i}", "transform_key": "AA"} for i in range(257)]},
+        ):
+            with _refused("malformed_input"):
+                alice._call("POST", path, body)
+        alice.add_admin("meet", "bob")
+        with _refused("not_manager"):
+            bob.add_members("meet", ["bob"])
+        assert alice.group("meet")["members"] == ["alice"]

@@ -18,6 +18,7 @@ from sealroom.crypto.signing import SigningKey
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.roster import RosterChain
 from sealroom.meeting.session import (
+    JOIN_WINDOW_SECONDS,
     Action,
     CallMeAt,
     InstallMediaKey,
@@ -161,6 +162,14 @@ class World:
             elif op == "delete_group":
                 self.deleted = True
             return {}, None
+        if op == "add_members":
+            results: dict[str, str | None] = {}
+            for member in args["users"]:
+                one = KeyServiceCall(call.id, "add_member", {**args, "user": member})
+                results[member] = self._ks(user, one)[1]
+            if set(results.values()) <= {"not_admin", "not_manager"} and results:
+                return None, next(iter(results.values()))  # refused as a whole
+            return {"results": results}, None
         if op == "group_members":
             if user not in self.admins | self.members or self.deleted:
                 return None, "not_member"
@@ -206,9 +215,12 @@ class World:
         return self.people[m.user].key.verifying_key
 
     def run(self, user: str, command: str, *args: Any) -> None:
+        """Run a command, deliver what follows, and let a join window pass (the manager
+        keys joins that arrive together in one batch)."""
         session = self.people[user].session
         self.do(user, getattr(session, command)(*args, self.now))
         self.pump()
+        self.advance(JOIN_WINDOW_SECONDS)
 
     def advance(self, seconds: float) -> None:
         """Move the clock, firing every due timer in time order."""

@@ -181,3 +181,42 @@ def test_ordinary_flows_register_every_key_at_the_first_try() -> None:
         registered = [c for c in p.ks_calls if c.op == "register_value"]
         assert len({c.args["edek"] for c in registered}) == len(registered), user
     assert w.key("uma")[0] is not None
+
+
+def test_joins_within_the_window_cost_one_batch_of_additions_and_one_ratchet() -> None:
+    joiners = [f"user{i:02d}" for i in range(12)]
+    w = World(MeetingConfig("m-1", host="uma", invitees=tuple(joiners)))
+    w.add("uma")
+    w.run("uma", "start")
+    for u in joiners:
+        w.add(u)
+    start_calls = len(w.people["uma"].ks_calls)
+    before = w.key("uma")[0]
+    for u in joiners:  # all announce before the window closes
+        w.do(u, w.people[u].session.join(w.now))
+    w.pump()
+    w.advance(1.0)
+    calls = [c.op for c in w.people["uma"].ks_calls[start_calls:]]
+    assert calls.count("add_members") == 0  # invitees were added at the start already
+    assert calls.count("register_value") == 1  # one ratchet for twelve joins
+    assert w.key("uma")[0] == (before or 0) + 1
+    assert all(w.key(u) == w.key("uma") for u in joiners)
+
+
+def test_admitted_strangers_are_added_in_one_batch() -> None:
+    w = World(CONFIG)
+    w.add("uma")
+    w.run("uma", "start")
+    strangers = [f"zed{i}" for i in range(5)]
+    for u in strangers:
+        w.add(u)
+        w.do(u, w.people[u].session.join(w.now))
+    w.pump()
+    for u in strangers:
+        w.do("uma", w.people["uma"].session.admit(u, w.now))
+    w.pump()
+    w.advance(1.0)
+    batches = [c for c in w.people["uma"].ks_calls if c.op == "add_members"]
+    assert len(batches) == 1
+    assert sorted(batches[0].args["users"]) == strangers
+    assert all(w.key(u) == w.key("uma") for u in strangers)

@@ -240,6 +240,23 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         )
         return {"added": req.path_params["user"]}
 
+    async def add_members(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+        items = _field(body, "members")
+        if not isinstance(items, list):
+            raise ServiceError("malformed_input", "members must be a list")
+        parsed = [
+            (_str(i, "user"), TransformKey.from_bytes(_bytes(i, "transform_key")))
+            if isinstance(i, dict)
+            else _bad_item()
+            for i in items
+        ]
+        results = await run_in_threadpool(groups.add_members, caller, req.path_params["id"], parsed)
+        return {
+            "results": {
+                u: None if problem is None else problem.problem() for u, problem in results.items()
+            }
+        }
+
     async def remove_member(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
         await run_in_threadpool(
             groups.remove_member, caller, req.path_params["id"], req.path_params["user"]
@@ -476,6 +493,14 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "Add a member",
             add_member,
             ("transform_key",),
+        ),
+        e(
+            "POST",
+            "/v1/groups/{id}/members",
+            "device",
+            "Add many members (up to 256), each with its transform key; each answered alone",
+            add_members,
+            ("members",),
         ),
         e(
             "DELETE",

@@ -37,6 +37,8 @@ __all__ = ["Groups", "check_forward_only", "parse_edek", "value_fingerprint"]
 MAX_EDEK_BYTES = 8192
 #: Registered values kept per forward-only group (a long meeting rekeys a few hundred times).
 MAX_VALUES_PER_GROUP = 100_000
+#: Members added per request (a meeting manager adds joiners in batches).
+MAX_BATCH_MEMBERS = 256
 
 
 def _purpose(group_id: str) -> str:
@@ -244,40 +246,79 @@ class Groups:
 
         def fn(tx: Tx) -> None:
             group = self._require_admin(tx, group_id, caller)
-            try:
-                verified = transform_key.verify(self._caller_signer(tx, caller))
-            except SignatureError:
-                raise ServiceError("forbidden", "transform key not signed by this device") from None
-            member = self.ctx.user_row(tx, user_id)
-            if group["forward_only"] and tx.one(
-                "SELECT 1 AS x FROM group_bans WHERE group_id = ? AND user_id = ?",
-                (group_id, user_id),
-            ):
-                raise ServiceError("banned", "lift the ban first (DELETE .../bans/{user})")
-            if verified.key.from_public_key != self.ctx.public_key(group, "raw_public_key"):
-                raise ServiceError("malformed_input", "transform key is not from this group")
-            if verified.key.to_public_key != self.ctx.public_key(member):
-                raise ServiceError("malformed_input", "transform key is not to this user")
-            secret = self.ctx.augmentation_secret(
-                _purpose(group_id), bytes(group["augmentation_secret"])
-            )
-            augmented = augment_transform_key(verified, secret, self.ctx.keys.signing_key)
-            tx.execute(
-                "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", (group_id, user_id)
-            )
-            since = int(group["generation"]) + 1  # the group row is locked until commit
-            tx.execute("UPDATE sr_groups SET generation = ? WHERE id = ?", (since, group_id))
-            tx.execute(
-                "INSERT INTO group_members (group_id, user_id, transform_key, added_at, since) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (group_id, user_id, augmented.key.to_bytes(), self.ctx.now(), since),
-            )
-            tx.execute(
-                "DELETE FROM group_preapproved WHERE group_id = ? AND user_id = ?",
-                (group_id, user_id),
-            )
+            self._insert_member(tx, caller, group, user_id, transform_key)
 
         self.ctx.run(caller, "add_member", f"group:{group_id}/user:{user_id}", fn)
+
+    def add_members(
+        self, caller: Caller, group_id: str, items: list[tuple[str, TransformKey]]
+    ) -> dict[str, ServiceError | None]:
+        """Many additions in one transaction (a meeting's joins): each is checked and
+        audited on its own, and one refused item (a banned user, a bad key) spoils no other."""
+        check_id(group_id, "group id")
+        if not 1 <= len(items) <= MAX_BATCH_MEMBERS:
+            raise ServiceError("malformed_input", f"1-{MAX_BATCH_MEMBERS} members per request")
+        if len({u for u, _ in items}) != len(items):
+            raise ServiceError("malformed_input", "a user appears twice")
+        for user_id, _ in items:
+            check_id(user_id, "user id")
+
+        def fn(tx: Tx) -> dict[str, ServiceError | None]:
+            group = self._require_admin(tx, group_id, caller)
+            out: dict[str, ServiceError | None] = {}
+            for user_id, tk in items:
+                obj = f"group:{group_id}/user:{user_id}"
+                try:
+                    self._insert_member(tx, caller, group, user_id, tk)
+                except ServiceError as exc:
+                    out[user_id] = exc
+                    self.ctx.record(tx, caller, "add_member", obj, f"refused:{exc.code}")
+                    exc.audited = True
+                    continue
+                out[user_id] = None
+                self.ctx.record(tx, caller, "add_member", obj, "ok")
+            return out
+
+        return self.ctx.run(caller, "add_members", f"group:{group_id}", fn)
+
+    def _insert_member(
+        self, tx: Tx, caller: Caller, group: Row, user_id: str, transform_key: TransformKey
+    ) -> None:
+        """Check one addition and make it (the group row is locked by the caller)."""
+        group_id = str(group["id"])
+        try:
+            verified = transform_key.verify(self._caller_signer(tx, caller))
+        except SignatureError:
+            raise ServiceError("forbidden", "transform key not signed by this device") from None
+        member = self.ctx.user_row(tx, user_id)
+        if group["forward_only"] and tx.one(
+            "SELECT 1 AS x FROM group_bans WHERE group_id = ? AND user_id = ?",
+            (group_id, user_id),
+        ):
+            raise ServiceError("banned", "lift the ban first (DELETE .../bans/{user})")
+        if verified.key.from_public_key != self.ctx.public_key(group, "raw_public_key"):
+            raise ServiceError("malformed_input", "transform key is not from this group")
+        if verified.key.to_public_key != self.ctx.public_key(member):
+            raise ServiceError("malformed_input", "transform key is not to this user")
+        secret = self.ctx.augmentation_secret(
+            _purpose(group_id), bytes(group["augmentation_secret"])
+        )
+        augmented = augment_transform_key(verified, secret, self.ctx.keys.signing_key)
+        tx.execute(
+            "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", (group_id, user_id)
+        )
+        generation = tx.one("SELECT generation FROM sr_groups WHERE id = ?", (group_id,))
+        since = int(generation["generation"] if generation else 0) + 1  # the row is locked
+        tx.execute("UPDATE sr_groups SET generation = ? WHERE id = ?", (since, group_id))
+        tx.execute(
+            "INSERT INTO group_members (group_id, user_id, transform_key, added_at, since) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (group_id, user_id, augmented.key.to_bytes(), self.ctx.now(), since),
+        )
+        tx.execute(
+            "DELETE FROM group_preapproved WHERE group_id = ? AND user_id = ?",
+            (group_id, user_id),
+        )
 
     def remove_member(self, caller: Caller, group_id: str, user_id: str) -> None:
         """An admin removes a member, or a member leaves. The transform key is deleted."""

@@ -33,6 +33,7 @@ from sealroom.meeting.roster import RosterChain, chunks, parse_ids
 
 __all__ = [
     "JOIN_RETRY_DELAYS",
+    "JOIN_WINDOW_SECONDS",
     "LEAVE_DEBOUNCE_SECONDS",
     "RATCHET_SECONDS",
     "Action",
@@ -53,6 +54,10 @@ __all__ = [
 JOIN_RETRY_DELAYS: Final[tuple[float, ...]] = (1.0, 5.0, 10.0, 10.0)
 LEAVE_DEBOUNCE_SECONDS: Final[float] = 10.0
 RATCHET_SECONDS: Final[float] = 300.0
+#: Joins that arrive within this window share one ratchet (and one batch of additions)...
+JOIN_WINDOW_SECONDS: Final[float] = 0.3
+#: ...of at most this many joiners; more go in the next batch, right after.
+MAX_JOIN_BATCH: Final[int] = 500
 #: A key the key service would not register is retried after this, doubling each time...
 REGISTER_RETRY_SECONDS: Final[float] = 2.0
 #: ...up to this. Meanwhile the meeting stays on its current key.
@@ -134,6 +139,7 @@ class Timing:
     join_retry_delays: tuple[float, ...] = JOIN_RETRY_DELAYS
     leave_debounce: float = LEAVE_DEBOUNCE_SECONDS
     ratchet_interval: float = RATCHET_SECONDS
+    join_window: float = JOIN_WINDOW_SECONDS
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,7 @@ class _Pending:
 _MANAGER_OPS: Final[frozenset[str]] = frozenset(
     {
         "add_member",
+        "add_members",
         "remove_member",
         "add_admin",
         "remove_admin",
@@ -250,6 +257,9 @@ class MeetingSession:
         self._calls: dict[int, _Pending] = {}
         self._next_call = 1
         self._leavers: set[str] = set()
+        self._joining: set[str] = set()  # manager: let in, to be added and keyed together
+        self._join_at: float | None = None  # when the next batch of joins goes
+        self._adding = False  # a batch of additions is at the key service
         self._rekey_at: float | None = None
         self._ratchet_at: float | None = None
         self._join_attempts = 0
@@ -297,6 +307,7 @@ class MeetingSession:
         times = [
             t
             for t in (
+                self._join_at,
                 self._rekey_at,
                 self._ratchet_at,
                 self._retry_at,
@@ -516,6 +527,8 @@ class MeetingSession:
         self._removing.clear()
         self._removing_ops.clear()
         self._ratchet_at = self._rekey_at = self._register_retry_at = None  # not ours now
+        self._join_at = None
+        self._joining.clear()
         self._removal_retry_at, self._unpublished = None, None
         return self._post(
             "manager",
@@ -526,6 +539,8 @@ class MeetingSession:
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = "left", None, None
         self._rekey_at = self._ratchet_at = self._retry_at = self._register_retry_at = None
+        self._join_at = None
+        self._joining.clear()
         self._unpublished = None
         return [self._post("leave", {}), RetireMediaKeys(epochs), Notify("left"), RotateDeviceKey()]
 
@@ -575,6 +590,8 @@ class MeetingSession:
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = "ended", None, None
         self._rekey_at = self._ratchet_at = self._retry_at = self._removal_retry_at = None
+        self._join_at = None
+        self._joining.clear()
         self._register_retry_at, self._unpublished = None, None
         return [RetireMediaKeys(epochs), Notify("ended"), RotateDeviceKey()]
 
@@ -601,6 +618,12 @@ class MeetingSession:
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
             actions += self._open_pending()
+        if self._join_at is not None and now >= self._join_at:
+            self._join_at = None
+            if self.is_manager and not self._adding:
+                actions += self._flush_joins(now)
+            elif not self.is_manager:
+                self._joining.clear()
         if self._rekey_at is not None and now >= self._rekey_at and self.is_manager:
             if self._removals_pending():  # a leaver may still be in the group: hold the key
                 self._rekey_at, self._rekey_held = now + 1.0, True
@@ -674,6 +697,8 @@ class MeetingSession:
             if error is None:
                 self.admins.add(pending.context.get("user", self.config.host))
             return []
+        if pending.op == "add_members":
+            return self._added(result, error, now)
         if pending.op == "add_member":
             user = pending.context.get("user")
             if error == "banned" and user and self.is_manager:
@@ -682,8 +707,6 @@ class MeetingSession:
                 self.members.discard(user)
             if error is None and user:
                 self.members.add(user)
-                if pending.context.get("ratchet") and self.is_manager:
-                    return self._rekey_ratchet("join", now) + self._timers()
             return []
         if pending.op == "open_envelope":
             return self._opened(pending, result, error, now)
@@ -796,6 +819,8 @@ class MeetingSession:
         return self._admit(user, now)
 
     def _admit(self, user: str, now: float) -> list[Action]:
+        """Let ``user`` in: it is added to the group and keyed with whoever else joins
+        within the join window (one batch of additions, one ratchet)."""
         # Adding a user replaces its membership, so a removal still pending for it is moot
         # (and retrying it later would throw the returning participant out again).
         self._removing.pop(user, None)
@@ -803,9 +828,48 @@ class MeetingSession:
         device = self._knocking.pop(user, None)
         if device is not None:
             self.present[user] = device
-        if user in self.members:
-            return self._rekey_ratchet("join", now) + self._timers()
-        return [self._call("add_member", {"user": user, "ratchet": True}, user=user)]
+        self._joining.add(user)
+        if self._join_at is None:
+            self._join_at = now + self.timing.join_window
+        return self._timers()
+
+    def _flush_joins(self, now: float) -> list[Action]:
+        """Add the next batch of joiners to the group in one call; the ratchet follows."""
+        batch = sorted(u for u in self._joining if u in self.present)[:MAX_JOIN_BATCH]
+        self._joining -= set(batch) | {u for u in self._joining if u not in self.present}
+        new = [u for u in batch if u not in self.members]
+        if new:
+            self._adding = True
+            return [self._call("add_members", {"users": new}, users=new)]
+        actions = self._rekey_ratchet("join", now) if batch else []
+        if self._joining:
+            self._join_at = now
+        return actions
+
+    def _added(self, result: dict[str, Any] | None, error: str | None, now: float) -> list[Action]:
+        """A batch of additions answered: each user in, refused as banned, or not added."""
+        self._adding = False
+        if not self.is_manager:
+            return []
+        outcomes = result.get("results") if result is not None else None
+        if not isinstance(outcomes, dict):
+            outcomes = {}
+        actions: list[Action] = []
+        added = False
+        for user, problem in sorted(outcomes.items()):
+            if problem is None and error is None:
+                self.members.add(user)
+                added = True
+            elif problem == "banned":
+                actions += self._refused_as_banned(user)
+            else:
+                self.members.discard(user)
+                actions.append(Notify("add_failed", {"user": user, "error": problem or error}))
+        if added:
+            actions += self._rekey_ratchet("join", now)
+        if self._joining:
+            self._join_at = now
+        return actions + self._timers()
 
     def admit(self, user: str, now: float) -> list[Action]:
         """Manager: let in a participant who was neither invited nor pre-approved."""
@@ -842,6 +906,8 @@ class MeetingSession:
         self.manager = new
         if new != self.user:
             self._ratchet_at = self._rekey_at = self._register_retry_at = None
+            self._join_at = None
+            self._joining.clear()
             self._unpublished = None
         actions: list[Action] = [Notify("manager", {"user": new})]
         if (

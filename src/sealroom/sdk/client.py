@@ -142,6 +142,7 @@ class Client:
         self.ks.device_name = self.ks.device_name or device_name
         self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30.0)
         self._signers: dict[bytes, tuple[float, VerifyingKey]] = {}
+        self._seeds: dict[str, Plaintext] = {}  # group id -> its seed, for its admins
 
     async def __aenter__(self) -> Client:
         return self
@@ -359,16 +360,28 @@ class Client:
 
     async def user_public_keys(self, user_ids: Sequence[str]) -> dict[str, PublicKey]:
         """Users' public keys, pinned on first sight and checked against the pins after."""
-        data = await self._call("POST", "/v1/users/keys", {"user_ids": list(user_ids)})
-        out = {}
-        for uid, keys in data["keys"].items():
-            public, signing = b64d(keys["public_key"], "key"), b64d(keys["signing_key"], "key")
-            self._remember(uid, public, signing)
-            out[uid] = PublicKey.from_bytes(public)
-        self.ks.save()
+        out = await self.find_user_keys(user_ids)
         missing = set(user_ids) - set(out)
         if missing:
             raise SdkError(f"no such user: {sorted(missing)[0]}")
+        return {uid: PublicKey.from_bytes(p.public_key) for uid, p in out.items()}
+
+    async def find_user_keys(self, user_ids: Sequence[str]) -> dict[str, PinnedUser]:
+        """The keys of those of ``user_ids`` that exist, fetched 1,000 per request, pinned
+        on first sight and checked against the pins after; the keystore is written once."""
+        wanted = sorted(set(user_ids))
+        out: dict[str, PinnedUser] = {}
+        before = dict(self.ks.pinned)
+        for i in range(0, len(wanted), 1000):
+            body = {"user_ids": wanted[i : i + 1000]}
+            data = await self._call("POST", "/v1/users/keys", body)
+            for uid, keys in data["keys"].items():
+                public = b64d(keys["public_key"], "key")
+                signing = b64d(keys["signing_key"], "key")
+                self._remember(uid, public, signing)
+                out[uid] = PinnedUser(public, signing)
+        if self.ks.pinned != before:
+            self.ks.save()
         return out
 
     def accept_key(self, user_id: str) -> None:
@@ -554,8 +567,32 @@ class Client:
         return list((await self._call("GET", "/v1/groups"))["groups"])
 
     async def _group_seed(self, group_id: str) -> Plaintext:
-        data = await self._call("GET", f"/v1/groups/{group_id}/admin-key")
-        return await self._unwrap(b64d(data["edek"], "edek"))
+        """The group's private key seed, through this admin's EDEK; kept in memory for the
+        group's life (a manager adds many members), forgotten when it is deleted."""
+        seed = self._seeds.get(group_id)
+        if seed is None:
+            data = await self._call("GET", f"/v1/groups/{group_id}/admin-key")
+            seed = self._seeds[group_id] = await self._unwrap(b64d(data["edek"], "edek"))
+        return seed
+
+    async def add_members(self, group_id: str, user_ids: Sequence[str]) -> dict[str, str | None]:
+        """Admin: add many users at once (256 per request); each user's outcome, None when
+        it was added, or the refusal's code (``banned``, ``not_found``...)."""
+        group_key = derive_private_key(await self._group_seed(group_id))
+        keys = await self.find_user_keys(user_ids)
+        outcome: dict[str, str | None] = {u: "not_found" for u in user_ids if u not in keys}
+        items = []
+        for uid in sorted(keys):
+            tk = generate_transform_key(group_key, PublicKey.from_bytes(keys[uid].public_key),
+                                        self._signer())  # fmt: skip
+            items.append({"user": uid, "transform_key": b64e(tk.key.to_bytes())})
+        for i in range(0, len(items), 256):
+            data = await self._call(
+                "POST", f"/v1/groups/{group_id}/members", {"members": items[i : i + 256]}
+            )
+            for uid, problem in data["results"].items():
+                outcome[str(uid)] = None if problem is None else str(problem.get("code"))
+        return outcome
 
     async def add_member(self, group_id: str, user_id: str) -> None:
         group_key = derive_private_key(await self._group_seed(group_id))
@@ -588,6 +625,7 @@ class Client:
 
     async def delete_group(self, group_id: str) -> None:
         await self._call("DELETE", f"/v1/groups/{group_id}")
+        self._seeds.pop(group_id, None)
 
     # --- documents ---
 

@@ -336,6 +336,8 @@ class MeetingClient:
         try:
             if call.op == "create_group":
                 return {"public_key": await self.sdk.create_group(group, forward_only=True)}, None
+            if call.op == "add_members":
+                return {"results": await self.sdk.add_members(group, args["users"])}, None
             if call.op == "add_member":
                 await self.sdk.add_member(group, args["user"])
             elif call.op == "ban_member":
