@@ -220,13 +220,17 @@ class MeetingSession:
         signing_key: SigningKey,
         timing: Timing | None = None,
         seq_start: int = 0,
+        card: dict[str, str] | None = None,
     ) -> None:
         """``seq_start`` must exceed every sequence number this device used before (the
         driver passes a millisecond clock), so that a restarted device is not taken for a
-        replay."""
+        replay. ``card`` (the device's signing key, PRE key and certificate, as the key
+        service lists them) rides in our announce, so that others check this device
+        against its user's key without asking the key service about it."""
         self.config = config
         self.timing = timing or Timing()
         self.user, self.device, self._key = user, device, signing_key
+        self._card = dict(card or {})
         self.state = "idle"  # idle, starting, joining, in_meeting, left, ended, not_admitted
         self.epoch: int | None = None
         self._sk: bytes | None = None
@@ -483,7 +487,7 @@ class MeetingSession:
         self.state = "joining"
         self.present[self.user] = self.device
         self._join_attempts = 0
-        return [self._post("announce", {})]
+        return [self._post("announce", {"card": self._card} if self._card else {})]
 
     def leave(self, now: float) -> list[Action]:
         if self.state not in ("joining", "in_meeting", "starting") or self._handing_over:

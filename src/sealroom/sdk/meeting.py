@@ -15,12 +15,15 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import websockets
 
+from sealroom.api.encoding import b64d
+from sealroom.api.identity import DEVICE_CERT_LABEL, device_certificate_message
 from sealroom.crypto.signing import VerifyingKey
+from sealroom.errors import MalformedInputError, SignatureError
 from sealroom.media.keys import DEFAULT_SUITE, FrameRejectedError, Receiver, Sender
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import (
@@ -41,6 +44,8 @@ from sealroom.sdk.errors import SdkError, ServiceRefusedError
 
 __all__ = ["CONFERENCE_AUDIENCE", "MeetingClient", "MeetingEvent"]
 
+_T = TypeVar("_T")
+
 CONFERENCE_AUDIENCE = "sealroom-conference"
 KEY_CACHE_SECONDS = 60.0
 #: A device whose look-up failed is not looked up again for this long...
@@ -48,6 +53,15 @@ FAILED_LOOKUP_SECONDS = 60.0
 #: ...and a user with this many unknown devices in that time gets no more look-ups, so
 #: posts from invented device ids cost a client a bounded number of requests per poster.
 MAX_UNKNOWN_DEVICES_PER_USER = 3
+#: Board messages handled together: their posters' user keys come in one request.
+BOARD_BATCH = 256
+#: A transient failure (the key service unreachable, a 5xx) is retried after this, doubling
+#: up to RETRY_MAX_SECONDS; the board messages wait, in order, and none is dropped.
+RETRY_SECONDS = 0.5
+RETRY_MAX_SECONDS = 10.0
+#: Kinds only a meeting's managers post: their devices are always checked at the key
+#: service (a device revoked as lost must not post session keys), never by a card alone.
+_CONTROL_KINDS = frozenset({"start", "session-key", "roster", "manager", "remove", "admit", "end"})
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,9 @@ class MeetingClient:
         self._keys: dict[str, tuple[float, str, VerifyingKey]] = {}
         self._failed_devices: dict[str, float] = {}  # device -> when its look-up failed
         self._failed_users: dict[str, list[float]] = {}  # user -> when its look-ups failed
+        self._user_keys: dict[str, VerifyingKey | None] = {}  # for the meeting; None: no user
+        self._inbox: asyncio.Queue[str] = asyncio.Queue()  # board text, handled in order
+        self._processor: asyncio.Task[None] | None = None
         self._ws: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -108,11 +125,22 @@ class MeetingClient:
         return self._loop.time()
 
     async def connect(self) -> None:
+        if not self.session._card:
+            self.session._card = await self._own_card()
         token = await _maybe_await(self._token(CONFERENCE_AUDIENCE))
         self._ws = await websockets.connect(
             self._url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=1 << 20
         )
         self._reader = asyncio.create_task(self._read())
+        if self._processor is None:
+            self._processor = asyncio.create_task(self._process())
+
+    async def _own_card(self) -> dict[str, str]:
+        """This device's certificate as the key service lists it, for our announce."""
+        info = await self._retrying(
+            lambda: self.sdk._call("GET", f"/v1/devices/{quote(self.sdk.device_id)}")
+        )
+        return {k: str(info[k]) for k in ("signing_key", "public_key", "certificate")}
 
     async def _locked(self, step: Callable[[float], list[Action]]) -> None:
         """Run one step of the session and all that follows from it, holding the lock, so
@@ -144,10 +172,11 @@ class MeetingClient:
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+        for task in (self._reader, self._processor):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self._ws is not None:
             await self._ws.close()
 
@@ -193,17 +222,14 @@ class MeetingClient:
     # --- the channel -----------------------------------------------------------------
 
     async def _read(self) -> None:
+        """Frames are decrypted here; board text is queued for :meth:`_process`, so the
+        socket is always read (and its keepalives answered) however slow the board is."""
         try:
             async for raw in self._ws:
                 if isinstance(raw, bytes):
                     self._on_frame(raw)
-                    continue
-                try:
-                    await self._on_text(raw)
-                except Exception as exc:  # one bad message must not end the meeting for us
-                    self.events.put_nowait(
-                        MeetingEvent("bad_message", {"error": type(exc).__name__})
-                    )
+                else:
+                    self._inbox.put_nowait(raw)
         except websockets.ConnectionClosed:
             pass
         # The service closed the channel (1011: its broker failed). Reconnecting, with
@@ -216,16 +242,115 @@ class MeetingClient:
             )
         )
 
-    async def _on_text(self, raw: str) -> None:
+    async def _process(self) -> None:
+        """Board messages, in order, a batch at a time: the posters' user keys for the
+        batch come in one request, and one bad message never stops the others."""
+        while True:
+            batch = [await self._inbox.get()]
+            while len(batch) < BOARD_BATCH and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            messages: list[BoardMessage] = []
+            for raw in batch:
+                try:
+                    message = self._parse(raw)
+                except Exception as exc:  # one bad message must not end the meeting for us
+                    self.events.put_nowait(
+                        MeetingEvent("bad_message", {"error": type(exc).__name__})
+                    )
+                    continue
+                if message is not None:
+                    messages.append(message)
+            await self._learn_users(messages)
+            for message in messages:
+                try:
+                    key = await self._poster_key(message)
+                    if key is not None:
+                        await self._deliver(message, key)
+                except Exception as exc:
+                    self.events.put_nowait(
+                        MeetingEvent("bad_message", {"error": type(exc).__name__})
+                    )
+
+    async def _deliver(self, message: BoardMessage, key: VerifyingKey) -> None:
+        await self._locked(lambda now: self.session.receive(message, key, now))
+
+    def _parse(self, raw: str) -> BoardMessage | None:
         data = json.loads(raw)
         if data.get("type") == "error":
             self.events.put_nowait(MeetingEvent("channel_error", data))
+            return None
+        return BoardMessage.from_json(json.dumps(data["message"]))
+
+    async def _learn_users(self, messages: list[BoardMessage]) -> None:
+        """Fetch, in one request, the keys of the users whose devices' cards we must check
+        (kept for the meeting: a user's key is pinned, a change is refused)."""
+        wanted = sorted(
+            {
+                m.user
+                for m in messages
+                if m.kind == "announce"
+                and m.device not in self._keys
+                and m.user not in self._user_keys
+                and isinstance(m.body.get("card"), dict)
+            }
+        )
+        if not wanted:
             return
-        message = BoardMessage.from_json(json.dumps(data["message"]))
-        key = await self._sender_key(message)
-        if key is None:
-            return
-        await self._locked(lambda now: self.session.receive(message, key, now))
+        found = await self._retrying(lambda: self.sdk.find_user_keys(wanted))
+        for user in wanted:
+            pinned = found.get(user)
+            self._user_keys[user] = (
+                VerifyingKey.from_bytes(pinned.signing_key) if pinned is not None else None
+            )
+
+    async def _poster_key(self, message: BoardMessage) -> VerifyingKey | None:
+        """The posting device's key: known already, from the card its announce carries
+        (checked against the user's pinned key), or, for a manager's post, looked up."""
+        cached = self._keys.get(message.device)
+        if message.kind not in _CONTROL_KINDS and cached is not None:
+            return cached[2] if cached[1] == message.user else None
+        card = message.body.get("card") if message.kind == "announce" else None
+        if isinstance(card, dict) and message.device not in self._keys:
+            key = self._check_card(message, card)
+            if key is not None:
+                self._keys[message.device] = (float("inf"), message.user, key)
+                return key
+        if message.kind in _CONTROL_KINDS or cached is None:
+            return await self._sender_key(message)
+        return None
+
+    def _check_card(self, message: BoardMessage, card: dict[str, Any]) -> VerifyingKey | None:
+        user_key = self._user_keys.get(message.user)
+        if user_key is None:
+            return None
+        try:
+            signing = b64d(card["signing_key"], "signing_key")
+            public = b64d(card["public_key"], "public_key")
+            user_key.verify(
+                DEVICE_CERT_LABEL,
+                device_certificate_message(message.device, signing, public),
+                b64d(card["certificate"], "certificate"),
+            )
+            return VerifyingKey.from_bytes(signing)
+        except (SignatureError, MalformedInputError, KeyError, TypeError):
+            self.events.put_nowait(MeetingEvent("bad_message", {"device": message.device}))
+            return None
+
+    async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """``call()``, again after a transient failure (the service unreachable or
+        failing), backing off; a refusal (4xx) is not retried."""
+        delay = RETRY_SECONDS
+        while True:
+            try:
+                return await call()
+            except ServiceRefusedError as exc:
+                if exc.status < 500:
+                    raise
+            except SdkError:
+                pass
+            self.events.put_nowait(MeetingEvent("retrying", {"in": delay}))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     async def _sender_key(self, message: BoardMessage) -> VerifyingKey | None:
         """The posting device's key, trusted only through its certificate and pinned user.
@@ -237,8 +362,10 @@ class MeetingClient:
             if self._lookup_refused(message, now):
                 return None
             try:
-                info = await self.sdk._call("GET", f"/v1/devices/{quote(message.device)}")
-                key = await self.sdk._certified(info)  # refuses devices revoked as lost
+                info = await self._retrying(
+                    lambda: self.sdk._call("GET", f"/v1/devices/{quote(message.device)}")
+                )
+                key = await self._retrying(lambda: self.sdk._certified(info))  # not if lost
             except (SdkError, ServiceRefusedError, KeyError, TypeError, ValueError):
                 self._failed_devices[message.device] = now
                 self._failed_users.setdefault(message.user, []).append(now)
