@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 
@@ -762,8 +763,13 @@ class Client:
         kind, rid = ("user", user) if user else ("group", group)
         await self._call("DELETE", f"/v1/documents/{doc_id}/grants/{kind}/{rid}")
 
-    async def verify_audit(self) -> dict[str, Any]:
-        return await self._call("GET", "/v1/audit/verify")
+    async def verify_audit(self, *, expect_head: str | None = None) -> dict[str, Any]:
+        """The service's check of its audit chain, with its signed head (``head_token``)
+        when the chain holds. Keep a head outside the service and pass it as
+        ``expect_head`` later: the check then fails if the log no longer extends it (the
+        tail was cut, or the log wiped, by someone with database access)."""
+        query = urlencode({"expect_head": expect_head}) if expect_head is not None else ""
+        return await self._call("GET", "/v1/audit/verify", query=query)
 
 
 def _check_authorship(sealer: Sealer, owner: str, any_sealer: bool) -> None:
