@@ -104,6 +104,34 @@ def resigned_as_own(edek: bytes, client: SyncClient) -> bytes:
     ).to_bytes()
 
 
+#: The tables that hold the service's state (the audit log and request nonces aside).
+STATE_TABLES = (
+    "users",
+    "escrow_halves",
+    "devices",
+    "sr_groups",
+    "group_admins",
+    "group_members",
+    "group_preapproved",
+    "group_values",
+    "documents",
+    "document_grants",
+)
+
+
+def state(db: Database) -> dict[str, list[str]]:
+    """Every row of every state table (``last_used_at`` aside), to show that a refused
+    request changed nothing."""
+    out = {}
+    with db.transaction() as tx:
+        for table in STATE_TABLES:
+            rows = tx.all(f"SELECT * FROM {table}")  # our own table names
+            out[table] = sorted(
+                repr(sorted((k, v) for k, v in row.items() if k != "last_used_at")) for row in rows
+            )
+    return out
+
+
 def drop_audit_guard(db: Database) -> None:
     """What a database insider does first: remove the append-only triggers."""
     with db.transaction() as tx:
