@@ -23,6 +23,7 @@ MODULES = [
     "sealroom.keyservice.audit",
     "sealroom.keyservice.app",
     "sealroom.sdk",
+    "sealroom.sdk.authorship",
     "sealroom.sdk.client",
     "sealroom.sdk.meeting",
     "sealroom.media.sframe",

@@ -6,23 +6,27 @@ import argparse
 import dataclasses
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psycopg
 import uvicorn
 
 from sealroom import __version__
 from sealroom._process import has_exited, stop_processes
 from sealroom.conference.app import ConferenceSettings, create_conference_app
 from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
+from sealroom.crypto.signing import VerifyingKey
+from sealroom.errors import MalformedInputError, SignatureError
 from sealroom.idp import DevIdp, create_idp_app
 from sealroom.keyservice import audit
 from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.settings import Settings
-from sealroom.keyservice.storage import open_database
+from sealroom.keyservice.storage import StorageError, open_database
 
 # Seconds a stopping service waits for open connections; a client that stopped reading
 # would otherwise hold its socket, and the shutdown, open for ever.
@@ -197,9 +201,60 @@ def _cmd_conference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_error(message: str) -> int:
+    """One line on stderr, exit status 2: the check could not run as asked."""
+    print(f"sealroom audit verify: {message}", file=sys.stderr)
+    return 2
+
+
+def _kept_head(value: str, key: VerifyingKey) -> audit.SignedHead:
+    """``--expect-head``: the head's text, or a file holding it; its signature checked."""
+    if value.strip().startswith(audit.HEAD_TEXT_PREFIX):
+        text = value
+    else:
+        try:
+            text = Path(value).read_text()
+        except FileNotFoundError:
+            raise ValueError(f"no such file: {value} (the kept head)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read the kept head {value}: {type(exc).__name__}") from None
+    try:
+        head = audit.SignedHead.from_text(text)
+        head.verify(key)
+    except MalformedInputError:
+        raise ValueError(f"the kept head is not a signed audit head ({value})") from None
+    except SignatureError:
+        raise ValueError("the kept head is not signed by this service's key") from None
+    return head
+
+
+def _save_head(path: Path, head: audit.SignedHead) -> None:
+    """Write the signed head atomically (a crash leaves the old one)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(head.to_text() + "\n")
+    os.replace(partial, path)
+
+
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    keys = ServiceKeys.load_or_create(Path(args.secrets_file))
-    db = open_database(args.database_url)
+    secrets = Path(args.secrets_file)
+    try:
+        keys = ServiceKeys.load(secrets)
+    except FileNotFoundError:
+        return _audit_error(f"no secrets file at {secrets} (audit verify never creates one)")
+    except (OSError, ValueError, KeyError, TypeError):
+        return _audit_error(f"{secrets} is not a readable Sealroom secrets file")
+    key = keys.signing_key.verifying_key
+    try:
+        expect = _kept_head(args.expect_head, key) if args.expect_head else None
+    except ValueError as exc:
+        return _audit_error(str(exc))
+    url = args.database_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
+        return _audit_error(f"no database at {url[len('sqlite:///') :]}")
+    try:
+        db = open_database(url)
+    except (StorageError, psycopg.Error, sqlite3.Error, OSError, ValueError) as exc:
+        return _audit_error(f"cannot open the database ({type(exc).__name__})")
     try:
         with db.transaction() as tx:
             rows = tx.all("SELECT * FROM audit ORDER BY seq")
@@ -207,17 +262,22 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         if head is None:
             print("no audit head: not a Sealroom key-service database", file=sys.stderr)
             return 2
-        report = audit.verify_chain(rows, head, keys.signing_key.verifying_key)
+        report = audit.verify_chain(rows, head, key, expect)
     finally:
         db.close()
-    if report.ok:
-        print(
-            f"audit log OK: {report.entries} entries, head {report.head_seq} "
-            f"{report.head_hash.hex()}"
-        )
-        return 0
-    print(f"audit log BROKEN at entry {report.first_bad_seq}: {report.reason}")
-    return 1
+    if not report.ok:
+        print(f"audit log BROKEN at entry {report.first_bad_seq}: {report.reason}")
+        return 1
+    signed = audit.SignedHead.sign(keys.signing_key, report.head_seq, report.head_hash)
+    extends = f", extending the kept head {expect.seq}" if expect is not None else ""
+    print(
+        f"audit log OK: {report.entries} entries, head {report.head_seq} "
+        f"{report.head_hash.hex()}{extends}"
+    )
+    print(f"signed head (keep it outside the database): {signed.to_text()}")
+    if args.save_head:
+        _save_head(Path(args.save_head), signed)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -330,10 +390,26 @@ def build_parser() -> argparse.ArgumentParser:
     verify = aud_sub.add_parser(
         "verify",
         help="verify the hash chain and every signature",
-        description="Exit 0 if the chain is intact, 1 if not.",
+        description="Exit 0 if the chain is intact (and extends the kept head, if given), 1 "
+        "if not, 2 if the check cannot run (a missing secrets file or database, a bad kept "
+        "head). On success it prints the signed head: keep it outside the database and pass "
+        "it to --expect-head next time, so that a cut tail or a wiped log is caught.",
     )
     verify.add_argument("--database-url", required=True)
-    verify.add_argument("--secrets-file", required=True, help="the service's secrets file")
+    verify.add_argument(
+        "--secrets-file", required=True, help="the service's secrets file (never created)"
+    )
+    verify.add_argument(
+        "--expect-head",
+        metavar="FILE_OR_TEXT",
+        help="a signed head kept earlier (its text, or a file holding it): fail unless the "
+        "log still holds it at its position",
+    )
+    verify.add_argument(
+        "--save-head",
+        metavar="FILE",
+        help="if the log verifies, write its signed head to FILE (may be the --expect-head file)",
+    )
     verify.set_defaults(func=_cmd_audit_verify)
     return parser
 

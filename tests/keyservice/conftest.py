@@ -7,8 +7,6 @@ PostgreSQL tests use a fresh schema per test, dropped afterwards. Without a serv
 from __future__ import annotations
 
 import dataclasses
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,21 +20,7 @@ from sealroom.keyservice.app import KeyServiceApp, create_app
 from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.keyservice.settings import Settings
 from sealroom.sdk import BasicSplitTrust, Password, SyncClient
-
-PG_DSN = os.environ.get("SEALROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _pg_available() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_DSN, connect_timeout=3):
-            return None
-    except Exception as exc:  # any failure means: no server to test against
-        return f"PostgreSQL not reachable at {PG_DSN}: {type(exc).__name__}"
-
-
-_PG_SKIP = _pg_available()
+from tests.databases import BACKENDS, fresh_database_url
 
 
 @pytest.fixture
@@ -44,23 +28,10 @@ def idp(tmp_path: Path) -> DevIdp:
     return DevIdp(tmp_path / "idp")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'keyservice.db'}"
-        return
-    if _PG_SKIP:
-        pytest.skip(_PG_SKIP)
-    import psycopg
-
-    schema = f"sr_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{PG_DSN}?schema={schema}"
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_database_url(request.param, tmp_path) as url:
+        yield url
 
 
 @dataclass

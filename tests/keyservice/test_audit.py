@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sealroom.cli import main
+from tests.security.live_keyservice import drop_audit_guard
 
 from .conftest import Env
 
@@ -42,12 +43,7 @@ def _cli(env: Env) -> int:
 
 def _unprotect(env: Env) -> None:
     """An attacker with database access removes the append-only guard."""
-    with env.parts.db.transaction() as tx:
-        if tx.dialect == "sqlite":
-            tx.execute("DROP TRIGGER audit_no_update")
-            tx.execute("DROP TRIGGER audit_no_delete")
-        else:
-            tx.execute("DROP TRIGGER audit_no_change ON audit")
+    drop_audit_guard(env.parts.db)
 
 
 def test_actions_are_recorded_and_the_chain_verifies(

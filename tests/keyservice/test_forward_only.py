@@ -3,22 +3,18 @@ member was added, whichever way the value reaches the service."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from sealroom.api.encoding import b64d, b64e
-from sealroom.crypto import labels
 from sealroom.crypto.envelope import Envelope
 from sealroom.crypto.pre import (
-    EncryptedValue,
-    _origin_message,
     encrypt,
     generate_key_pair,
     generate_plaintext,
 )
 from sealroom.crypto.signing import SigningKey
 from sealroom.sdk import ServiceRefusedError, SyncClient
+from tests.security.live_keyservice import resigned_as_own
 
 from .conftest import Env
 
@@ -88,15 +84,15 @@ def test_a_joiner_cannot_open_values_registered_before_it_joined(env: Env) -> No
 def test_rewrapping_an_old_value_as_a_document_does_not_get_around_it(env: Env) -> None:
     with env.client("alice") as alice, env.client("bob") as bob:
         old = _old_value_then_bob_joins(alice, bob)
+
         # Bob, now a member, files the old EDEK as a managed document granted to the group.
-        bob._call(
-            "POST",
-            "/v1/documents",
-            {
-                "id": "rewrap",
-                "grants": [{"kind": "group", "id": "meet", "edek": b64e(old.edeks[0].to_bytes())}],
-            },
-        )
+        def file_as_document(doc_id: str, edek: bytes) -> None:
+            grant = {"kind": "group", "id": "meet", "edek": b64e(edek)}
+            bob._call("POST", "/v1/documents", {"id": doc_id, "grants": [grant]})
+
+        with _refused("forbidden"):  # as it is: a grant key must come from his own devices
+            file_as_document("rewrap", old.edeks[0].to_bytes())
+        file_as_document("rewrap", resigned_as_own(old.edeks[0].to_bytes(), bob))
         with _refused("before_membership"):
             bob._call("GET", "/v1/documents/rewrap/key")
 
@@ -142,15 +138,7 @@ def test_a_later_admin_cannot_reregister_an_old_value_under_its_own_signature(en
         old = _old_value_then_bob_joins(alice, bob)
         alice.add_admin("meet", "bob")
         # Bob re-signs the old value's (R, C) as its origin and registers the copy.
-        value = EncryptedValue.from_bytes(old.edeks[0].to_bytes())
-        signer = bob.client._signer()
-        resigned = dataclasses.replace(
-            value,
-            origin_signer=signer.verifying_key.to_bytes(),
-            origin_signature=signer.sign(
-                labels.SIG_ORIGIN, _origin_message(value.ephemeral_public_key, value.auth_hash)
-            ),
-        ).to_bytes()
+        resigned = resigned_as_own(old.edeks[0].to_bytes(), bob)
         assert resigned != old.edeks[0].to_bytes()
         assert bob.claim_group_management("meet") == "alice"  # bob manages the meeting now
         _register(bob, "meet", resigned)  # the same R: still the old generation

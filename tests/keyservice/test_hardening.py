@@ -11,6 +11,7 @@ from sealroom.crypto.pre import generate_key_pair
 from sealroom.keyservice.context import Caller, check_id
 from sealroom.keyservice.errors import ServiceError
 from sealroom.sdk import KeyChangedError, KeyChangedWarning, SdkError, ServiceRefusedError
+from tests.security.live_keyservice import drop_audit_guard
 
 from .conftest import Env
 
@@ -96,11 +97,8 @@ def test_a_broken_chain_gets_no_signed_head(env: Env) -> None:
     with env.client("alice") as alice:
         alice.initialize()
         assert alice.verify_audit()["head_signature"]
+        drop_audit_guard(env.parts.db)
         with env.parts.db.transaction() as tx:
-            if tx.dialect == "sqlite":
-                tx.execute("DROP TRIGGER audit_no_update")
-            else:
-                tx.execute("DROP TRIGGER audit_no_change ON audit")
             tx.execute("UPDATE audit SET outcome = 'ok' WHERE seq = 1")
         report = alice.verify_audit()
         assert report["ok"] is False

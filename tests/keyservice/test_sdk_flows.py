@@ -214,7 +214,12 @@ def test_streamed_artifact_for_a_group_read_from_any_current_device(env: Env) ->
         )
         tablet.initialize()  # a device bob adds after the meeting
         out = io.BytesIO()
-        assert tablet.decrypt_stream(io.BytesIO(sealed.getvalue()), out) == len(recording)
+        opened = tablet.decrypt_stream(io.BytesIO(sealed.getvalue()), out)
+        assert (opened.size, opened.sealer.user_id, opened.owner) == (
+            len(recording),
+            "alice",
+            "alice",
+        )
         assert out.getvalue() == recording
         bob.revoke_device(tablet.client.device_id)
         with _refused("device_revoked"):

@@ -6,8 +6,9 @@ ciphertext (u32 length + bytes, including the 16-byte tag), EDEK count (u16), th
 EDEK as u32 length + an :class:`~sealroom.crypto.pre.EncryptedValue`, then the sealer's
 Ed25519 key (32) and its signature (64) over everything before it. The associated data
 binds the label, the version and the object id, so a sealed blob cannot be replayed under
-another id; the signature means a recipient, who knows the DEK, still cannot forge content
-in the sealer's name.
+another id. A recipient knows the DEK and can seal other content under the same id, but
+only under its own signature: :func:`open_envelope` takes the sealer the opener expects, so
+nobody can forge content in another device's name.
 """
 
 from __future__ import annotations

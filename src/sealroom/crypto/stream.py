@@ -5,8 +5,9 @@ recipient, as in :mod:`.envelope`, but in chunks, so memory stays flat whatever 
 Chunk i is AES-GCM with nonce = prefix(7) ‖ i(4) ‖ final(1) and associated data =
 SHA-256(header) ‖ i ‖ final, so a reordered, dropped, duplicated or truncated chunk fails,
 and nothing may follow the final chunk. A trailer carries the sealer's Ed25519 signature
-over the header digest, the chunk count and a running digest of every ciphertext chunk, so
-a recipient (who knows the DEK) still cannot forge content in the sealer's name.
+over the header digest, the chunk count and a running digest of every ciphertext chunk. A
+recipient (who knows the DEK) can seal another stream under the same id, but only under its
+own signature, and :func:`open_stream` takes the sealer the opener expects.
 
 Layout: u32 header length, header, then records ``u32 length ‖ chunk ciphertext``, the last
 one marked final, then the 64-byte trailer signature. Header v1: version, tag 0x61, object

@@ -392,9 +392,11 @@ class Demo:
         report = await bob.sdk.encrypt_document(
             "report-1", f"abuse by {removed}".encode(), groups=["safety-team"]
         )
+        opened = await sam.open_document(report)  # names its sealer, checked by certificate
         self.claim(
-            "the safety team reads the abuse report, signed by the reporter",
-            (await sam.decrypt_document(report)).startswith(b"abuse"),
+            f"the safety team reads the abuse report, sealed by {opened.sealer.user_id}'s "
+            "device (the reporter)",
+            opened.data.startswith(b"abuse") and opened.sealer.user_id == bob.name,
         )
         self.claim(
             "attendees read the chat messages, the shared file and the transcript",

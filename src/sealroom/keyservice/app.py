@@ -27,7 +27,7 @@ from sealroom.api.encoding import b64d, b64e
 from sealroom.api.reqsig import parse_headers
 from sealroom.crypto.pre import PublicKey, TransformKey
 from sealroom.crypto.signing import VerifyingKey
-from sealroom.errors import MalformedInputError
+from sealroom.errors import MalformedInputError, SignatureError
 from sealroom.keyservice import audit
 from sealroom.keyservice.context import Caller, Context
 from sealroom.keyservice.errors import ServiceError
@@ -371,9 +371,20 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         return {"deleted": req.path_params["id"]}
 
     async def audit_verify(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        report = await run_in_threadpool(verify_audit, p)
-        signature = (  # the service vouches for a head only when the chain leads to it
-            b64e(audit.head_signature(p.keys.signing_key, report.head_seq, report.head_hash))
+        kept = req.query_params.get("expect_head")
+        expect = audit.SignedHead.from_text(kept) if kept is not None else None
+        if expect is not None:
+            try:
+                expect.verify(p.ctx.verifying_key)
+            except SignatureError:
+                raise ServiceError(
+                    "malformed_input", "the kept head is not signed by this service"
+                ) from None
+        report = await run_in_threadpool(verify_audit, p, expect)
+        # The service vouches for a head only when the chain leads to it (and, if asked,
+        # extends the kept head).
+        head = (
+            audit.SignedHead.sign(p.keys.signing_key, report.head_seq, report.head_hash)
             if report.ok
             else None
         )
@@ -382,7 +393,8 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "entries": report.entries,
             "head_seq": report.head_seq,
             "head_hash": b64e(report.head_hash),
-            "head_signature": signature,
+            "head_signature": b64e(head.signature) if head else None,
+            "head_token": head.to_text() if head else None,
             "first_bad_seq": report.first_bad_seq,
             "reason": report.reason,
         }
@@ -620,14 +632,15 @@ def _bad_item() -> Any:
     raise ServiceError("malformed_input", "each item must be an object")
 
 
-def verify_audit(parts: KeyServiceApp) -> audit.AuditReport:
-    """Verify up to the head as read first, so appends racing the read do not matter."""
+def verify_audit(parts: KeyServiceApp, expect: audit.SignedHead | None = None) -> audit.AuditReport:
+    """Verify up to the head as read first, so appends racing the read do not matter; with
+    ``expect``, also that the chain still holds that kept head."""
     with parts.db.read_transaction() as tx:
         head = tx.one("SELECT seq, entry_hash FROM audit_head WHERE id = 1")
         if head is None:  # pragma: no cover - created by the first migration
             raise StorageError("audit head missing")
         rows = tx.all("SELECT * FROM audit WHERE seq <= ? ORDER BY seq", (head["seq"],))
-    return audit.verify_chain(rows, head, parts.ctx.verifying_key)
+    return audit.verify_chain(rows, head, parts.ctx.verifying_key, expect)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

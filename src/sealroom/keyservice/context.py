@@ -128,8 +128,9 @@ class Context:
         )
 
     def refused(self, caller: Caller | None, action: str, obj: str | None, code: str) -> None:
-        """Record a refusal. Anonymous refusals are capped per second, so that nobody can
-        flood the audit log without credentials; the next entry counts what was skipped."""
+        """Record a refusal. Anonymous refusals (``caller`` None: no credentials, or a
+        request that names a device but did not authenticate as it) are capped per second,
+        so that nobody can flood the audit log; the next entry counts what was skipped."""
         outcome = f"refused:{code}"
         if caller is None:
             with self._anon_lock:

@@ -52,6 +52,14 @@ class ServiceKeys:
         return keys
 
     @classmethod
+    def load(cls, path: Path) -> ServiceKeys:
+        """Read an existing secrets file; never create one (FileNotFoundError if absent).
+        For tools such as ``audit verify``, where fresh keys would only hide a typo."""
+        if not path.is_file():
+            raise FileNotFoundError(str(path))
+        return cls._read(path)
+
+    @classmethod
     def _read(cls, path: Path) -> ServiceKeys:
         for _ in range(50):  # another worker may be writing it right now
             text = path.read_text()

@@ -114,7 +114,19 @@ class Transforms:
         table = "sr_groups" if target.kind == "group" else "users"
         if tx.one(f"SELECT 1 AS x FROM {table} WHERE id = ?", (target.id,)) is None:  # noqa: S608
             raise ServiceError("not_found", f"no such {target.kind}")
-        parse_edek(edek)
+        value = parse_edek(edek)
+        maker = tx.one(
+            "SELECT user_id, revoke_reason FROM devices WHERE signing_key = ?",
+            (value.origin_signer,),
+        )
+        if (
+            maker is None
+            or maker["user_id"] != caller.user_id
+            or maker["revoke_reason"] == "revoked"
+        ):
+            # Clients name a document's owner after the device that made the key reaching
+            # them; a grant key made by anyone else would let them attribute it wrongly.
+            raise ServiceError("forbidden", "a grant's key must be made by a device of the owner")
         tx.execute(
             "DELETE FROM document_grants WHERE document_id = ? AND grantee_kind = ? "
             "AND grantee_id = ?",

@@ -74,7 +74,6 @@ class Users:
                 "SELECT user_id, signing_key, revoked_at FROM devices WHERE id = ?",
                 (req.device_id,),
             )
-        caller = Caller(row["user_id"], req.device_id) if row else None
         try:
             if row is None:
                 raise ServiceError("unknown_device")
@@ -102,12 +101,13 @@ class Users:
                     raise ServiceError("replayed_request") from None
                 tx.execute("UPDATE devices SET last_used_at = ? WHERE id = ?", (now, req.device_id))
         except ServiceError as exc:
-            ctx.refused(caller, "authenticate", f"device:{req.device_id}", exc.code)
+            # Until a request authenticates, its caller is nobody: a bad signature, a replay
+            # or a stale request only names a device, so it is recorded as anonymous (the
+            # device in the object) under the anonymous cap, never as that device's refusal.
+            ctx.refused(None, "authenticate", f"device:{req.device_id}", exc.code)
             exc.audited = True
             raise
-        if caller is None:  # pragma: no cover - unknown devices raised above
-            raise ServiceError("unknown_device")
-        return caller
+        return Caller(row["user_id"], req.device_id)
 
     # --- users ---
 

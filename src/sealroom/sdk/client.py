@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 
@@ -56,7 +57,14 @@ from sealroom.crypto.pre import (
 from sealroom.crypto.signing import SigningKey, VerifyingKey
 from sealroom.crypto.stream import DEFAULT_CHUNK, open_stream, read_header, seal_stream
 from sealroom.errors import SignatureError
-from sealroom.sdk.errors import KeyChangedError, KeyChangedWarning, SdkError, ServiceRefusedError
+from sealroom.sdk.authorship import OpenedDocument, OpenedStream, Sealer
+from sealroom.sdk.errors import (
+    AuthorshipError,
+    KeyChangedError,
+    KeyChangedWarning,
+    SdkError,
+    ServiceRefusedError,
+)
 from sealroom.sdk.keystore import Keystore, PinnedUser
 
 __all__ = ["KEYSERVICE_AUDIENCE", "BasicSplitTrust", "Client", "Password", "SecretSource"]
@@ -141,7 +149,7 @@ class Client:
         self.ks = Keystore.load(keystore)
         self.ks.device_name = self.ks.device_name or device_name
         self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30.0)
-        self._signers: dict[bytes, tuple[float, VerifyingKey]] = {}
+        self._signers: dict[bytes, tuple[float, VerifyingKey, Sealer]] = {}
         self._seeds: dict[str, Plaintext] = {}  # group id -> its seed, for its admins
 
     async def __aenter__(self) -> Client:
@@ -427,15 +435,20 @@ class Client:
     async def _origin(self, signer: bytes) -> VerifyingKey:
         """A device signing key, trusted only if its certificate chains to a pinned user and
         the device was not revoked as lost (rotated devices keep their history)."""
+        return (await self._signed_by(signer))[0]
+
+    async def _signed_by(self, signer: bytes) -> tuple[VerifyingKey, Sealer]:
+        """As :meth:`_origin`, with the device and the user whose certificate vouches for it."""
         cached = self._signers.get(signer)
         if cached is not None and self._clock() - cached[0] < SIGNER_CACHE_SECONDS:
-            return cached[1]
+            return cached[1], cached[2]
         info = await self._call("GET", f"/v1/devices/by-signing-key/{b64e(signer)}")
         key = await self._certified(info)
         if key.to_bytes() != signer:
             raise SdkError("the service answered for another device")
-        self._signers[signer] = (self._clock(), key)
-        return key
+        who = Sealer(str(info["user_id"]), str(info["id"]))
+        self._signers[signer] = (self._clock(), key, who)
+        return key, who
 
     async def _certified(self, info: dict[str, Any]) -> VerifyingKey:
         """Check a device's certificate against its user's pinned key; its signing key."""
@@ -454,11 +467,16 @@ class Client:
         return VerifyingKey.from_bytes(signer)
 
     async def _unwrap(self, edek: bytes) -> Plaintext:
+        return (await self._unwrap_made_by(edek))[0]
+
+    async def _unwrap_made_by(self, edek: bytes) -> tuple[Plaintext, Sealer]:
+        """Decrypt a transformed EDEK; also the device (and its user) that made it."""
         value = EncryptedValue.from_bytes(edek)
-        origin = await self._origin(value.origin_signer)
-        return decrypt(
+        origin, maker = await self._signed_by(value.origin_signer)
+        source = decrypt(
             value, self._device_key(), origin_signer=origin, transformer=self.service_key
         )
+        return source, maker
 
     # --- groups ---
 
@@ -702,35 +720,66 @@ class Client:
             },
         )
 
-    async def decrypt_stream(self, src: BinaryIO, dst: BinaryIO) -> int:
-        """Open a sealed stream from any current device; returns the bytes written.
+    async def decrypt_stream(
+        self, src: BinaryIO, dst: BinaryIO, *, any_sealer: bool = False
+    ) -> OpenedStream:
+        """Open a sealed stream from any current device: its size, sealer and owner.
 
         The plaintext goes to a temporary file first and reaches ``dst`` only once the
-        sealer's trailer signature has verified, so forged chunks are never released.
+        sealer's trailer signature has verified and the sealer is a device of the owner (or
+        ``any_sealer`` accepts another), so forged chunks are never released.
         """
         head, raw = read_header(src)
-        source = await self._unwrap_for(_doc_id(head.object_id))
-        sealer = await self._origin(head.signer)
+        source, owner = await self._document_source(_doc_id(head.object_id))
+        key, sealer = await self._signed_by(head.signer)
         with tempfile.TemporaryFile() as staging:
-            written = open_stream(src, staging, (head, raw), source, sealer=sealer)
+            written = open_stream(src, staging, (head, raw), source, sealer=key)
+            _check_authorship(sealer, owner, any_sealer)
             staging.seek(0)
             shutil.copyfileobj(staging, dst, 1 << 20)
-        return written
+        return OpenedStream(written, sealer, owner)
 
     async def _unwrap_for(self, doc_id: str) -> Plaintext:
         """The DEK source of a managed document, through the grant that reaches us."""
+        return (await self._document_source(doc_id))[0]
+
+    async def _document_source(self, doc_id: str) -> tuple[Plaintext, str]:
+        """The DEK source of a managed document and its owner.
+
+        Only the owner may grant (the service enforces it, and refuses grant keys not made
+        by the owner's devices), so the owner is the user whose device made the EDEK that
+        reaches us: a signature this device checks itself. The owner the service names must
+        agree; a service that lists another is refused rather than believed.
+        """
         data = await self._call("GET", f"/v1/documents/{doc_id}/key")
-        return await self._unwrap(b64d(data["edek"], "edek"))
+        source, granter = await self._unwrap_made_by(b64d(data["edek"], "edek"))
+        if data.get("owner") != granter.user_id:
+            raise AuthorshipError(
+                "the key service names another owner than the user who granted the key",
+                owner=granter.user_id,
+            )
+        return source, granter.user_id
+
+    async def open_document(
+        self, envelope: Envelope, *, any_sealer: bool = False
+    ) -> OpenedDocument:
+        """Open a managed document with the grant that reaches this device: its data, the
+        device that sealed it and its owner. A document sealed by a device of anyone but its
+        owner raises :class:`AuthorshipError`, unless ``any_sealer`` accepts it (the result
+        then names who sealed it, for the application to show)."""
+        source, owner = await self._document_source(_doc_id(envelope.object_id))
+        return await self._open(envelope, source, owner, any_sealer)
 
     async def decrypt_document(self, envelope: Envelope) -> bytes:
-        """Open a managed document with the grant that reaches this device."""
-        source = await self._unwrap_for(_doc_id(envelope.object_id))
-        return open_envelope(envelope, source, sealer=await self._origin(envelope.signer))
+        """The data of :meth:`open_document`, only if the document's owner sealed it."""
+        return (await self.open_document(envelope)).data
 
-    async def decrypt_unmanaged(
-        self, envelope: Envelope, index: int, kind: str, target: str
-    ) -> bytes:
-        """Open an unmanaged document: the caller names which EDEK and whom it is for."""
+    async def open_unmanaged(
+        self, envelope: Envelope, index: int, kind: str, target: str, *, any_sealer: bool = False
+    ) -> OpenedDocument:
+        """Open an unmanaged document or message: the caller names which EDEK and whom it
+        is for. It has no owner at the service; its owner is the user whose device made
+        that EDEK, and by default the sealer must be a device of that user."""
         data = await self._call(
             "POST",
             "/v1/transform",
@@ -739,13 +788,24 @@ class Client:
                 "target": {"kind": kind, "id": target},
             },
         )
-        return await self._open(envelope, b64d(data["edek"], "edek"))
+        source, maker = await self._unwrap_made_by(b64d(data["edek"], "edek"))
+        return await self._open(envelope, source, maker.user_id, any_sealer)
 
-    async def _open(self, envelope: Envelope, edek: bytes) -> bytes:
-        """The EDEK's origin and the envelope's sealer are checked each on its own: a grant
-        made later by another device still opens the sealer's envelope."""
-        source = await self._unwrap(edek)
-        return open_envelope(envelope, source, sealer=await self._origin(envelope.signer))
+    async def decrypt_unmanaged(
+        self, envelope: Envelope, index: int, kind: str, target: str
+    ) -> bytes:
+        """The data of :meth:`open_unmanaged`, only if its keys' maker sealed it."""
+        return (await self.open_unmanaged(envelope, index, kind, target)).data
+
+    async def _open(
+        self, envelope: Envelope, source: Plaintext, owner: str, any_sealer: bool
+    ) -> OpenedDocument:
+        """The EDEK's origin and the envelope's sealer are checked each on its own (a grant
+        made later by another device of the owner still opens), then compared by user."""
+        key, sealer = await self._signed_by(envelope.signer)
+        data = open_envelope(envelope, source, sealer=key)
+        _check_authorship(sealer, owner, any_sealer)
+        return OpenedDocument(data, sealer, owner)
 
     async def grant_document(
         self, envelope: Envelope, *, user: str | None = None, group: str | None = None
@@ -773,5 +833,21 @@ class Client:
         kind, rid = ("user", user) if user else ("group", group)
         await self._call("DELETE", f"/v1/documents/{doc_id}/grants/{kind}/{rid}")
 
-    async def verify_audit(self) -> dict[str, Any]:
-        return await self._call("GET", "/v1/audit/verify")
+    async def verify_audit(self, *, expect_head: str | None = None) -> dict[str, Any]:
+        """The service's check of its audit chain, with its signed head (``head_token``)
+        when the chain holds. Keep a head outside the service and pass it as
+        ``expect_head`` later: the check then fails if the log no longer extends it (the
+        tail was cut, or the log wiped, by someone with database access)."""
+        query = urlencode({"expect_head": expect_head}) if expect_head is not None else ""
+        return await self._call("GET", "/v1/audit/verify", query=query)
+
+
+def _check_authorship(sealer: Sealer, owner: str, any_sealer: bool) -> None:
+    """Refuse content that a device of someone other than ``owner`` sealed, unless the
+    application accepts any certified sealer."""
+    if sealer.user_id != owner and not any_sealer:
+        raise AuthorshipError(
+            f"sealed by device {sealer.device_id} of {sealer.user_id}, not by the owner {owner}",
+            owner=owner,
+            sealer=sealer,
+        )

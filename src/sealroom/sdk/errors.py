@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from sealroom.errors import SealroomError
+from sealroom.sdk.authorship import Sealer
 
-__all__ = ["KeyChangedError", "KeyChangedWarning", "SdkError", "ServiceRefusedError"]
+__all__ = [
+    "AuthorshipError",
+    "KeyChangedError",
+    "KeyChangedWarning",
+    "SdkError",
+    "ServiceRefusedError",
+]
 
 
 class SdkError(SealroomError):
@@ -29,3 +36,17 @@ class KeyChangedError(SdkError):
     def __init__(self, subject: str) -> None:
         super().__init__(f"the pinned key of {subject} changed; verify it out of band")
         self.subject = subject
+
+
+class AuthorshipError(SdkError):
+    """Content whose authorship does not hold; nothing of it was released.
+
+    Either a device of someone other than the owner sealed it (``sealer`` names that device;
+    pass ``any_sealer=True`` to accept such content and show who sealed it), or the key
+    service named an owner other than the user whose device granted the key (``sealer`` is
+    None then).
+    """
+
+    def __init__(self, message: str, *, owner: str, sealer: Sealer | None = None) -> None:
+        super().__init__(message)
+        self.owner, self.sealer = owner, sealer
