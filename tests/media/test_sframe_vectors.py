@@ -1,11 +1,13 @@
 """RFC 9605 Appendix C test vectors, one test per case.
 
-Source: ../shared/vectors/rfc9605/test-vectors.json (the file RFC 9605 cites as
-[TestVectors], sframe-wg/sframe commit 025d568; see its README for provenance).
+Source: tests/vectors/rfc9605/test-vectors.json, the repository's copy of the file RFC 9605
+cites as [TestVectors] (sframe-wg/sframe commit 025d568; its README gives the provenance),
+checked against the SHA-256 stored beside it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -24,14 +26,16 @@ from sealroom.media.sframe import (
     hkdf_extract,
 )
 
+VECTORS = Path(__file__).parents[1] / "vectors" / "rfc9605"
+
 
 def _vectors() -> dict[str, Any]:
-    for base in (Path(__file__).parents[3], Path(__file__).parents[2]):
-        path = base / "shared" / "vectors" / "rfc9605" / "test-vectors.json"
-        if path.exists():
-            data: dict[str, Any] = json.loads(path.read_text())
-            return data
-    raise FileNotFoundError("shared/vectors/rfc9605/test-vectors.json not found beside the repo")
+    raw = (VECTORS / "test-vectors.json").read_bytes()
+    expected = (VECTORS / "test-vectors.json.sha256").read_text().split()[0]
+    if hashlib.sha256(raw).hexdigest() != expected:
+        raise AssertionError("tests/vectors/rfc9605/test-vectors.json differs from its SHA-256")
+    data: dict[str, Any] = json.loads(raw)
+    return data
 
 
 V = _vectors()
