@@ -18,10 +18,12 @@ MODULES = [
     "sealroom.api.encoding",
     "sealroom.api.reqsig",
     "sealroom.api.identity",
+    "sealroom.api.origins",
     "sealroom.keyservice.storage",
     "sealroom.keyservice.errors",
     "sealroom.keyservice.audit",
     "sealroom.keyservice.app",
+    "sealroom.keyservice.cors",
     "sealroom.sdk",
     "sealroom.sdk.client",
     "sealroom.sdk.meeting",
@@ -31,6 +33,7 @@ MODULES = [
     "sealroom.meeting.session",
     "sealroom.conference.app",
     "sealroom.conference.bus",
+    "sealroom.conference.handshake",
 ]
 
 
