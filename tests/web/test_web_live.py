@@ -1,15 +1,18 @@
 """The web core against the real key service on 127.0.0.1 (uvicorn in this process).
 
 Python clients set a meeting up as the SDK does: alice creates a forward-only group, adds
-bob, seals SK_n to the group once and registers it. Then a node process, given bob's user
+bob, seals SK_n to the group once and registers it, and shares a chat message and a
+recording (a stream) with bob as managed documents. Then a node process, given bob's user
 key and a JWT, registers itself as a new device of bob (certificate and user→device
 transform key made in JavaScript), has the session key transformed group → user → device
-and decrypts it. A node device of carol, who is not a member, is refused.
+and decrypts it, then opens the document and the stream (each sealer checked through its
+device certificate). A node device of carol, who is not a member, is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 from pathlib import Path
@@ -82,6 +85,12 @@ async def _scenario(node: str, tmp: Path) -> None:
                 alice.ks.signing_key,  # type: ignore[arg-type]
             )
             await alice.register_group_value(MEETING, envelope.edeks[0].to_bytes())
+            # Managed documents for bob: a chat message and a recording (a stream).
+            chat = await alice.encrypt_document("chat-1", b"hello from alice", users=["bob"])
+            recording, sink = os.urandom(5000), io.BytesIO()
+            await alice.encrypt_stream(
+                "rec-1", io.BytesIO(recording), sink, users=["bob"], chunk_size=2048
+            )
 
             def job(user: str, user_key: bytes) -> dict[str, Any]:
                 return {
@@ -94,9 +103,12 @@ async def _scenario(node: str, tmp: Path) -> None:
                 }
 
             bob_key = (await bob._user_key()).expose_secret_bytes()
-            code, out = await _node(node, job("bob", bob_key))
+            documents = {"document": b64e(chat.to_bytes()), "stream": b64e(sink.getvalue())}
+            code, out = await _node(node, job("bob", bob_key) | documents)
             assert code == 0, out
             assert out["session_key"] == session_key.hex()
+            assert bytes.fromhex(out["document"]) == b"hello from alice"
+            assert bytes.fromhex(out["stream"]) == recording
             devices = {d["id"] for d in await bob.list_devices()}
             assert out["device_id"] in devices  # registered at the real service
             assert len(devices) == 2

@@ -7,12 +7,16 @@
 //   node scripts/keyservice-unwrap.js < job.json
 //   job: {"base_url", "jwt", "user_private_key" (hex), "meeting", "envelope" (base64url), "epoch"}
 //   With "unchecked": true it posts the registration without first checking that the key
-//   belongs to the JWT's user (to see the service refuse it).
+//   belongs to the JWT's user (to see the service refuse it). With "document" (an envelope,
+//   base64url) and "stream" (a sealed stream, base64url), it also opens those managed
+//   documents and prints their contents (hex) as "document" and "stream".
 
 import { readFileSync } from 'node:fs';
 
 import { b64d } from '../src/api/encoding.js';
 import { fromHex, toHex } from '../src/bytes.js';
+import { Envelope } from '../src/crypto/envelope.js';
+import { ByteSource } from '../src/crypto/stream.js';
 import { PrivateKey } from '../src/crypto/pre.js';
 import { KeyServiceClient } from '../src/sdk/client.js';
 import { SdkError, ServiceRefusedError } from '../src/sdk/errors.js';
@@ -32,7 +36,10 @@ async function registerUnchecked() {
 try {
   const deviceId = job.unchecked ? await registerUnchecked() : await client.registerWithUserKey(userKey);
   const sessionKey = await client.openSessionKey(b64d(job.envelope, 'envelope'), job.meeting, job.epoch);
-  process.stdout.write(JSON.stringify({ device_id: deviceId, session_key: toHex(sessionKey) }) + '\n');
+  const out = { device_id: deviceId, session_key: toHex(sessionKey) };
+  if (job.document) out.document = toHex(await client.decryptDocument(Envelope.fromBytes(b64d(job.document, 'document'))));
+  if (job.stream) out.stream = toHex(await client.decryptStream(new ByteSource(b64d(job.stream, 'stream', { maxBytes: 1 << 24 }))));
+  process.stdout.write(JSON.stringify(out) + '\n');
 } catch (exc) {
   if (!(exc instanceof SdkError)) throw exc;
   const refused = exc instanceof ServiceRefusedError;

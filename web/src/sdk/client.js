@@ -7,8 +7,9 @@
 import { b64d, b64e } from '../api/encoding.js';
 import { DEVICE_CERT_LABEL, deviceCertificateMessage, userSigningKey } from '../api/identity.js';
 import { signRequest } from '../api/reqsig.js';
-import { equalBytes, utf8 } from '../bytes.js';
+import { equalBytes, fromUtf8, utf8 } from '../bytes.js';
 import { Envelope, openEnvelope } from '../crypto/envelope.js';
+import { openStreamToBytes, readHeader } from '../crypto/stream.js';
 import { EncryptedValue, PrivateKey, PublicKey, decrypt, generateKeyPair, generateTransformKey } from '../crypto/pre.js';
 import { SigningKey, VerifyingKey } from '../crypto/signing.js';
 import { SignatureError } from '../errors.js';
@@ -16,12 +17,25 @@ import { KeyChangedError, SdkError, ServiceRefusedError } from './errors.js';
 import { Keystore } from './keystore.js';
 
 export const KEYSERVICE_AUDIENCE = 'sealroom-keyservice';
+const DOC_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 export const SIGNER_CACHE_SECONDS = 60;
 export const APPROVAL_PREFIX = 'sealroom-approve:v1:';
 
 function need(value) {
   if (value === null || value === undefined) throw new SdkError('not initialized');
   return value;
+}
+
+/** A document id from outside (an envelope's object id), checked before it goes into a URL. */
+function docId(raw) {
+  let text;
+  try {
+    text = fromUtf8(raw);
+  } catch {
+    throw new SdkError('the object id is not a valid document id');
+  }
+  if (!DOC_ID.test(text)) throw new SdkError('the object id is not a valid document id');
+  return text;
 }
 
 function newDeviceId() {
@@ -253,6 +267,28 @@ export class KeyServiceClient {
     const edek = await this.transform(envelope.edeks[0].toBytes(), { kind: 'group', id: groupId });
     const source = await this.unwrap(edek);
     return openEnvelope(envelope, source, { sealer: await this.origin(envelope.signer) });
+  }
+
+  /** The DEK source of a managed document, through the grant that reaches this device. */
+  async unwrapFor(documentId) {
+    const data = await this.call('GET', `/v1/documents/${documentId}/key`);
+    return this.unwrap(b64d(data.edek, 'edek'));
+  }
+
+  /** Open a managed document (chat, a file, a title): the sealer is checked through its
+   *  device certificate, on its own, as the Python SDK checks it. */
+  async decryptDocument(envelope) {
+    const source = await this.unwrapFor(docId(envelope.objectId));
+    return openEnvelope(envelope, source, { sealer: await this.origin(envelope.signer) });
+  }
+
+  /** Open a sealed stream (a ByteSource); the plaintext comes back only once the sealer's
+   *  trailer signature verified. */
+  async decryptStream(src) {
+    const [head, raw] = await readHeader(src);
+    const source = await this.unwrapFor(docId(head.objectId));
+    const sealer = await this.origin(head.signer);
+    return openStreamToBytes(src, [head, raw], source, { sealer });
   }
 
   /** A meeting's session key SK_epoch from a session-key post's envelope: 32 key bytes
