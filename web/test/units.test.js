@@ -112,3 +112,15 @@ test('board messages: per-device sequence numbers drop duplicates and replays', 
   assert.ok(seen.accept(await make(1, 'd2')));
   assert.ok(!seen.accept(await make(0, 'd3')));
 });
+
+test('only pairing.js loads mcl-wasm, and nothing uses its hash-to-curve', async () => {
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const root = new URL('../src/', import.meta.url);
+  const files = readdirSync(root, { recursive: true }).filter((f) => f.endsWith('.js'));
+  const loaders = files.filter((f) => readFileSync(new URL(f, root), 'utf8').includes('mcl-wasm')).sort();
+  assert.deepEqual(loaders, ['crypto/pairing.js']);
+  for (const f of files) {
+    const text = readFileSync(new URL(f, root), 'utf8').replace(/^\s*\/\/.*$/gm, '');
+    assert.ok(!/hashAndMapTo|setHashOf|hashToFr|setByCSPRNG/.test(text), f);
+  }
+});
