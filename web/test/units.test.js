@@ -124,3 +124,17 @@ test('only pairing.js loads mcl-wasm, and nothing uses its hash-to-curve', async
     assert.ok(!/hashAndMapTo|setHashOf|hashToFr|setByCSPRNG/.test(text), f);
   }
 });
+
+test('a stream source hands out exact pieces of one large buffer', async () => {
+  // (Copying the remainder on every read, as an earlier version did, took minutes here.)
+  const { ByteSource } = await import('../src/crypto/stream.js');
+  const src = new ByteSource(new Uint8Array(64 << 20).fill(7));
+  let total = 0;
+  for (;;) {
+    const piece = await src.read(64 * 1024);
+    total += piece.length;
+    if (piece.length < 64 * 1024) break;
+  }
+  assert.equal(total, 64 << 20);
+  assert.equal((await src.read(1)).length, 0);
+});

@@ -56,7 +56,7 @@ export class ByteSource {
       else this.#buffer = concat(this.#buffer, value);
     }
     const out = this.#buffer.slice(0, n);
-    this.#buffer = this.#buffer.slice(out.length);
+    this.#buffer = this.#buffer.subarray(out.length); // a view: the rest is not copied
     return out;
   }
 }
