@@ -138,3 +138,33 @@ test('a stream source hands out exact pieces of one large buffer', async () => {
   assert.equal(total, 64 << 20);
   assert.equal((await src.read(1)).length, 0);
 });
+
+test('the backend never sees a secret scalar: fresh blinds every time', async () => {
+  const { backendCalls } = await import('../src/crypto/pairing.js');
+  const { toHex } = await import('../src/bytes.js');
+  const seen = [];
+  const real = { ...backendCalls };
+  backendCalls.mul = (x, k) => {
+    seen.push(toHex(k.serialize()));
+    return real.mul(x, k);
+  };
+  backendCalls.pow = (x, k) => {
+    seen.push(toHex(k.serialize()));
+    return real.pow(x, k);
+  };
+  try {
+    const k = Scalar.random();
+    for (let i = 0; i < 2; i++) {
+      G1.generator().mulSecret(k);
+      G2.generator().mulSecret(k);
+      GT.generator().powSecret(k);
+    }
+    assert.equal(seen.length, 12); // two backend calls per secret operation
+    assert.ok(!seen.includes(toHex(k.exposeBytes())));
+    assert.equal(new Set(seen).size, 12);
+    G1.generator().mulPublic(k);
+    assert.equal(seen.at(-1), toHex(k.exposeBytes())); // the public path passes it as it is
+  } finally {
+    Object.assign(backendCalls, real);
+  }
+});
