@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean web
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -21,8 +21,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# The web core's node tests run inside pytest (tests/web/), which installs web/'s pinned
+# packages with `npm ci` when node is present and skips them, saying why, when it is not.
 test: lint
 	$(BIN)/python -m pytest
+
+# The web client's pinned packages, for `sealroom serve` to hand out with the page.
+web:
+	cd web && npm ci --no-audit --no-fund
 
 bench: $(STAMP)
 	$(BIN)/python bench/pre.py
@@ -31,4 +37,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/artifacts.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis web/node_modules

@@ -18,10 +18,12 @@ MODULES = [
     "sealroom.api.encoding",
     "sealroom.api.reqsig",
     "sealroom.api.identity",
+    "sealroom.api.origins",
     "sealroom.keyservice.storage",
     "sealroom.keyservice.errors",
     "sealroom.keyservice.audit",
     "sealroom.keyservice.app",
+    "sealroom.keyservice.cors",
     "sealroom.sdk",
     "sealroom.sdk.authorship",
     "sealroom.sdk.client",
@@ -32,6 +34,7 @@ MODULES = [
     "sealroom.meeting.session",
     "sealroom.conference.app",
     "sealroom.conference.bus",
+    "sealroom.conference.handshake",
 ]
 
 

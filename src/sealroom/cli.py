@@ -60,6 +60,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     """
     cmd = [sys.executable, "-m", "sealroom"]
     jwks = ["--jwks-url", args.jwks_url] if args.jwks_url else ["--jwks-file", str(args.jwks_file)]
+    web_root = None if args.no_web else (args.web_root or default_web_root())
+    web = ["--web-root", str(web_root)] if web_root is not None else []
+    # The web client comes from the key service's origin: the key service needs no CORS for
+    # it, and the channel admits that origin (both spellings of a loopback address).
+    page_origins = _served_origins(args.host, args.keyservice_port) if web_root else []
+    cors = [a for o in args.cors_origin or [] for a in ("--cors-origin", o)]
+    allowed = [
+        a for o in page_origins + (args.allowed_origin or []) for a in ("--allowed-origin", o)
+    ]
     services = {
         "key service": [
             *cmd,
@@ -77,6 +86,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             str(args.keyservice_port),
             "--workers",
             str(args.workers),
+            *web,
+            *cors,
         ],
         "conferencing service": [
             *cmd,
@@ -90,6 +101,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             args.host,
             "--port",
             str(args.conference_port),
+            *allowed,
         ],
     }
     # SIGTERM always stops both. So do SIGINT (Ctrl-C) and SIGHUP (the terminal closed),
@@ -118,6 +130,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 f"service on http://{args.host}:{args.conference_port} (Ctrl-C stops both)",
                 flush=True,
             )
+            if web_root is not None:
+                print(f"web client on http://{args.host}:{args.keyservice_port}/web/", flush=True)
         while not requested and not any(has_exited(p) for p in procs.values()):
             time.sleep(0.2)
         ended = [name for name, p in procs.items() if has_exited(p)]
@@ -130,6 +144,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     for name in ended:  # the ones that stopped on their own, before we stopped the rest
         print(f"the {name} exited (status {procs[name].returncode}); stopped both", file=sys.stderr)
     return 1
+
+
+def default_web_root() -> Path | None:
+    """The repository's web/ folder, when sealroom runs from a checkout (editable install)."""
+    web = Path(__file__).resolve().parents[2] / "web"
+    return web if (web / "src" / "index.js").is_file() else None
+
+
+def _served_origins(host: str, port: int) -> list[str]:
+    loopback = {"127.0.0.1", "localhost", "::1"}
+    hosts = ["127.0.0.1", "localhost"] if host in loopback else [host]
+    return [f"http://{h}:{port}" for h in hosts if h not in ("0.0.0.0", "::")]  # noqa: S104
 
 
 def _keyservice_settings(args: argparse.Namespace) -> Settings:
@@ -151,6 +177,8 @@ def _keyservice_settings(args: argparse.Namespace) -> Settings:
             "port": args.port,
             "workers": args.workers,
             "auditors": tuple(args.auditor) if args.auditor else None,
+            "cors_origins": tuple(args.cors_origin) if args.cors_origin else None,
+            "web_root": args.web_root,
         }.items()
         if v is not None
     }
@@ -190,7 +218,10 @@ def _cmd_conference(args: argparse.Namespace) -> int:
         bus = NatsBus(args.nats_url, prefix=args.prefix)
     else:
         bus = InProcessBus()
-    app = create_conference_app(ConferenceSettings(jwt_issuer=args.jwt_issuer), jwks, bus)
+    settings = ConferenceSettings(
+        jwt_issuer=args.jwt_issuer, allowed_origins=tuple(args.allowed_origin or ())
+    )
+    app = create_conference_app(settings, jwks, bus)
     uvicorn.run(
         app,
         host=args.host,
@@ -330,6 +361,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keyservice-port", type=int, default=8470)
     serve.add_argument("--conference-port", type=int, default=8472)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--web-root",
+        type=Path,
+        help="the web client to serve under /web/ on the key service's origin "
+        "(default: web/ of this checkout, if there is one)",
+    )
+    serve.add_argument("--no-web", action="store_true", help="do not serve the web client")
+    serve.add_argument(
+        "--cors-origin", action="append", help="another origin whose pages may call the key service"
+    )
+    serve.add_argument(
+        "--allowed-origin", action="append", help="another origin whose pages may open the channel"
+    )
     serve.set_defaults(func=_cmd_serve)
 
     ks = sub.add_parser(
@@ -348,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("--jwks-file", type=Path, help="the IdP's JWKS as a file")
     ks.add_argument("--jwt-audience", help="this service's audience")
     ks.add_argument("--auditor", action="append", help="a user allowed to read audit entries")
+    ks.add_argument(
+        "--cors-origin", action="append", help="a web origin whose pages may call the API"
+    )
+    ks.add_argument("--web-root", type=Path, help="static files to serve under /web/")
     ks.add_argument("--host", help="listen address (default 127.0.0.1)")
     ks.add_argument("--port", type=int, help="listen port (default 8470)")
     ks.add_argument("--workers", type=int, help="worker processes (default 1)")
@@ -380,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     conf.add_argument("--nats-url", default="nats://127.0.0.1:4222")
     conf.add_argument("--prefix", default="sealroom", help="key or subject prefix on the bus")
+    conf.add_argument(
+        "--allowed-origin",
+        action="append",
+        help="a web origin whose pages may open the channel (others are refused)",
+    )
     conf.add_argument("--host", default="127.0.0.1")
     conf.add_argument("--port", type=int, default=8472)
     conf.add_argument("--log-level", default="warning")

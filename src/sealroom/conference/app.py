@@ -1,6 +1,8 @@
 """The conferencing service's ASGI app: ``/v1/meetings/{id}/channel`` (WebSocket).
 
-A client connects with ``Authorization: Bearer <JWT>`` (audience ``sealroom-conference``).
+A client connects with a JWT (audience ``sealroom-conference``): in ``Authorization: Bearer``,
+or, from a browser, in ``Sec-WebSocket-Protocol`` or the first message; a browser page must
+come from an allowed origin (see :mod:`.handshake`).
 It first receives the meeting's board history, then live traffic; its media subscription is
 live before the first board message reaches it. If the broker fails (or a relay stream
 ends), the socket is closed with 1011; a client whose socket takes longer than SEND_TIMEOUT
@@ -36,9 +38,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from sealroom.api.origins import OriginPolicy
 from sealroom.conference.bus import Bus, InProcessBus
+from sealroom.conference.handshake import open_channel
 from sealroom.errors import MalformedInputError
-from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
 from sealroom.media.sframe import SFrameError, decode_header
 from sealroom.meeting.messages import MAX_MESSAGE_BYTES, BoardMessage
@@ -65,6 +68,8 @@ class ConferenceSettings:
     jwt_issuer: str = "sealroom-dev-idp"
     jwt_audience: str = AUDIENCE
     max_frame_bytes: int = MAX_FRAME_BYTES
+    #: Web origins whose pages may open the channel (see :mod:`.handshake`).
+    allowed_origins: tuple[str, ...] = ()
 
 
 def create_conference_app(
@@ -72,20 +77,18 @@ def create_conference_app(
 ) -> Starlette:
     verifier = JwtVerifier(jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     the_bus: Bus = bus or InProcessBus()
+    origins = OriginPolicy(settings.allowed_origins)
 
     async def channel(ws: WebSocket) -> None:
         meeting = ws.path_params["id"]
-        auth = ws.headers.get("authorization", "")
-        try:
-            if not _MEETING_ID.fullmatch(meeting):
-                raise ServiceError("malformed_input", "bad meeting id")
-            if not auth.lower().startswith("bearer "):
-                raise ServiceError("unauthenticated")
-            user = verifier.verify(auth[7:].strip(), time.time()).subject
-        except ServiceError as exc:
-            await ws.close(code=4401 if exc.status == 401 else 4400, reason=exc.code)
+        user = await open_channel(
+            ws,
+            meeting_ok=bool(_MEETING_ID.fullmatch(meeting)),
+            policy=origins,
+            verify=lambda token: verifier.verify(token, time.time()).subject,
+        )
+        if user is None:
             return
-        await ws.accept()
         conn = uuid.uuid4().hex
         lock = asyncio.Lock()  # one sender at a time; the close happens under it too
         media_ready = asyncio.Event()

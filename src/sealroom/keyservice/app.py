@@ -20,16 +20,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from sealroom import __version__
 from sealroom.api.encoding import b64d, b64e
+from sealroom.api.origins import OriginPolicy
 from sealroom.api.reqsig import parse_headers
 from sealroom.crypto.pre import PublicKey, TransformKey
 from sealroom.crypto.signing import VerifyingKey
 from sealroom.errors import MalformedInputError, SignatureError
 from sealroom.keyservice import audit
 from sealroom.keyservice.context import Caller, Context
+from sealroom.keyservice.cors import CorsMiddleware
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.groups import Groups
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
@@ -811,7 +814,9 @@ def create_app(
     )
     endpoints = build(parts)
     spec = openapi(endpoints)
-    routes = [Route(ep.path, _wrap(parts, ep), methods=[ep.method]) for ep in endpoints]
+    routes: list[BaseRoute] = [
+        Route(ep.path, _wrap(parts, ep), methods=[ep.method]) for ep in endpoints
+    ]
 
     async def openapi_route(request: Request) -> Response:
         return JSONResponse(spec)
@@ -820,6 +825,8 @@ def create_app(
         return JSONResponse({"ok": True})
 
     routes += [Route("/openapi.json", openapi_route), Route("/healthz", health)]
+    if settings.web_root is not None:  # the web client, from this origin (no CORS needed)
+        routes.append(Mount("/web", StaticFiles(directory=settings.web_root, html=True)))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -840,6 +847,7 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+    app.add_middleware(CorsMiddleware, policy=OriginPolicy(settings.cors_origins))
     app.state.parts = parts
     return app
 

@@ -25,6 +25,7 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     "bad_signature": (401, "The request signature does not verify"),
     "device_revoked": (403, "The device is revoked"),
     "forbidden": (403, "The caller may not do this"),
+    "origin_not_allowed": (403, "Browser pages from this origin may not call the service"),
     "not_member": (403, "The caller is not a member"),
     "not_admin": (403, "The caller is not an admin of the group"),
     "before_membership": (403, "The value was not registered after the caller joined the group"),

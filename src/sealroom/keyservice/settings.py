@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from sealroom.api.origins import normalize_origin
+
 __all__ = ["Settings"]
 
 
@@ -28,6 +30,11 @@ class Settings:
     max_body_bytes: int = 1 << 20
     #: Users allowed to read audit entries (everyone authenticated may verify the chain).
     auditors: tuple[str, ...] = ()
+    #: Web origins (``https://app.example.com``) whose pages may call the API from a browser
+    #: (CORS); any other origin is refused. The service's own origin is always allowed.
+    cors_origins: tuple[str, ...] = ()
+    #: A folder of static files (the web client) to serve under ``/web/``; none by default.
+    web_root: Path | None = None
     #: Where ``sealroom keyservice`` listens.
     host: str = "127.0.0.1"
     port: int = 8470
@@ -46,9 +53,9 @@ class Settings:
                 continue
             if f.name in ("max_body_bytes", "port", "workers"):
                 values[f.name] = int(raw)
-            elif f.name in ("secrets_file", "jwks_file"):
+            elif f.name in ("secrets_file", "jwks_file", "web_root"):
                 values[f.name] = Path(raw)
-            elif f.name == "auditors":
+            elif f.name in ("auditors", "cors_origins"):
                 values[f.name] = tuple(a for a in raw.split(",") if a)
             else:
                 values[f.name] = raw
@@ -73,3 +80,7 @@ class Settings:
             raise ValueError("set exactly one of SEALROOM_JWKS_URL or SEALROOM_JWKS_FILE")
         if not 1024 <= self.max_body_bytes <= 64 << 20:
             raise ValueError("max_body_bytes must be between 1 KiB and 64 MiB")
+        for origin in self.cors_origins:
+            normalize_origin(origin)  # ValueError names a malformed entry
+        if self.web_root is not None and not self.web_root.is_dir():
+            raise ValueError(f"web_root {self.web_root} is not a folder")
