@@ -31,6 +31,8 @@ MODULES = [
     "sealroom.meeting.session",
     "sealroom.conference.app",
     "sealroom.conference.bus",
+    "sealroom.conference.board",
+    "sealroom.conference.quota",
 ]
 
 

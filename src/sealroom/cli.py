@@ -179,14 +179,15 @@ def _cmd_idp(args: argparse.Namespace) -> int:
 
 def _cmd_conference(args: argparse.Namespace) -> int:
     jwks = JwksSource(url=args.jwks_url) if args.jwks_url else JwksSource(path=args.jwks_file)
+    settings = ConferenceSettings(jwt_issuer=args.jwt_issuer)
     bus: Bus
     if args.bus == "redis":
-        bus = RedisBus(args.redis_url, prefix=args.prefix)
+        bus = RedisBus(args.redis_url, prefix=args.prefix, limits=settings.board)
     elif args.bus == "nats":
-        bus = NatsBus(args.nats_url, prefix=args.prefix)
+        bus = NatsBus(args.nats_url, prefix=args.prefix, limits=settings.board)
     else:
-        bus = InProcessBus()
-    app = create_conference_app(ConferenceSettings(jwt_issuer=args.jwt_issuer), jwks, bus)
+        bus = InProcessBus(settings.board)
+    app = create_conference_app(settings, jwks, bus)
     uvicorn.run(
         app,
         host=args.host,

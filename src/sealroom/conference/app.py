@@ -15,6 +15,10 @@ subject and its ``meeting`` this one) and sends media as binary frames (an SFram
 is required, at most :data:`MAX_FRAME_BYTES`). Anything malformed or oversize is answered
 with ``{"type": "error", "code": ...}`` and dropped; the meeting goes on. The relay holds no
 key and cannot read a frame.
+
+The board keeps control posts apart from participants' posts, and refuses control posts
+from anyone the board does not name (:mod:`sealroom.conference.board`); what one client may
+post, and how many meetings a user may open, is bounded (:mod:`sealroom.conference.quota`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from starlette.applications import Starlette
@@ -36,7 +40,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from sealroom.conference.board import BoardLimits, BoardPost, BoardRefusedError
 from sealroom.conference.bus import Bus, InProcessBus
+from sealroom.conference.quota import MeetingWindow, TokenBucket
 from sealroom.errors import MalformedInputError
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
@@ -65,13 +71,26 @@ class ConferenceSettings:
     jwt_issuer: str = "sealroom-dev-idp"
     jwt_audience: str = AUDIENCE
     max_frame_bytes: int = MAX_FRAME_BYTES
+    board: BoardLimits = field(default_factory=BoardLimits)
+    """The lanes' caps; the bus must be built with the same (``limits=settings.board``)."""
+    post_rate: float = 50.0
+    """Posts a second one connection may keep up (a manager posts a key per join)."""
+    post_burst: int = 500
+    """Posts one connection may make at once before ``post_rate`` applies."""
+    meetings_per_user: int = 32
+    """Distinct meetings one user may open channels to within ``meetings_window`` (per
+    service process)."""
+    meetings_window: float = 600.0
 
 
 def create_conference_app(
     settings: ConferenceSettings, jwks: JwksSource, bus: Bus | None = None
 ) -> Starlette:
     verifier = JwtVerifier(jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-    the_bus: Bus = bus or InProcessBus()
+    the_bus: Bus = bus or InProcessBus(settings.board)
+    if the_bus.limits != settings.board:
+        raise ValueError("the bus and the settings disagree on the board's limits")
+    opened = MeetingWindow(settings.meetings_per_user, settings.meetings_window)
 
     async def channel(ws: WebSocket) -> None:
         meeting = ws.path_params["id"]
@@ -86,7 +105,19 @@ def create_conference_app(
             await ws.close(code=4401 if exc.status == 401 else 4400, reason=exc.code)
             return
         await ws.accept()
+        if not opened.allow(user, meeting, time.monotonic()):
+            refusal = {
+                "type": "error",
+                "code": "too_many_meetings",
+                "detail": f"at most {settings.meetings_per_user} meetings per "
+                f"{settings.meetings_window:g} s",
+            }
+            with contextlib.suppress(Exception):
+                await ws.send_text(json.dumps(refusal))
+                await ws.close(code=4429, reason="too_many_meetings")
+            return
         conn = uuid.uuid4().hex
+        posts = TokenBucket(settings.post_rate, settings.post_burst, time.monotonic())
         lock = asyncio.Lock()  # one sender at a time; the close happens under it too
         media_ready = asyncio.Event()
         finished = asyncio.Event()  # set once this connection is over, for whatever reason
@@ -188,6 +219,9 @@ def create_conference_app(
                     return
                 await the_bus.send_media(meeting, conn, frame)
             elif event.get("text") is not None:
+                if not posts.take(time.monotonic()):
+                    await error("rate_limited", f"at most {settings.post_rate:g} posts a second")
+                    return
                 problem = await _post(the_bus, meeting, user, event["text"])
                 if problem is not None:
                     await error(*problem)
@@ -250,7 +284,7 @@ async def _post(bus: Bus, meeting: str, user: str, text: str) -> tuple[str, str]
     if message.user != user:
         return "wrong_user", "the message names another user than the token"
     try:
-        await bus.post(meeting, message.to_json())
-    except OverflowError:
-        return "board_full", "this meeting has too many messages"
+        await bus.post(BoardPost.of(message))
+    except BoardRefusedError as exc:
+        return exc.code, exc.detail
     return None
