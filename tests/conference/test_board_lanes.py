@@ -10,7 +10,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import nats
 import pytest
+from nats.js.api import StreamConfig
 
 from sealroom.conference.board import (
     CONTROL_KINDS,
@@ -216,3 +218,36 @@ def test_participant_posts_are_small(kind: str) -> None:
 
     with two(kind) as (one, other):
         run(one, other, body(one, other))
+
+
+def test_nats_takes_over_a_stream_of_the_earlier_layout_and_leaves_no_consumers() -> None:
+    with fresh_prefix("nats") as prefix:
+
+        async def main() -> None:
+            nc = await nats.connect("nats://127.0.0.1:4222")
+            try:
+                js = nc.jetstream()  # what the bus made before it had lanes
+                await js.add_stream(
+                    StreamConfig(
+                        name=f"{prefix}_board",
+                        subjects=[f"{prefix}.board.*"],
+                        max_age=86400.0,
+                        max_msgs_per_subject=10_000,
+                    )
+                )
+                one, other = make_bus("nats", prefix), make_bus("nats", prefix)
+                try:
+                    assert await refusal(one, start("hana", admins=("ada",))) is None
+                    assert await refusal(other, post("ada", "session-key")) is None  # a read
+                    assert await refusal(other, post("mallory", "end")) == "not_allowed"
+                finally:
+                    await one.close()
+                    await other.close()
+                info = await js.stream_info(f"{prefix}_board")
+                assert info.config.discard_new_per_subject
+                assert info.config.max_msgs_per_subject == BoardLimits().max_posts_per_user
+                assert info.state.consumer_count == 0  # the refreshes' consumers are gone
+            finally:
+                await nc.close()
+
+        asyncio.run(main())

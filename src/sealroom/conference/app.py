@@ -81,6 +81,7 @@ class ConferenceSettings:
     """Distinct meetings one user may open channels to within ``meetings_window`` (per
     service process)."""
     meetings_window: float = 600.0
+    """Seconds; a channel beyond ``meetings_per_user`` gets ``too_many_meetings`` (4429)."""
 
 
 def create_conference_app(
@@ -105,6 +106,7 @@ def create_conference_app(
             await ws.close(code=4401 if exc.status == 401 else 4400, reason=exc.code)
             return
         await ws.accept()
+        conn = uuid.uuid4().hex
         if not opened.allow(user, meeting, time.monotonic()):
             refusal = {
                 "type": "error",
@@ -116,7 +118,6 @@ def create_conference_app(
                 await ws.send_text(json.dumps(refusal))
                 await ws.close(code=4429, reason="too_many_meetings")
             return
-        conn = uuid.uuid4().hex
         posts = TokenBucket(settings.post_rate, settings.post_burst, time.monotonic())
         lock = asyncio.Lock()  # one sender at a time; the close happens under it too
         media_ready = asyncio.Event()
