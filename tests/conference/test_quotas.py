@@ -15,13 +15,14 @@ from starlette.websockets import WebSocketDisconnect
 
 from sealroom.conference.app import AUDIENCE, ConferenceSettings, create_conference_app
 from sealroom.conference.board import BoardLimits, BoardPost, BoardRefusedError, BoardStore
-from sealroom.conference.bus import InProcessBus
-from sealroom.conference.quota import MeetingWindow, TokenBucket
+from sealroom.conference.bus import InProcessBus, RedisBus
+from sealroom.conference.quota import MeetingWindow, OpenChannels, TokenBucket
 from sealroom.crypto.signing import SigningKey
 from sealroom.idp import DevIdp
 from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.media.keys import Sender
 from sealroom.meeting.messages import BoardMessage
+from tests.brokers import fresh_prefix
 
 pytestmark = pytest.mark.timeout(30)
 KEY = SigningKey.generate()
@@ -77,6 +78,19 @@ def test_a_meeting_window_counts_distinct_meetings_per_user() -> None:
     assert not window.allow("mallory", "d", 11.5)
     assert window.allow("bob", "x", 30.0)
     assert len(window) == 1  # mallory, idle for a window, is forgotten
+
+
+def test_open_channels_are_counted_per_user() -> None:
+    channels = OpenChannels(limit=2)
+    assert channels.open("mallory")
+    assert channels.open("mallory")
+    assert not channels.open("mallory")
+    assert channels.open("bob")
+    channels.close("mallory")
+    assert channels.open("mallory")
+    for user in ("mallory", "mallory", "bob"):
+        channels.close(user)
+    assert len(channels) == 0
 
 
 def test_idle_boards_expire_and_read_boards_do_not() -> None:
@@ -177,6 +191,68 @@ def test_a_user_opening_too_many_meetings_is_told_and_closed(idp: DevIdp) -> Non
         with client.websocket_connect("/v1/meetings/c/channel", headers=_auth(idp, "bob")) as ws:
             ws.send_text(_text(_message("bob", meeting="c")))
             assert ws.receive_json()["type"] == "board"
+
+
+def test_a_user_holding_too_many_channels_is_told_and_closed(idp: DevIdp) -> None:
+    with (
+        _client(idp, ConferenceSettings(channels_per_user=2)) as client,
+        client.websocket_connect("/v1/meetings/a/channel", headers=_auth(idp, "mallory")),
+        client.websocket_connect("/v1/meetings/b/channel", headers=_auth(idp, "mallory")),
+    ):
+        with client.websocket_connect(
+            "/v1/meetings/a/channel", headers=_auth(idp, "mallory")
+        ) as ws:
+            reply = ws.receive_json()
+            assert reply == {
+                "type": "error",
+                "code": "too_many_channels",
+                "detail": reply["detail"],
+            }
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+            assert closed.value.code == 4429
+        with client.websocket_connect("/v1/meetings/a/channel", headers=_auth(idp, "bob")) as ws:
+            ws.send_text(_text(_message("bob", meeting="a")))
+            assert ws.receive_json()["type"] == "board"
+    with (  # closed channels no longer count
+        _client(idp, ConferenceSettings(channels_per_user=1)) as client,
+    ):
+        for _ in range(3):
+            with client.websocket_connect(
+                "/v1/meetings/a/channel", headers=_auth(idp, "amy")
+            ) as ws:
+                ws.send_text(_text(_message("amy", meeting="a")))
+                assert ws.receive_json()["type"] == "board"
+
+
+def test_a_redis_bus_serves_hundreds_of_channels_at_once() -> None:
+    """Each channel waits on its own Redis connection for board and media: 150 channels in
+    one process need 300 (redis-py's default pool stops at 100)."""
+
+    async def main(prefix: str) -> None:
+        bus = RedisBus(prefix=prefix)
+        boards = [bus.board("m1") for _ in range(150)]
+        media = [bus.media("m1", asyncio.Event()) for _ in range(150)]
+        pending = [asyncio.ensure_future(anext(it)) for it in (*boards, *media)]
+        try:
+            await asyncio.sleep(0.5)  # every reader is waiting on Redis now
+            assert not [p for p in pending if p.done()]
+            await bus.post(BoardPost.of(_message("alice")))
+            await bus.send_media("m1", "conn", b"frame")
+            async with asyncio.timeout(20):
+                results = await asyncio.gather(*pending)
+            assert set(results[:150]) == {BoardPost.of(_message("alice")).text}
+            assert set(results[150:]) == {("conn", b"frame")}
+        finally:
+            for p in pending:
+                p.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            for it in (*boards, *media):
+                await it.aclose()
+            await bus.close()
+
+    with fresh_prefix("redis") as prefix:
+        asyncio.run(main(prefix))
 
 
 def test_no_per_meeting_leftovers_once_everyone_has_gone(idp: DevIdp) -> None:

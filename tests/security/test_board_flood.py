@@ -53,6 +53,7 @@ class Raw:
             f"ws://127.0.0.1:{port}/v1/meetings/{meeting}/channel",
             additional_headers={"authorization": f"Bearer {token}"},
             max_size=1 << 22,
+            max_queue=None,  # buffer what it does not read, so closing never waits
         )
         try:
             yield cls(
@@ -359,3 +360,40 @@ def test_invented_meeting_ids_do_not_grow_memory(tmp_path: Path) -> None:
     assert _retained(bus) < 4 * 1024 * 1024
     settings = ConferenceSettings()
     assert refusals == ["too_many_meetings"] * (200 - settings.meetings_per_user)
+
+
+# --- many channels from one stranger: the relay's connections to its broker ---
+
+
+async def _many_channels(idp: DevIdp, one: Bus) -> None:
+    jwks = JwksSource(document=idp.jwks)
+    meeting = f"conns-{uuid.uuid4().hex[:8]}"
+    app = create_conference_app(ConferenceSettings(), jwks, one)
+    try:
+        async with live_server(app) as port, contextlib.AsyncExitStack() as stack:
+            token = idp.issue("mallory", AUDIENCE)
+            refused: list[str] = []
+            for _ in range(40):  # each channel used to hold two Redis connections
+                raw = await stack.enter_async_context(Raw.open(port, meeting, token, "mallory"))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.3):
+                        refused.append(json.loads(await raw.ws.recv())["code"])
+            # Sixty honest participants on the same service process still get through.
+            for i in range(60):
+                user = f"guest{i}"
+                raw = await stack.enter_async_context(
+                    Raw.open(port, meeting, idp.issue(user, AUDIENCE), user)
+                )
+                reply = await raw.reply_to(raw.message(meeting, "announce", {}))
+                assert reply["type"] == "board", (user, reply)
+            assert refused == ["too_many_channels"] * (40 - ConferenceSettings().channels_per_user)
+    finally:
+        await one.close()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", BUSES)
+def test_stranger_opening_many_channels_cannot_exhaust_the_relay(tmp_path: Path, kind: str) -> None:
+    idp = DevIdp(tmp_path / "idp")
+    with _buses(kind) as (one, _two):
+        asyncio.run(_many_channels(idp, one))

@@ -42,7 +42,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from sealroom.conference.board import BoardLimits, BoardPost, BoardRefusedError
 from sealroom.conference.bus import Bus, InProcessBus
-from sealroom.conference.quota import MeetingWindow, TokenBucket
+from sealroom.conference.quota import MeetingWindow, OpenChannels, TokenBucket
 from sealroom.errors import MalformedInputError
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
@@ -82,6 +82,9 @@ class ConferenceSettings:
     service process)."""
     meetings_window: float = 600.0
     """Seconds; a channel beyond ``meetings_per_user`` gets ``too_many_meetings`` (4429)."""
+    channels_per_user: int = 16
+    """Channels one user may hold open at once (per service process): a few devices, each in
+    a meeting or two. Beyond it: ``too_many_channels`` (4429)."""
 
 
 def create_conference_app(
@@ -92,6 +95,7 @@ def create_conference_app(
     if the_bus.limits != settings.board:
         raise ValueError("the bus and the settings disagree on the board's limits")
     opened = MeetingWindow(settings.meetings_per_user, settings.meetings_window)
+    channels = OpenChannels(settings.channels_per_user)
 
     async def channel(ws: WebSocket) -> None:
         meeting = ws.path_params["id"]
@@ -107,17 +111,6 @@ def create_conference_app(
             return
         await ws.accept()
         conn = uuid.uuid4().hex
-        if not opened.allow(user, meeting, time.monotonic()):
-            refusal = {
-                "type": "error",
-                "code": "too_many_meetings",
-                "detail": f"at most {settings.meetings_per_user} meetings per "
-                f"{settings.meetings_window:g} s",
-            }
-            with contextlib.suppress(Exception):
-                await ws.send_text(json.dumps(refusal))
-                await ws.close(code=4429, reason="too_many_meetings")
-            return
         posts = TokenBucket(settings.post_rate, settings.post_burst, time.monotonic())
         lock = asyncio.Lock()  # one sender at a time; the close happens under it too
         media_ready = asyncio.Event()
@@ -230,6 +223,12 @@ def create_conference_app(
         async def error(code: str, detail: str) -> None:
             await send(json.dumps({"type": "error", "code": code, "detail": detail}))
 
+        refusal = _over_quota(settings, opened, channels, user, meeting)
+        if refusal is not None:
+            with contextlib.suppress(Exception):
+                await ws.send_text(json.dumps({"type": "error", **refusal}))
+                await ws.close(code=4429, reason=refusal["code"])
+            return
         # Media first: once a client sees any board message, frames sent to it arrive.
         media_task = asyncio.create_task(relay("media", send_media))
         ready = asyncio.create_task(media_ready.wait())
@@ -247,6 +246,7 @@ def create_conference_app(
             tasks.append(asyncio.create_task(watchdog()))
             await finished.wait()
         finally:
+            channels.close(user)
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -267,6 +267,28 @@ def create_conference_app(
     )
     app.state.bus = the_bus
     return app
+
+
+def _over_quota(
+    settings: ConferenceSettings,
+    opened: MeetingWindow,
+    channels: OpenChannels,
+    user: str,
+    meeting: str,
+) -> dict[str, str] | None:
+    """Count a new channel, or say why it is refused (``code``, ``detail``)."""
+    if not opened.allow(user, meeting, time.monotonic()):
+        return {
+            "code": "too_many_meetings",
+            "detail": f"at most {settings.meetings_per_user} meetings per "
+            f"{settings.meetings_window:g} s",
+        }
+    if not channels.open(user):
+        return {
+            "code": "too_many_channels",
+            "detail": f"at most {settings.channels_per_user} channels open at once",
+        }
+    return None
 
 
 async def _post(bus: Bus, meeting: str, user: str, text: str) -> tuple[str, str] | None:

@@ -187,7 +187,11 @@ return 'ok'
 
 class RedisBus:
     """Board in one Stream per meeting; the lanes' rules, caps and counters are checked and
-    updated with the append in one Lua script, so they hold across service processes."""
+    updated with the append in one Lua script, so they hold across service processes.
+
+    Each open channel holds two Redis connections while it waits (its board read and its
+    media subscription), so the pool allows ``max_connections`` (redis-py's default of 100
+    would stop a process at about 50 channels; Redis itself allows 10,000 clients)."""
 
     def __init__(
         self,
@@ -196,8 +200,9 @@ class RedisBus:
         prefix: str = "sealroom",
         retention_seconds: int = 86400,
         limits: BoardLimits | None = None,
+        max_connections: int = 4096,
     ) -> None:
-        self._redis: Any = redis.from_url(url)
+        self._redis: Any = redis.from_url(url, max_connections=max_connections)
         self._prefix, self._ttl = prefix, retention_seconds
         self.limits = limits or BoardLimits()
         self._script: Any = self._redis.register_script(_POST_SCRIPT)

@@ -1,12 +1,12 @@
 """What one client may do at the conferencing service: posts per second per connection,
-and distinct meetings per user per time window. Both take ``now`` (a monotonic clock) and
-never read one, so tests drive them with plain numbers."""
+distinct meetings per user per time window, and channels open at once per user. The
+clocked ones take ``now`` (monotonic) and never read a clock, so tests use plain numbers."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
-__all__ = ["MeetingWindow", "TokenBucket"]
+__all__ = ["MeetingWindow", "OpenChannels", "TokenBucket"]
 
 
 class TokenBucket:
@@ -63,3 +63,31 @@ class MeetingWindow:
 
     def __len__(self) -> int:
         return len(self._users)
+
+
+class OpenChannels:
+    """At most ``limit`` channels open at once per user (all meetings, this process)."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("a channel limit needs limit >= 1")
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def open(self, user: str) -> bool:
+        """Count one more channel for ``user``, unless it has ``limit`` open already."""
+        count = self._open.get(user, 0)
+        if count >= self.limit:
+            return False
+        self._open[user] = count + 1
+        return True
+
+    def close(self, user: str) -> None:
+        left = self._open.get(user, 0) - 1
+        if left > 0:
+            self._open[user] = left
+        else:
+            self._open.pop(user, None)
+
+    def __len__(self) -> int:
+        return len(self._open)
