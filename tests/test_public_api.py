@@ -35,6 +35,8 @@ MODULES = [
     "sealroom.conference.app",
     "sealroom.conference.bus",
     "sealroom.conference.handshake",
+    "sealroom.conference.board",
+    "sealroom.conference.quota",
 ]
 
 

@@ -211,16 +211,16 @@ def _cmd_idp(args: argparse.Namespace) -> int:
 
 def _cmd_conference(args: argparse.Namespace) -> int:
     jwks = JwksSource(url=args.jwks_url) if args.jwks_url else JwksSource(path=args.jwks_file)
-    bus: Bus
-    if args.bus == "redis":
-        bus = RedisBus(args.redis_url, prefix=args.prefix)
-    elif args.bus == "nats":
-        bus = NatsBus(args.nats_url, prefix=args.prefix)
-    else:
-        bus = InProcessBus()
     settings = ConferenceSettings(
         jwt_issuer=args.jwt_issuer, allowed_origins=tuple(args.allowed_origin or ())
     )
+    bus: Bus
+    if args.bus == "redis":
+        bus = RedisBus(args.redis_url, prefix=args.prefix, limits=settings.board)
+    elif args.bus == "nats":
+        bus = NatsBus(args.nats_url, prefix=args.prefix, limits=settings.board)
+    else:
+        bus = InProcessBus(settings.board)
     app = create_conference_app(settings, jwks, bus)
     uvicorn.run(
         app,

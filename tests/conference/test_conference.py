@@ -22,6 +22,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from sealroom.conference.app import AUDIENCE, ConferenceSettings, create_conference_app
+from sealroom.conference.board import BoardPost
 from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
 from sealroom.crypto.signing import SigningKey
 from sealroom.demo.services import free_port
@@ -54,8 +55,8 @@ def _auth(idp: DevIdp, user: str) -> dict[str, str]:
     return {"authorization": "Bearer " + idp.issue(user, AUDIENCE)}
 
 
-def _post(user: str, seq: int = 1, meeting: str = "m1") -> str:
-    m = BoardMessage.create(
+def _message(user: str, seq: int = 1, meeting: str = "m1") -> BoardMessage:
+    return BoardMessage.create(
         SigningKey.generate(),
         meeting=meeting,
         kind="announce",
@@ -64,7 +65,12 @@ def _post(user: str, seq: int = 1, meeting: str = "m1") -> str:
         seq=seq,
         body={},
     )
-    return json.dumps({"type": "post", "message": json.loads(m.to_json())})
+
+
+def _post(user: str, seq: int = 1, meeting: str = "m1") -> str:
+    return json.dumps(
+        {"type": "post", "message": json.loads(_message(user, seq, meeting).to_json())}
+    )
 
 
 def _frame() -> bytes:
@@ -138,10 +144,11 @@ def test_bad_clients_are_refused_and_the_meeting_goes_on(
 
 def test_the_in_process_bus_refuses_a_second_event_loop() -> None:
     bus = InProcessBus()
-    asyncio.run(bus.post("m1", "{}"))  # binds the bus to that loop; it is closed afterwards
+    post = BoardPost.of(_message("alice"))
+    asyncio.run(bus.post(post))  # binds the bus to that loop; it is closed afterwards
     bound = asyncio.new_event_loop()
     try:
-        bound.run_until_complete(bus.post("m1", "{}"))  # a closed loop's successor may bind
+        bound.run_until_complete(bus.post(post))  # a closed loop's successor may bind
         with pytest.raises(RuntimeError, match="one event loop"):
             asyncio.run(bus.send_media("m1", "c", b"x"))
     finally:
@@ -361,7 +368,7 @@ def test_a_client_that_stops_reading_is_dropped(
 async def _subscribe_during_outage(port: int, server: subprocess.Popen[bytes]) -> None:
     bus = NatsBus(f"nats://127.0.0.1:{port}", prefix=f"srtest{uuid.uuid4().hex[:10]}")
     try:
-        await bus.post("m1", "{}")  # connected; the stream exists
+        await bus.post(BoardPost.of(_message("alice")))  # connected; the stream exists
         live = asyncio.Event()
         first = bus.media("m1", live)
         pending = asyncio.ensure_future(anext(first))

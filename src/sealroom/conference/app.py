@@ -17,6 +17,10 @@ subject and its ``meeting`` this one) and sends media as binary frames (an SFram
 is required, at most :data:`MAX_FRAME_BYTES`). Anything malformed or oversize is answered
 with ``{"type": "error", "code": ...}`` and dropped; the meeting goes on. The relay holds no
 key and cannot read a frame.
+
+The board keeps control posts apart from participants' posts, and refuses control posts
+from anyone the board does not name (:mod:`sealroom.conference.board`); what one client may
+post, and how many meetings a user may open, is bounded (:mod:`sealroom.conference.quota`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from starlette.applications import Starlette
@@ -39,8 +43,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from sealroom.api.origins import OriginPolicy
+from sealroom.conference.board import BoardLimits, BoardPost, BoardRefusedError
 from sealroom.conference.bus import Bus, InProcessBus
 from sealroom.conference.handshake import open_channel
+from sealroom.conference.quota import MeetingWindow, OpenChannels, TokenBucket
 from sealroom.errors import MalformedInputError
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
 from sealroom.media.sframe import SFrameError, decode_header
@@ -70,14 +76,32 @@ class ConferenceSettings:
     max_frame_bytes: int = MAX_FRAME_BYTES
     #: Web origins whose pages may open the channel (see :mod:`.handshake`).
     allowed_origins: tuple[str, ...] = ()
+    board: BoardLimits = field(default_factory=BoardLimits)
+    """The lanes' caps; the bus must be built with the same (``limits=settings.board``)."""
+    post_rate: float = 50.0
+    """Posts a second one connection may keep up (a manager posts a key per join)."""
+    post_burst: int = 500
+    """Posts one connection may make at once before ``post_rate`` applies."""
+    meetings_per_user: int = 32
+    """Distinct meetings one user may open channels to within ``meetings_window`` (per
+    service process)."""
+    meetings_window: float = 600.0
+    """Seconds; a channel beyond ``meetings_per_user`` gets ``too_many_meetings`` (4429)."""
+    channels_per_user: int = 16
+    """Channels one user may hold open at once (per service process): a few devices, each in
+    a meeting or two. Beyond it: ``too_many_channels`` (4429)."""
 
 
 def create_conference_app(
     settings: ConferenceSettings, jwks: JwksSource, bus: Bus | None = None
 ) -> Starlette:
     verifier = JwtVerifier(jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-    the_bus: Bus = bus or InProcessBus()
+    the_bus: Bus = bus or InProcessBus(settings.board)
+    if the_bus.limits != settings.board:
+        raise ValueError("the bus and the settings disagree on the board's limits")
     origins = OriginPolicy(settings.allowed_origins)
+    opened = MeetingWindow(settings.meetings_per_user, settings.meetings_window)
+    channels = OpenChannels(settings.channels_per_user)
 
     async def channel(ws: WebSocket) -> None:
         meeting = ws.path_params["id"]
@@ -90,6 +114,7 @@ def create_conference_app(
         if user is None:
             return
         conn = uuid.uuid4().hex
+        posts = TokenBucket(settings.post_rate, settings.post_burst, time.monotonic())
         lock = asyncio.Lock()  # one sender at a time; the close happens under it too
         media_ready = asyncio.Event()
         finished = asyncio.Event()  # set once this connection is over, for whatever reason
@@ -191,6 +216,9 @@ def create_conference_app(
                     return
                 await the_bus.send_media(meeting, conn, frame)
             elif event.get("text") is not None:
+                if not posts.take(time.monotonic()):
+                    await error("rate_limited", f"at most {settings.post_rate:g} posts a second")
+                    return
                 problem = await _post(the_bus, meeting, user, event["text"])
                 if problem is not None:
                     await error(*problem)
@@ -198,6 +226,12 @@ def create_conference_app(
         async def error(code: str, detail: str) -> None:
             await send(json.dumps({"type": "error", "code": code, "detail": detail}))
 
+        refusal = _over_quota(settings, opened, channels, user, meeting)
+        if refusal is not None:
+            with contextlib.suppress(Exception):
+                await ws.send_text(json.dumps({"type": "error", **refusal}))
+                await ws.close(code=4429, reason=refusal["code"])
+            return
         # Media first: once a client sees any board message, frames sent to it arrive.
         media_task = asyncio.create_task(relay("media", send_media))
         ready = asyncio.create_task(media_ready.wait())
@@ -215,6 +249,7 @@ def create_conference_app(
             tasks.append(asyncio.create_task(watchdog()))
             await finished.wait()
         finally:
+            channels.close(user)
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -237,6 +272,28 @@ def create_conference_app(
     return app
 
 
+def _over_quota(
+    settings: ConferenceSettings,
+    opened: MeetingWindow,
+    channels: OpenChannels,
+    user: str,
+    meeting: str,
+) -> dict[str, str] | None:
+    """Count a new channel, or say why it is refused (``code``, ``detail``)."""
+    if not opened.allow(user, meeting, time.monotonic()):
+        return {
+            "code": "too_many_meetings",
+            "detail": f"at most {settings.meetings_per_user} meetings per "
+            f"{settings.meetings_window:g} s",
+        }
+    if not channels.open(user):
+        return {
+            "code": "too_many_channels",
+            "detail": f"at most {settings.channels_per_user} channels open at once",
+        }
+    return None
+
+
 async def _post(bus: Bus, meeting: str, user: str, text: str) -> tuple[str, str] | None:
     """Validate and publish a client's post; a (code, detail) problem otherwise."""
     if len(text) > MAX_MESSAGE_BYTES + 64:
@@ -253,7 +310,7 @@ async def _post(bus: Bus, meeting: str, user: str, text: str) -> tuple[str, str]
     if message.user != user:
         return "wrong_user", "the message names another user than the token"
     try:
-        await bus.post(meeting, message.to_json())
-    except OverflowError:
-        return "board_full", "this meeting has too many messages"
+        await bus.post(BoardPost.of(message))
+    except BoardRefusedError as exc:
+        return exc.code, exc.detail
     return None

@@ -6,29 +6,49 @@
 * :class:`NatsBus`: board messages in a JetStream stream, media over core NATS subjects.
 
 With Redis or NATS, several service processes can serve one meeting. Board history is kept
-for ``retention_seconds`` (the life of a meeting), then expires.
+for ``retention_seconds`` after a meeting's last post (the life of a meeting), then expires.
+Every bus keeps a board's two lanes and its caps (:mod:`sealroom.conference.board`) and
+refuses a post with :class:`~sealroom.conference.board.BoardRefusedError`; any other
+exception from ``post`` means that the broker failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import nats
 import redis.asyncio as redis
-from nats.js.api import StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, StreamConfig
+from nats.js.errors import APIError, NotFoundError
+
+from sealroom.conference.board import (
+    BoardLimits,
+    BoardPost,
+    BoardRefusedError,
+    BoardStore,
+    ControlPosters,
+    user_token,
+)
+from sealroom.errors import MalformedInputError
+from sealroom.meeting.messages import BoardMessage
 
 __all__ = ["Bus", "InProcessBus", "NatsBus", "RedisBus"]
 
 MEDIA_QUEUE: Final[int] = 256  # frames a slow receiver may fall behind before drops
-MAX_HISTORY: Final[int] = 10_000  # board messages kept per meeting
 
 
 class Bus(Protocol):
-    async def post(self, meeting: str, message: str) -> None:
-        """Append a board message (JSON text) to the meeting's history and deliver it."""
+    limits: BoardLimits
+
+    async def post(self, post: BoardPost) -> None:
+        """Append a board message to its meeting's history and deliver it; refuse it with
+        :class:`BoardRefusedError` if the board's rules or caps say no."""
         ...
 
     def board(self, meeting: str) -> AsyncIterator[str]:
@@ -52,8 +72,11 @@ class InProcessBus:
     second loop (another thread) would hang waiting for wake-ups that never come; it is
     refused with :class:`RuntimeError` instead."""
 
-    def __init__(self) -> None:
-        self._history: dict[str, list[str]] = {}
+    def __init__(
+        self, limits: BoardLimits | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = limits or BoardLimits()
+        self._store = BoardStore(self.limits, clock)
         self._board_subs: dict[str, set[asyncio.Queue[str]]] = {}
         self._media_subs: dict[str, set[asyncio.Queue[tuple[str, bytes]]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -65,26 +88,25 @@ class InProcessBus:
         elif loop is not self._loop:
             raise RuntimeError("InProcessBus serves one event loop; use one per loop")
 
-    async def post(self, meeting: str, message: str) -> None:
+    async def post(self, post: BoardPost) -> None:
         self._same_loop()
-        history = self._history.setdefault(meeting, [])
-        if len(history) >= MAX_HISTORY:
-            raise OverflowError("this meeting's board is full")
-        history.append(message)
-        for q in self._board_subs.get(meeting, set()):
-            q.put_nowait(message)
+        self._store.append(post)
+        for q in self._board_subs.get(post.meeting, set()):
+            q.put_nowait(post.text)
 
     async def board(self, meeting: str) -> AsyncIterator[str]:
         self._same_loop()
         q: asyncio.Queue[str] = asyncio.Queue()
-        for m in self._history.get(meeting, []):
+        self._store.opened(meeting)
+        for m in self._store.history(meeting):
             q.put_nowait(m)
         self._board_subs.setdefault(meeting, set()).add(q)
         try:
             while True:
                 yield await q.get()
         finally:
-            self._board_subs[meeting].discard(q)
+            _unsubscribe(self._board_subs, meeting, q)
+            self._store.closed(meeting)
 
     async def send_media(self, meeting: str, sender: str, frame: bytes) -> None:
         self._same_loop()
@@ -104,10 +126,19 @@ class InProcessBus:
             while True:
                 yield await q.get()
         finally:
-            self._media_subs[meeting].discard(q)
+            _unsubscribe(self._media_subs, meeting, q)
 
     async def close(self) -> None:
         return None
+
+
+def _unsubscribe(subs: dict[str, set[Any]], meeting: str, q: Any) -> None:
+    """Forget a subscriber, and the meeting's entry with its last one."""
+    left = subs.get(meeting)
+    if left is not None:
+        left.discard(q)
+        if not left:
+            del subs[meeting]
 
 
 def _pack(sender: str, frame: bytes) -> bytes:
@@ -120,26 +151,98 @@ def _unpack(data: bytes) -> tuple[str, bytes]:
     return data[1 : 1 + n].decode(), data[1 + n :]
 
 
+# One atomic step: the lane's rules and caps, the counters, the append, the expiry.
+# KEYS: stream, meta (started, control, participant), control posters, posts per user.
+# ARGV: lane, kind, user, message, ttl, max control, max participant, max per user, grants...
+_POST_SCRIPT: Final[str] = """
+local stream, meta, posters, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local lane, kind, user, message = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if lane == 'control' then
+  if kind == 'start' then
+    if redis.call('HEXISTS', meta, 'started') == 1 then return 'already_started' end
+  elseif redis.call('SISMEMBER', posters, user) == 0 then
+    return 'not_allowed'
+  end
+  if tonumber(redis.call('HGET', meta, 'control') or '0') >= tonumber(ARGV[6]) then
+    return 'board_full'
+  end
+  redis.call('HINCRBY', meta, 'control', 1)
+  if kind == 'start' then redis.call('HSET', meta, 'started', '1') end
+  for i = 9, #ARGV do redis.call('SADD', posters, ARGV[i]) end
+else
+  if tonumber(redis.call('HGET', meta, 'participant') or '0') >= tonumber(ARGV[7]) then
+    return 'board_full'
+  end
+  if tonumber(redis.call('HGET', users, user) or '0') >= tonumber(ARGV[8]) then
+    return 'quota_exceeded'
+  end
+  redis.call('HINCRBY', meta, 'participant', 1)
+  redis.call('HINCRBY', users, user, 1)
+end
+redis.call('XADD', stream, '*', 'm', message)
+for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ARGV[5]) end
+return 'ok'
+"""
+
+
 class RedisBus:
+    """Board in one Stream per meeting; the lanes' rules, caps and counters are checked and
+    updated with the append in one Lua script, so they hold across service processes.
+
+    Each open channel holds two Redis connections while it waits (its board read and its
+    media subscription), so the pool allows ``max_connections`` (redis-py's default of 100
+    would stop a process at about 50 channels; Redis itself allows 10,000 clients)."""
+
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379",
         *,
         prefix: str = "sealroom",
         retention_seconds: int = 86400,
+        limits: BoardLimits | None = None,
+        max_connections: int = 4096,
     ) -> None:
-        self._redis: Any = redis.from_url(url)
+        self._redis: Any = redis.from_url(url, max_connections=max_connections)
         self._prefix, self._ttl = prefix, retention_seconds
+        self.limits = limits or BoardLimits()
+        self._script: Any = self._redis.register_script(_POST_SCRIPT)
 
     def _board_key(self, meeting: str) -> str:
-        return f"{self._prefix}:board:{meeting}"
+        return f"{self._prefix}:board:{{{meeting}}}"  # {…}: one cluster slot per meeting
 
-    async def post(self, meeting: str, message: str) -> None:
-        key = self._board_key(meeting)
-        if await self._redis.xlen(key) >= MAX_HISTORY:
-            raise OverflowError("this meeting's board is full")
-        await self._redis.xadd(key, {"m": message})
-        await self._redis.expire(key, self._ttl)
+    async def post(self, post: BoardPost) -> None:
+        post.check_size(self.limits)
+        key = self._board_key(post.meeting)
+        lim = self.limits
+        result = await self._script(
+            keys=[key, key + ":meta", key + ":posters", key + ":users"],
+            args=[
+                post.lane,
+                post.kind,
+                post.user,
+                post.text,
+                self._ttl,
+                lim.max_control_posts,
+                lim.max_participant_posts,
+                lim.max_posts_per_user,
+                *sorted(post.grants),
+            ],
+        )
+        outcome = result.decode() if isinstance(result, bytes) else str(result)
+        if outcome == "already_started":
+            raise BoardRefusedError("already_started", "this meeting has started")
+        if outcome == "not_allowed":
+            raise BoardRefusedError(
+                "not_allowed", f"only the meeting's host and admins post {post.kind}"
+            )
+        if outcome == "board_full":
+            raise BoardRefusedError("board_full", f"this meeting's {post.lane} lane is full")
+        if outcome == "quota_exceeded":
+            raise BoardRefusedError(
+                "quota_exceeded", f"at most {lim.max_posts_per_user} announce/leave per user"
+            )
+        if outcome != "ok":
+            raise RuntimeError(f"unexpected answer from the board script: {outcome!r}")
 
     async def board(self, meeting: str) -> AsyncIterator[str]:
         key, last = self._board_key(meeting), "0-0"
@@ -171,18 +274,51 @@ class RedisBus:
         await self._redis.aclose()
 
 
+_FULL_SUBJECT: Final[int] = 10077  # JetStream: maximum messages per subject exceeded
+_WRONG_LAST_SEQUENCE: Final[int] = 10071  # JetStream: an expected-last-sequence check failed
+_STREAM_EXISTS: Final[int] = 10058  # JetStream: the stream exists with another config
+_CONTROL_CACHE: Final[int] = 1024  # meetings whose control posters a process remembers
+
+
+@dataclass
+class _Control:
+    """One process's view of a meeting's control posters, read from the board."""
+
+    posters: ControlPosters = field(default_factory=ControlPosters)
+    seen: int = 0  # the stream sequence read up to, on the grants subjects
+    chunks: dict[str, int] = field(default_factory=dict)  # "g"/"c" -> first chunk not full
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 class NatsBus:
+    """Board in one JetStream stream, one subject per lane and user (``retention_seconds``,
+    discard-new per subject, so a full subject refuses rather than pushing out):
+
+    * ``<prefix>.board.<meeting>.g.start``: the start, accepted only on an empty subject;
+    * ``<prefix>.board.<meeting>.g.<n>``: ``manager`` posts, in chunks of the per-subject cap;
+    * ``<prefix>.board.<meeting>.c.<n>``: the other control posts, in chunks likewise;
+    * ``<prefix>.board.<meeting>.p.<user token>``: one user's announce and leave posts.
+
+    The server refuses a user's participant post beyond the cap on its subject. Each process
+    derives the control posters from the ``g`` subjects (start and manager posts), cached,
+    and reads what is new when someone it does not know posts a control message."""
+
     def __init__(
         self,
         url: str = "nats://127.0.0.1:4222",
         *,
         prefix: str = "sealroom",
         retention_seconds: int = 86400,
+        limits: BoardLimits | None = None,
     ) -> None:
         self._url, self._prefix, self._ttl = url, prefix, retention_seconds
+        self.limits = limits or BoardLimits()
+        per_subject = self.limits.max_posts_per_user
+        self._max_chunks = -(-self.limits.max_control_posts // per_subject)
         self._nc: Any = None
         self._js: Any = None
         self._lock = asyncio.Lock()
+        self._control: OrderedDict[str, _Control] = OrderedDict()
 
     @property
     def stream(self) -> str:
@@ -193,23 +329,138 @@ class NatsBus:
             if self._nc is None:
                 self._nc = await nats.connect(self._url)
                 self._js = self._nc.jetstream()
-                await self._js.add_stream(
-                    StreamConfig(
-                        name=self.stream,
-                        subjects=[f"{self._prefix}.board.*"],
-                        max_age=float(self._ttl),
-                        max_msgs_per_subject=MAX_HISTORY,
-                    )
+                config = StreamConfig(
+                    name=self.stream,
+                    subjects=[f"{self._prefix}.board.>"],
+                    max_age=float(self._ttl),
+                    max_msgs_per_subject=self.limits.max_posts_per_user,
+                    discard=DiscardPolicy.NEW,
+                    discard_new_per_subject=True,
                 )
+                try:
+                    await self._js.add_stream(config)
+                except APIError as exc:
+                    if exc.err_code != _STREAM_EXISTS:
+                        raise
+                    await self._js.update_stream(config)  # from an earlier layout or cap
         return self._js
 
-    async def post(self, meeting: str, message: str) -> None:
+    def _subject(self, meeting: str, *tail: str) -> str:
+        return ".".join((self._prefix, "board", meeting, *tail))
+
+    async def post(self, post: BoardPost) -> None:
+        post.check_size(self.limits)
         js = await self._connect()
-        await js.publish(f"{self._prefix}.board.{meeting}", message.encode())
+        data = post.text.encode()
+        if post.lane == "participant":
+            try:
+                await js.publish(self._subject(post.meeting, "p", user_token(post.user)), data)
+            except APIError as exc:
+                if exc.err_code == _FULL_SUBJECT:
+                    raise BoardRefusedError(
+                        "quota_exceeded",
+                        f"at most {self.limits.max_posts_per_user} announce/leave per user",
+                    ) from None
+                raise
+            return
+        control = self._control_of(post.meeting)
+        async with control.lock:
+            if post.kind == "start":
+                await self._publish_start(post, control)
+                return
+            if post.user not in control.posters.posters:
+                await self._refresh(post.meeting, control)
+            control.posters.check(post)
+            await self._publish_control(post, "g" if post.kind == "manager" else "c", control)
+            control.posters.record(post)
+
+    def _control_of(self, meeting: str) -> _Control:
+        control = self._control.get(meeting)
+        if control is None:
+            control = self._control[meeting] = _Control()
+            while len(self._control) > _CONTROL_CACHE:
+                self._control.popitem(last=False)  # read again from the board if needed
+        self._control.move_to_end(meeting)
+        return control
+
+    async def _publish_start(self, post: BoardPost, control: _Control) -> None:
+        try:
+            await self._js.publish(
+                self._subject(post.meeting, "g", "start"),
+                post.text.encode(),
+                headers={"Nats-Expected-Last-Subject-Sequence": "0"},
+            )
+        except APIError as exc:
+            if exc.err_code == _WRONG_LAST_SEQUENCE:
+                control.posters.started = True
+                raise BoardRefusedError("already_started", "this meeting has started") from None
+            raise
+        control.posters.record(post)
+
+    async def _publish_control(self, post: BoardPost, group: str, control: _Control) -> None:
+        if group not in control.chunks:
+            control.chunks[group] = await self._last_chunk(post.meeting, group)
+        while control.chunks[group] < self._max_chunks:
+            subject = self._subject(post.meeting, group, str(control.chunks[group]))
+            try:
+                await self._js.publish(subject, post.text.encode())
+                return
+            except APIError as exc:
+                if exc.err_code != _FULL_SUBJECT:
+                    raise
+            control.chunks[group] += 1
+        raise BoardRefusedError("board_full", "this meeting's control lane is full")
+
+    async def _last_chunk(self, meeting: str, group: str) -> int:
+        """The chunk the newest post of this group went to (0 if none)."""
+        try:
+            last = await self._js.get_last_msg(self.stream, self._subject(meeting, group, ">"))
+        except NotFoundError:
+            return 0
+        tail = str(last.subject).rsplit(".", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def _refresh(self, meeting: str, control: _Control) -> None:
+        """Read the start and manager posts this process has not seen yet (one round trip
+        when there are none)."""
+        grants = self._subject(meeting, "g", ">")
+        try:
+            last = await self._js.get_last_msg(self.stream, grants)
+        except NotFoundError:
+            return
+        if last.seq <= control.seen:
+            return
+        sub = await self._js.pull_subscribe(
+            grants,
+            stream=self.stream,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=control.seen + 1,
+                ack_policy=AckPolicy.NONE,
+                inactive_threshold=30.0,
+            ),
+        )
+        try:
+            pending = True
+            while pending:
+                try:
+                    batch = await sub.fetch(256, timeout=5)
+                except TimeoutError:
+                    break  # what was there has expired meanwhile
+                for msg in batch:
+                    control.seen = max(control.seen, msg.metadata.sequence.stream)
+                    pending = msg.metadata.num_pending > 0
+                    with contextlib.suppress(MalformedInputError):
+                        control.posters.record(BoardPost.of(BoardMessage.from_json(msg.data)))
+        finally:
+            with contextlib.suppress(Exception):
+                info = await sub.consumer_info()
+                await self._js.delete_consumer(self.stream, info.name)
+            await sub.unsubscribe()
 
     async def board(self, meeting: str) -> AsyncIterator[str]:
         js = await self._connect()
-        sub = await js.subscribe(f"{self._prefix}.board.{meeting}", ordered_consumer=True)
+        sub = await js.subscribe(self._subject(meeting, ">"), ordered_consumer=True)
         try:
             async for msg in sub.messages:
                 yield msg.data.decode()
