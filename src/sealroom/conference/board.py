@@ -5,9 +5,10 @@ itself who may post the meeting's *control* messages, as clients decide whom to 
 
 * the **control lane** holds ``start``, ``session-key``, ``roster``, ``manager``,
   ``remove``, ``admit`` and ``end``. Its posters are the user who posted the meeting's
-  first (and only accepted) ``start``, the ``admins`` and ``host`` named in that start, and the ``manager`` and
-  ``admins`` named in ``manager`` posts that a control poster made. Anyone else's control
-  post is refused (``not_allowed``), and a second ``start`` too (``already_started``).
+  first (and only accepted) ``start``, the ``admins`` and ``host`` named in that start,
+  and the ``manager`` and ``admins`` named in ``manager`` posts that a control poster
+  made. Anyone else's control post is refused (``not_allowed``), and a second ``start``
+  too (``already_started``).
 * the **participant lane** holds ``announce``, ``leave`` and ``roster-request``, from
   anyone with a token, at most :attr:`BoardLimits.max_posts_per_user` per user and meeting.
 
