@@ -65,7 +65,7 @@ async def history(bus: Bus, meeting: str = "m1", marker: BoardPost | None = None
     await bus.post(marker)
     seen: list[Any] = []
     async with asyncio.timeout(20):
-        async for text in bus.board(meeting):
+        async for _pos, text in bus.board(meeting):
             m = json.loads(text)
             seen.append((m["user"], m["kind"]))
             if text == marker.text:

@@ -43,7 +43,13 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from sealroom.api.origins import OriginPolicy
-from sealroom.conference.board import BoardLimits, BoardPost, BoardRefusedError
+from sealroom.conference.board import (
+    POSITION,
+    BoardLimits,
+    BoardLostError,
+    BoardPost,
+    BoardRefusedError,
+)
 from sealroom.conference.bus import Bus, InProcessBus
 from sealroom.conference.handshake import open_channel
 from sealroom.conference.quota import MeetingWindow, OpenChannels, TokenBucket
@@ -58,7 +64,11 @@ log = logging.getLogger("sealroom.conference")
 AUDIENCE: Final[str] = "sealroom-conference"
 MAX_FRAME_BYTES: Final[int] = 256 * 1024
 SUBSCRIBE_TIMEOUT: Final[float] = 10.0  # seconds for the broker to confirm a subscription
-SEND_TIMEOUT: Final[float] = 10.0  # a client stuck this long in one send is dropped
+SEND_TIMEOUT: Final[float] = 10.0
+#: With ``?batch=1``, board messages go several to a frame, up to about this many bytes...
+BATCH_BYTES: Final[int] = 256 * 1024
+#: ...from at most this many read ahead of the client.
+BATCH_QUEUE: Final[int] = 4096  # a client stuck this long in one send is dropped
 CLOSE_TIMEOUT: Final[float] = 2.0
 
 
@@ -105,9 +115,12 @@ def create_conference_app(
 
     async def channel(ws: WebSocket) -> None:
         meeting = ws.path_params["id"]
+        after = ws.query_params.get("after")  # resume: only what follows this position
+        batch = ws.query_params.get("batch") == "1"  # board messages several to a frame
         user = await open_channel(
             ws,
-            meeting_ok=bool(_MEETING_ID.fullmatch(meeting)),
+            meeting_ok=bool(_MEETING_ID.fullmatch(meeting))
+            and (after is None or bool(POSITION.fullmatch(after))),
             policy=origins,
             verify=lambda token: verifier.verify(token, time.time()).subject,
         )
@@ -162,8 +175,35 @@ def create_conference_app(
                         await ws.close(code=1011, reason=reason)
 
         async def send_board() -> None:
-            async for message in the_bus.board(meeting):
-                await send('{"type":"board","message":' + message + "}")
+            if not batch:
+                async for pos, message in the_bus.board(meeting, after):
+                    await send(f'{{"type":"board","pos":"{pos}","message":{message}}}')
+                return
+            waiting: asyncio.Queue[tuple[str, str]] = asyncio.Queue(BATCH_QUEUE)
+
+            async def pump() -> None:
+                async for item in the_bus.board(meeting, after):
+                    await waiting.put(item)
+
+            reader = asyncio.create_task(pump())
+            try:
+                while True:
+                    first = asyncio.ensure_future(waiting.get())
+                    await asyncio.wait({first, reader}, return_when="FIRST_COMPLETED")
+                    if not first.done():
+                        first.cancel()
+                        reader.result()  # the board's stream ended: its error, if any
+                        return
+                    items, size = [first.result()], len(first.result()[1])
+                    while not waiting.empty() and size < BATCH_BYTES:
+                        items.append(waiting.get_nowait())
+                        size += len(items[-1][1])
+                    body = ",".join(f'{{"pos":"{p}","message":{m}}}' for p, m in items)
+                    await send('{"type":"board","batch":[' + body + "]}")
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
 
         async def send_media() -> None:
             async for sender, frame in the_bus.media(meeting, media_ready):
@@ -176,6 +216,14 @@ def create_conference_app(
             try:
                 await forward()  # a broker's stream never ends by itself while all is well
             except _ClientGoneError:
+                finished.set()
+                return
+            except BoardLostError:
+                log.warning("meeting %s: a client resumed on a board that is gone", meeting)
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(CLOSE_TIMEOUT), lock:
+                        if is_open():
+                            await ws.close(code=4410, reason="board_lost")
                 finished.set()
                 return
             except Exception as exc:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,7 +35,9 @@ from sealroom.meeting.messages import BoardMessage
 __all__ = [
     "CONTROL_KINDS",
     "PARTICIPANT_KINDS",
+    "POSITION",
     "BoardLimits",
+    "BoardLostError",
     "BoardPost",
     "BoardRefusedError",
     "BoardStore",
@@ -178,11 +181,22 @@ class ControlPosters:
 @dataclass
 class _Board:
     messages: list[str] = field(default_factory=list)
+    id: str = field(default_factory=lambda: secrets.token_hex(6))  # positions name it
     size: int = 0
     control: int = 0
     participant: int = 0
     per_user: dict[str, int] = field(default_factory=dict)
     control_posters: ControlPosters = field(default_factory=ControlPosters)
+
+
+class BoardLostError(Exception):
+    """A client resumed after a position on a board that is gone (expired, evicted, or
+    lost by its broker): it must join the meeting again."""
+
+
+#: The shape of a board position: ``<board id>.<index>`` in memory and on Redis (whose index
+#: is a stream entry id), a stream sequence number on NATS.
+POSITION: Final = re.compile(r"[0-9a-f]{12}\.[0-9]{1,20}(-[0-9]{1,20})?|[0-9]{1,20}")
 
 
 class BoardStore:
@@ -199,8 +213,9 @@ class BoardStore:
     def __len__(self) -> int:
         return len(self._boards)
 
-    def append(self, post: BoardPost) -> None:
-        """Keep ``post`` on its meeting's board, or raise :class:`BoardRefusedError`."""
+    def append(self, post: BoardPost) -> str:
+        """Keep ``post`` on its meeting's board, or raise :class:`BoardRefusedError`;
+        returns its position."""
         self.expire()
         post.check_size(self.limits)
         board = self._boards.get(post.meeting) or _Board()
@@ -229,10 +244,23 @@ class BoardStore:
         self._boards[post.meeting] = board
         if post.meeting not in self._readers:
             self._set_idle(post.meeting)
+        return f"{board.id}.{len(board.messages)}"
 
-    def history(self, meeting: str) -> list[str]:
+    def history(self, meeting: str, after: str | None = None) -> list[tuple[str, str]]:
+        """The board's messages with their positions, those after ``after`` only;
+        :class:`BoardLostError` if ``after`` names a board that is gone."""
         board = self._boards.get(meeting)
-        return board.messages if board is not None else []
+        start = 0
+        if after is not None:
+            board_id, _, index = after.partition(".")
+            if board is None or board.id != board_id or int(index) > len(board.messages):
+                raise BoardLostError
+            start = int(index)
+        if board is None:
+            return []
+        return [
+            (f"{board.id}.{i + 1}", board.messages[i]) for i in range(start, len(board.messages))
+        ]
 
     def opened(self, meeting: str) -> None:
         """A reader is connected to ``meeting``: its board does not expire meanwhile."""

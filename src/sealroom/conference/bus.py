@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +30,7 @@ from nats.js.errors import APIError, NotFoundError
 
 from sealroom.conference.board import (
     BoardLimits,
+    BoardLostError,
     BoardPost,
     BoardRefusedError,
     BoardStore,
@@ -51,8 +53,10 @@ class Bus(Protocol):
         :class:`BoardRefusedError` if the board's rules or caps say no."""
         ...
 
-    def board(self, meeting: str) -> AsyncIterator[str]:
-        """Every board message of the meeting: the history first, then live ones."""
+    def board(self, meeting: str, after: str | None = None) -> AsyncIterator[tuple[str, str]]:
+        """Every board message of the meeting with its position: the history first, then
+        live ones; with ``after`` (a position this board gave), only those after it. Raises
+        :class:`BoardLostError` if ``after`` names a board that is gone."""
         ...
 
     async def send_media(self, meeting: str, sender: str, frame: bytes) -> None: ...
@@ -77,7 +81,7 @@ class InProcessBus:
     ) -> None:
         self.limits = limits or BoardLimits()
         self._store = BoardStore(self.limits, clock)
-        self._board_subs: dict[str, set[asyncio.Queue[str]]] = {}
+        self._board_subs: dict[str, set[asyncio.Queue[tuple[str, str]]]] = {}
         self._media_subs: dict[str, set[asyncio.Queue[tuple[str, bytes]]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -90,16 +94,17 @@ class InProcessBus:
 
     async def post(self, post: BoardPost) -> None:
         self._same_loop()
-        self._store.append(post)
+        position = self._store.append(post)
         for q in self._board_subs.get(post.meeting, set()):
-            q.put_nowait(post.text)
+            q.put_nowait((position, post.text))
 
-    async def board(self, meeting: str) -> AsyncIterator[str]:
+    async def board(self, meeting: str, after: str | None = None) -> AsyncIterator[tuple[str, str]]:
         self._same_loop()
-        q: asyncio.Queue[str] = asyncio.Queue()
+        q: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        history = self._store.history(meeting, after)  # BoardLostError before anything else
         self._store.opened(meeting)
-        for m in self._store.history(meeting):
-            q.put_nowait(m)
+        for item in history:
+            q.put_nowait(item)
         self._board_subs.setdefault(meeting, set()).add(q)
         try:
             while True:
@@ -153,7 +158,8 @@ def _unpack(data: bytes) -> tuple[str, bytes]:
 
 # One atomic step: the lane's rules and caps, the counters, the append, the expiry.
 # KEYS: stream, meta (started, control, participant), control posters, posts per user.
-# ARGV: lane, kind, user, message, ttl, max control, max participant, max per user, grants...
+# ARGV: lane, kind, user, message, ttl, max control, max participant, max per user, a board
+# id (kept if the board has one already: positions name it), grants...
 _POST_SCRIPT: Final[str] = """
 local stream, meta, posters, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local lane, kind, user, message = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -168,7 +174,7 @@ if lane == 'control' then
   end
   redis.call('HINCRBY', meta, 'control', 1)
   if kind == 'start' then redis.call('HSET', meta, 'started', '1') end
-  for i = 9, #ARGV do redis.call('SADD', posters, ARGV[i]) end
+  for i = 10, #ARGV do redis.call('SADD', posters, ARGV[i]) end
 else
   if tonumber(redis.call('HGET', meta, 'participant') or '0') >= tonumber(ARGV[7]) then
     return 'board_full'
@@ -179,6 +185,7 @@ else
   redis.call('HINCRBY', meta, 'participant', 1)
   redis.call('HINCRBY', users, user, 1)
 end
+redis.call('HSETNX', meta, 'id', ARGV[9])
 redis.call('XADD', stream, '*', 'm', message)
 for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ARGV[5]) end
 return 'ok'
@@ -225,6 +232,7 @@ class RedisBus:
                 lim.max_control_posts,
                 lim.max_participant_posts,
                 lim.max_posts_per_user,
+                secrets.token_hex(6),
                 *sorted(post.grants),
             ],
         )
@@ -244,14 +252,25 @@ class RedisBus:
         if outcome != "ok":
             raise RuntimeError(f"unexpected answer from the board script: {outcome!r}")
 
-    async def board(self, meeting: str) -> AsyncIterator[str]:
-        key, last = self._board_key(meeting), "0-0"
+    async def board(self, meeting: str, after: str | None = None) -> AsyncIterator[tuple[str, str]]:
+        key, last, board_id = self._board_key(meeting), "0-0", None
+        if after is not None:
+            board_id, _, last = after.partition(".")
+            if not await self._board_is(key, board_id):
+                raise BoardLostError
         while True:
             entries = await self._redis.xread({key: last}, block=1000, count=100)
+            if entries and board_id is None:
+                raw = await self._redis.hget(key + ":meta", "id")
+                board_id = raw.decode() if raw is not None else "000000000000"
             for _stream, items in entries:
                 for entry_id, fields in items:
-                    last = entry_id
-                    yield fields[b"m"].decode()
+                    last = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                    yield f"{board_id}.{last}", fields[b"m"].decode()
+
+    async def _board_is(self, key: str, board_id: str) -> bool:
+        raw = await self._redis.hget(key + ":meta", "id")
+        return raw is not None and raw.decode() == board_id
 
     async def send_media(self, meeting: str, sender: str, frame: bytes) -> None:
         await self._redis.publish(f"{self._prefix}:media:{meeting}", _pack(sender, frame))
@@ -458,12 +477,23 @@ class NatsBus:
                 await self._js.delete_consumer(self.stream, info.name)
             await sub.unsubscribe()
 
-    async def board(self, meeting: str) -> AsyncIterator[str]:
+    async def board(self, meeting: str, after: str | None = None) -> AsyncIterator[tuple[str, str]]:
         js = await self._connect()
-        sub = await js.subscribe(self._subject(meeting, ">"), ordered_consumer=True)
+        config = None
+        if after is not None:
+            try:  # the message at ``after`` must still be this meeting's
+                kept = await js.get_msg(self.stream, int(after))
+            except NotFoundError:
+                raise BoardLostError from None
+            if not str(kept.subject).startswith(self._subject(meeting) + "."):
+                raise BoardLostError
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=int(after) + 1
+            )
+        sub = await js.subscribe(self._subject(meeting, ">"), ordered_consumer=True, config=config)
         try:
             async for msg in sub.messages:
-                yield msg.data.decode()
+                yield str(msg.metadata.sequence.stream), msg.data.decode()
         finally:
             await sub.unsubscribe()
 
