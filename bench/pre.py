@@ -2,11 +2,13 @@
 
 Each round times the operation between two raw pymcl pairings, and the figure of the round
 is the operation's time over the mean of those two pairings; the table shows the median
-over the rounds. A noisy, shared machine slows both alike, so the figure does not depend on
-the machine. recrypt-rs's times (IronCore's Rust library) were measured on a host where
-pymcl's pairing took 1,278 µs; divided by that, they give the "recrypt" column in the same
-unit. The goal is 2.5 times faster than recrypt-rs, the aim 4 times (or near the math where
-the math alone is above that).
+over the rounds. A shared machine slows both alike, so the figure does not depend on the
+machine; when it is so loaded that most runs are interrupted, the "best" column (fastest run
+of the operation over the fastest pairing) shows what the operation costs uninterrupted.
+recrypt-rs's times (IronCore's Rust library) were measured on a host where pymcl's pairing
+took 1,278 µs; divided by that, they give the "recrypt" column in the same unit. The goal
+is 2.5 times faster than recrypt-rs, the aim 4 times (or near the math where the math alone
+is above that).
 
 Every figure counts what a real caller pays: parsing and validating the input bytes,
 checking signatures, and serializing the output (bench/pre_cases.py).
@@ -45,6 +47,7 @@ def measure(fn: Callable[[], object], rounds: int, clock: PairingClock) -> dict[
         "median_us": statistics.median(ops) * 1e6,
         "pairing_us": statistics.median(pairings) * 1e6,
         "pairings": statistics.median(ratios),
+        "best_pairings": min(ops) / min(pairings),
     }
 
 
@@ -59,13 +62,13 @@ def table(results: list[dict[str, Any]], rounds: int) -> tuple[list[str], int, i
     lines = [
         f"PRE benchmark: median of {rounds} rounds, in units of one raw pymcl pairing "
         "timed in the same rounds",
-        f"{'operation':<26}{'µs':>8}{'pairings':>10}{'math':>6}{'recrypt':>9}{'speed-up':>10}"
-        f"{'goal ≤':>8}{'aim ≤':>7}  verdict",
+        f"{'operation':<26}{'µs':>8}{'pairings':>10}{'best':>6}{'math':>6}{'recrypt':>9}"
+        f"{'speed-up':>10}{'goal ≤':>8}{'aim ≤':>7}  verdict",
     ]
     referenced = met = 0
     for row in results:
         name, us, cost = row["operation"], row["median_us"], row["pairings"]
-        line = f"{name:<26}{us:>8.0f}{cost:>10.2f}"
+        line = f"{name:<26}{us:>8.0f}{cost:>10.2f}{row['best_pairings']:>6.2f}"
         ref = REFERENCES.get(name)
         if ref is not None:
             referenced += 1
@@ -88,6 +91,10 @@ def table(results: list[dict[str, Any]], rounds: int) -> tuple[list[str], int, i
         lines.append(line)
     pairing = statistics.median(r["pairing_us"] for r in results)
     lines.append(f"raw pymcl pairing: {pairing:.0f} µs (median of the per-row medians)")
+    lines.append(
+        "pairings: median of the per-round ratios (the verdict); best: fastest run of the "
+        "operation over fastest pairing"
+    )
     lines.append(f"{met}/{referenced} operations meet the goal (2.5x faster than recrypt-rs)")
     return lines, referenced, met
 

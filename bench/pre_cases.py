@@ -3,6 +3,9 @@
 Each case is what a real caller pays: parsing and validating the input bytes, checking
 signatures, and serializing the output. Per-recipient caches of e(A, P2) and each private
 key's prepared b·P2 are warm, as for a repeat recipient and a device that decrypted before.
+A private key also keeps what it unwrapped from the last transform key's part of a value,
+the same in every value under that key: the "decrypt level n" rows are a device's next
+value under a known transform key (every rekey), the "new key" rows its first.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sealroom.crypto.envelope import Envelope, open_with_key, seal
 from sealroom.crypto.pre import (
     AugmentationSecret,
     EncryptedValue,
+    PrivateKey,
     augment_private_key,
     augment_public_key,
     augment_transform_key,
@@ -62,6 +66,9 @@ REFERENCES: dict[str, Reference] = {
     "decrypt level 1": Reference(3, 14133, 3.5),
     "decrypt level 2": Reference(5, 23891, 6.0),
 }
+# A device's first value under a transform key pays the pairing that later values reuse.
+REFERENCES["decrypt level 1, new key"] = REFERENCES["decrypt level 1"]
+REFERENCES["decrypt level 2, new key"] = REFERENCES["decrypt level 2"]
 
 
 def build_cases() -> dict[str, Callable[[], object]]:
@@ -91,6 +98,14 @@ def build_cases() -> dict[str, Callable[[], object]]:
         e = Envelope.from_bytes(env)
         return open_with_key(e, e.edeks[0], group_priv, origin_signer=pin_admin)
 
+    def first_under_key(raw: bytes, key: PrivateKey) -> Callable[[], object]:
+        def run() -> object:
+            key._unwrapped.clear()  # as if the last transform key were new to this device
+            value = EncryptedValue.from_bytes(raw)
+            return decrypt(value, key, origin_signer=pin_admin, transformer=pin_service)
+
+        return run
+
     return {
         "keygen": generate_key_pair,
         "encrypt": lambda: encrypt(pt, group_pub, admin).to_bytes(),
@@ -119,6 +134,8 @@ def build_cases() -> dict[str, Callable[[], object]]:
             origin_signer=pin_admin,
             transformer=pin_service,
         ),
+        "decrypt level 1, new key": first_under_key(lvl1, user_aug_priv),
+        "decrypt level 2, new key": first_under_key(lvl2, device_priv),
         "envelope seal 1 KiB": lambda: seal(data, b"bench/1KiB", [group_pub], admin).to_bytes(),
         "envelope open 1 KiB": open_env,
     }

@@ -188,6 +188,7 @@ def profile(
 def render(results: dict[str, dict[str, Any]], rounds: int) -> list[str]:
     names = list(results)
     abbreviations = {"transform-key generation": "tk gen", "decrypt level ": "dec L"}
+    abbreviations[", new key"] = " new"
     abbreviations["transform hop "] = "hop "
     short = {}
     for n in names:
@@ -242,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "decrypt level 0",
         "decrypt level 1",
         "decrypt level 2",
+        "decrypt level 2, new key",
     ]
     cases = build_cases()
     if args.only:
