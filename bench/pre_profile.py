@@ -2,7 +2,8 @@
 
 Wraps the crypto core's building blocks (pairings, decoders with their validation,
 Ed25519, group multiplications and exponentiations, hashing, encoding) with timers that
-count each call's own time, without the wrapped calls it makes, then runs every operation of
+count each call's own time (this thread's CPU time, as bench/pre.py), without the wrapped
+calls it makes, then runs every operation of
 bench/pre_cases.py ``--rounds`` times, each round between two raw pymcl pairings. A cell is
 the median over the rounds of the time the operation spent in that block, over the mean of
 the two pairings timed around it, with the number of calls per operation after the x.
@@ -23,13 +24,12 @@ import inspect
 import json
 import statistics
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pre_cases import PairingClock, build_cases
+from pre_cases import CLOCKS, PairingClock, build_cases
 from sealroom.crypto import pairing, pre, signing
 from sealroom.crypto.pairing import G1, G2, GT
 
@@ -84,7 +84,8 @@ BLOCKS = [*dict.fromkeys(block for _, _, block in PROBES), OTHER]
 class Meter:
     """Exclusive time and call counts per block, for the wrapped calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self._stack: list[float] = []  # time spent in wrapped callees of each open frame
@@ -94,16 +95,16 @@ class Meter:
         self.calls.clear()
 
     def wrap(self, fn: Callable[..., Any], block: str) -> Callable[..., Any]:
-        stack, seconds, calls = self._stack, self.seconds, self.calls
+        stack, seconds, calls, now = self._stack, self.seconds, self.calls, self.now
 
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start = now()
             stack.append(0.0)
             try:
                 return fn(*args, **kwargs)
             finally:
-                elapsed = time.perf_counter() - start
+                elapsed = now() - start
                 inner = stack.pop()
                 seconds[block] += elapsed - inner
                 calls[block] += 1
@@ -147,12 +148,13 @@ def profile(
 ) -> dict[str, Any]:
     """Mean pairings and calls per block for one operation, and the totals."""
     fn()
+    now = clock.now
     plain = []
     for _ in range(rounds):
         before = clock.time()
-        start = time.perf_counter()
+        start = now()
         fn()
-        op = time.perf_counter() - start
+        op = now() - start
         plain.append(op / ((before + clock.time()) / 2))
     per_round: dict[str, list[float]] = defaultdict(list)
     calls: dict[str, int] = defaultdict(int)
@@ -162,9 +164,9 @@ def profile(
         for _ in range(rounds):
             meter.reset()
             before = clock.time()
-            start = time.perf_counter()
+            start = now()
             fn()
-            total = time.perf_counter() - start
+            total = now() - start
             unit = (before + clock.time()) / 2
             totals.append(total / unit)
             pairings.append(unit)
@@ -232,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=40, help="rounds per operation")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="operations to profile")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="as bench/pre.py")
     args = parser.parse_args(argv)
 
     wanted = [
@@ -251,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown operations: {sorted(unknown)}; known: {sorted(cases)}")
         wanted = args.only
-    clock, meter = PairingClock(), Meter()
+    clock = PairingClock(args.clock)
+    meter = Meter(clock.now)
     results: dict[str, dict[str, Any]] = {}
     for i, name in enumerate(wanted, 1):
         print(f"\r[{i}/{len(wanted)}] {name:<28}", end="", file=sys.stderr, flush=True)
