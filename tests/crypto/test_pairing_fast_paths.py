@@ -280,3 +280,12 @@ def test_hash_to_scalar_is_the_hkdf_output_reduced_mod_r() -> None:
     okm = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=b"label").derive(b"data")
     expected = int.from_bytes(okm, "little") % pr.R
     assert hash_to_scalar(b"label", b"data").expose_bytes() == expected.to_bytes(32, "little")
+
+
+def test_division_in_gt_is_multiplication_by_the_conjugate() -> None:
+    for _ in range(5):
+        a, b = GT.random(), pair(G1.generator().mul_public(Scalar.random()), G2.generator())
+        generic = pr._gt_op(pr._gt_div, a._e, b._e)  # mcl's division, with an Fp12 inversion
+        assert (a / b).to_bytes() == pr._gt_bytes(generic)
+        assert (a / b) * b == a
+    assert (GT.generator() / GT.generator()).is_one()

@@ -3,16 +3,21 @@
 This is the only module that touches the backend: herumi's mcl as pymcl ships it. Importing
 pymcl loads and initializes the library; we then call mcl's public C API (``bn.h``) on it
 through ctypes, which also gives us what pymcl's classes do not expose (precomputed
-Miller-loop lines for a G2 point that is paired often). It closes the backend's gaps:
+Miller-loop lines for a G2 point that is paired often, multi-scalar multiplication, the Fp2
+arithmetic of GT's coefficients). It closes the backend's gaps:
 
 * **Validation.** Every ``from_bytes`` checks the exact length and the canonical encoding,
   and rejects the identity. G1 and G2 points must be on the curve and in the prime-order
   subgroup (mcl checks both on deserialization once told to, which this module does at
   import; our tests prove it). mcl does not check GT at all, so :meth:`GT.from_bytes` runs
   its own exact membership test.
-* **Blinding.** mcl's scalar multiplication and GT exponentiation are variable-time, so
-  every operation by a secret scalar ``s`` is computed as ``(X·b)·(s/b)`` with a fresh
-  random blind ``b``. Public-scalar operations say so in their name.
+* **Blinding.** mcl's scalar multiplication and GT exponentiation are variable-time, and so
+  are our tables for the generators, so every operation by a secret scalar ``s`` is split
+  with a fresh random ``b`` into ``b`` and ``s - b``: two table passes for a generator, one
+  two-scalar multiplication (``b·X + (s-b)·X``) for any other base. No backend call sees
+  ``s``. Public-scalar operations say so in their name.
+* **Speed.** Multiples of the three generators come from fixed-base tables built on first
+  use; decoded values keep their encoding, so re-encoding them is free.
 * **Hashing.** mcl's ``hash`` uses a legacy map without a domain separation tag. We never
   use it: :func:`hash_to_scalar` is HKDF with a caller-given label, and a hash to G2 is
   that scalar times the fixed generator (as recrypt does).
@@ -293,9 +298,12 @@ class Scalar:
         return "<Scalar [redacted]>"
 
 
+_SHA256: Final = hashes.SHA256()
+
+
 def hash_to_scalar(label: bytes, data: bytes) -> Scalar:
     """HKDF-SHA256 of ``data`` under ``label``, 64 bytes reduced mod r (bias < 2^-256)."""
-    okm = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=label).derive(data)
+    okm = HKDF(algorithm=_SHA256, length=64, salt=None, info=label).derive(data)
     return Scalar(_fr_from_wide(okm))
 
 
@@ -553,8 +561,9 @@ class G2(_CurvePoint[_G2]):
 # covering several elements at once is sound here, because U/GT has elements of order 2.
 # _backend_self_check() checks the Frobenius and the pow against plain Python at import.
 #
-# The Python forms below (_frobenius, _pow_generic, _pow_half_u) are the reference the
-# import check and the tests compare with.
+# _frobenius and _pow_generic below are the plain-Python references that the import check
+# and the tests compare the backend with; _pow_half_u (mcl's GLV pow, exact for exponents
+# below |u|, which _MCL_POW_EXACT checks) is what the tests use on crafted elements.
 
 
 def _fp2_mul(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
@@ -765,7 +774,8 @@ class GT:
         return GT(_gt_op(_gt_mul, self._e, other._e))
 
     def __truediv__(self, other: GT) -> GT:
-        return GT(_gt_op(_gt_div, self._e, other._e))
+        # Every GT element is unitary, so its inverse is its conjugate: no Fp12 inversion.
+        return GT(_gt_op(_gt_mul, self._e, _result(_GT, _gt_conjugate, other._e)))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GT):

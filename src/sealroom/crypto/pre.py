@@ -729,12 +729,16 @@ def _decrypt(
                 hashed_temp = private_key._unwrap_transform_key_part(
                     block.public_key, block.encrypted_temp_key
                 )
-            else:
-                unwrap_with = G2.generator().mul_secret(s)
-                hashed_temp = _h(block.encrypted_temp_key / pair(block.public_key, unwrap_with))
-            rand = block.encrypted_random_transform_temp_key / pair(
-                block.random_transform_public_key, unwrap_with
-            )
+                rand = block.encrypted_random_transform_temp_key / pair(
+                    block.random_transform_public_key, unwrap_with
+                )
+            else:  # an older block: e(X, s·P2) = e(s·X, P2), and P2 is prepared
+                p2 = G2.generator()
+                temp = block.encrypted_temp_key / pair(block.public_key.mul_secret(s), p2)
+                hashed_temp = _h(temp)
+                rand = block.encrypted_random_transform_temp_key / pair(
+                    block.random_transform_public_key.mul_secret(s), p2
+                )
             s = hashed_temp + _h(rand)
         if s is None:  # pragma: no cover - level >= 1 guarantees a block
             raise CryptoInvariantError("no block")
