@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "decrypt level 0",
         "decrypt level 1",
         "decrypt level 2",
+        "decrypt level 1, new key",
         "decrypt level 2, new key",
     ]
     cases = build_cases()
