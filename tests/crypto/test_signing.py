@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from nacl.bindings import crypto_scalarmult_ed25519_base_noclamp
 
 from sealroom.crypto.signing import SigningKey, VerifyingKey, verify_pinned
 from sealroom.errors import MalformedInputError, SignatureError
@@ -56,3 +57,25 @@ def test_signing_key_is_secret() -> None:
     assert SigningKey(k.expose_secret_bytes()).verifying_key == k.verifying_key
     with pytest.raises(MalformedInputError):
         SigningKey(b"\x00" * 31)
+
+
+def test_a_key_of_small_order_verifies_nothing() -> None:
+    # With the identity as public key, R = [S]B satisfies the cofactorless equation
+    # [S]B = R + [k]A for every message: a universal forgery that a check which accepts
+    # small-order keys lets through. Our verification refuses it.
+    identity = (1).to_bytes(32, "little")
+    s = (12345).to_bytes(32, "little")
+    r = crypto_scalarmult_ed25519_base_noclamp(s)
+    key = VerifyingKey.from_bytes(identity)
+    for message in (b"pay mallory", b"anything"):
+        with pytest.raises(SignatureError):
+            key.verify(b"l", message, r + s)
+
+
+def test_signatures_with_a_non_canonical_scalar_are_refused() -> None:
+    k = SigningKey.generate()
+    sig = k.sign(b"l", b"m")
+    order = 2**252 + 27742317777372353535851937790883648493
+    s = int.from_bytes(sig[32:], "little") + order  # the same scalar mod L, not reduced
+    with pytest.raises(SignatureError):
+        k.verifying_key.verify(b"l", b"m", sig[:32] + s.to_bytes(32, "little"))

@@ -3,16 +3,21 @@
 This is the only module that touches the backend: herumi's mcl as pymcl ships it. Importing
 pymcl loads and initializes the library; we then call mcl's public C API (``bn.h``) on it
 through ctypes, which also gives us what pymcl's classes do not expose (precomputed
-Miller-loop lines for a G2 point that is paired often). It closes the backend's gaps:
+Miller-loop lines for a G2 point that is paired often, multi-scalar multiplication, the Fp2
+arithmetic of GT's coefficients). It closes the backend's gaps:
 
 * **Validation.** Every ``from_bytes`` checks the exact length and the canonical encoding,
   and rejects the identity. G1 and G2 points must be on the curve and in the prime-order
   subgroup (mcl checks both on deserialization once told to, which this module does at
   import; our tests prove it). mcl does not check GT at all, so :meth:`GT.from_bytes` runs
   its own exact membership test.
-* **Blinding.** mcl's scalar multiplication and GT exponentiation are variable-time, so
-  every operation by a secret scalar ``s`` is computed as ``(X·b)·(s/b)`` with a fresh
-  random blind ``b``. Public-scalar operations say so in their name.
+* **Blinding.** mcl's scalar multiplication and GT exponentiation are variable-time, and so
+  are our tables for the generators, so every operation by a secret scalar ``s`` is split
+  with a fresh random ``b`` into ``b`` and ``s - b``: two table passes for a generator, one
+  two-scalar multiplication (``b·X + (s-b)·X``) for any other base. No backend call sees
+  ``s``. Public-scalar operations say so in their name.
+* **Speed.** Multiples of the three generators come from fixed-base tables built on first
+  use; decoded values keep their encoding, so re-encoding them is free.
 * **Hashing.** mcl's ``hash`` uses a legacy map without a domain separation tag. We never
   use it: :func:`hash_to_scalar` is HKDF with a caller-given label, and a hash to G2 is
   that scalar times the fixed generator (as recrypt does).
@@ -31,6 +36,7 @@ from __future__ import annotations
 import ctypes
 import hmac
 import os
+import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Final, Generic, Self, TypeVar
 
@@ -156,14 +162,24 @@ _fr_div = _fn("mclBnFr_div", None, _FR, _FR, _FR)
 _fr_neg = _fn("mclBnFr_neg", None, _FR, _FR)
 _fr_inv = _fn("mclBnFr_inv", None, _FR, _FR)
 _fr_is_zero = _fn("mclBnFr_isZero", ctypes.c_int, _FR)
+_fr_set_le_mod = _fn("mclBnFr_setLittleEndianMod", ctypes.c_int, _FR, _BUF, _SIZE)
 
 _gt_serialize = _fn("mclBnGT_serialize", _SIZE, _BUF, _SIZE, _GTP)
 _gt_deserialize = _fn("mclBnGT_deserialize", _SIZE, _GTP, _BUF, _SIZE)
 _gt_mul = _fn("mclBnGT_mul", None, _GTP, _GTP, _GTP)
 _gt_div = _fn("mclBnGT_div", None, _GTP, _GTP, _GTP)
-_gt_pow = _fn("mclBnGT_pow", None, _GTP, _GTP, _FR)
+_gt_pow = _fn("mclBnGT_pow", None, _GTP, _GTP, _FR)  # GLV: exact only inside GT
+_gt_pow_generic = _fn("mclBnGT_powGeneric", None, _GTP, _GTP, _FR)  # exact on all of Fp12
+_gt_pow_vec = _fn("mclBnGT_powVec", None, _GTP, ctypes.c_void_p, ctypes.c_void_p, _SIZE)
+_gt_conjugate = _fn("mclBnGT_inv", None, _GTP, _GTP)  # mcl's unitaryInv: conj(f) = f^(p^6)
 _gt_is_one = _fn("mclBnGT_isOne", ctypes.c_int, _GTP)
+_gt_is_equal = _fn("mclBnGT_isEqual", ctypes.c_int, _GTP, _GTP)
 _gt_set_int = _fn("mclBnGT_setInt32", None, _GTP, ctypes.c_int)
+# Fp and Fp2 calls on coefficients inside a GT struct (passed as raw addresses).
+_fp_neg = _fn("mclBnFp_neg", None, ctypes.c_void_p, ctypes.c_void_p)
+_fp2_neg = _fn("mclBnFp2_neg", None, ctypes.c_void_p, ctypes.c_void_p)
+_fp2_mul_raw = _fn("mclBnFp2_mul", None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+_fp2_deserialize = _fn("mclBnFp2_deserialize", _SIZE, ctypes.c_void_p, _BUF, _SIZE)
 
 _LINES = ctypes.POINTER(_Precomputed)
 _pairing = _fn("mclBn_pairing", None, _GTP, _G1P, _G2P)
@@ -204,12 +220,20 @@ def _fr_op(fn: Any, x: _Fr, y: _Fr) -> _Fr:
     return _result(_Fr, fn, x, y)
 
 
+def _fr_from_wide(data: bytes) -> _Fr:
+    """The 64 little-endian bytes ``data`` reduced mod r, by the backend."""
+    out = _Fr()
+    if len(data) != 2 * SCALAR_BYTES or _fr_set_le_mod(out, data, len(data)) != 0:
+        raise CryptoInvariantError("wide scalar not reduced")  # pragma: no cover
+    return out
+
+
 def _random_fr_nonzero() -> _Fr:
     """A uniform nonzero scalar from 64 OS-random bytes, reduced mod r (bias < 2^-256)."""
     while True:
-        v = int.from_bytes(_urandom(64), "little") % R
-        if v:
-            return _fr_from_int(v)
+        out = _fr_from_wide(_urandom(64))
+        if not _fr_is_zero(out):
+            return out
 
 
 class Scalar:
@@ -274,10 +298,13 @@ class Scalar:
         return "<Scalar [redacted]>"
 
 
+_SHA256: Final = hashes.SHA256()
+
+
 def hash_to_scalar(label: bytes, data: bytes) -> Scalar:
     """HKDF-SHA256 of ``data`` under ``label``, 64 bytes reduced mod r (bias < 2^-256)."""
-    okm = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=label).derive(data)
-    return Scalar(_fr_from_int(int.from_bytes(okm, "little")))
+    okm = HKDF(algorithm=_SHA256, length=64, salt=None, info=label).derive(data)
+    return Scalar(_fr_from_wide(okm))
 
 
 def _blind() -> _Fr:
@@ -300,6 +327,9 @@ class _Ops(Generic[_Point]):
         self.sub = _fn(f"{prefix}_sub", None, ptr, ptr, ptr)
         self.neg = _fn(f"{prefix}_neg", None, ptr, ptr)
         self.mul = _fn(f"{prefix}_mul", None, ptr, ptr, _FR)
+        vec = ctypes.c_void_p  # a ctypes array of points, or of scalars
+        self.mul_vec = _fn(f"{prefix}_mulVec", None, ptr, vec, vec, _SIZE)
+        self.normalize_vec = _fn(f"{prefix}_normalizeVec", None, vec, vec, _SIZE)
         self.is_zero = _fn(f"{prefix}_isZero", ctypes.c_int, ptr)
         self.eq = _fn(f"{prefix}_isEqual", ctypes.c_int, ptr, ptr)
 
@@ -316,30 +346,116 @@ _G1_OPS: Final = _Ops(_G1, "mclBnG1", G1_BYTES)
 _G2_OPS: Final = _Ops(_G2, "mclBnG2", G2_BYTES)
 
 
+# --- fixed-base tables for the generators -----------------------------------------------
+#
+# A multiplication by a generator G reads a table instead of doubling. With the scalar's 32
+# little-endian bytes k_i, k·G = Σ_i T[i][k_i], where T[i][d] = (d·256^i)·G: at most 31
+# additions (products, in GT) and no doubling. A table has 32 rows of 255 entries and is
+# built on first use: 1.2 MB for G1, 2.4 MB for G2 (points kept normalized, z = 1, so each
+# addition is a cheaper mixed one), 4.7 MB for GT.
+
+_ROWS: Final[int] = SCALAR_BYTES
+
+
+class _FixedBase(Generic[_Out]):
+    """Multiples of one fixed element from a table (``op`` is its group's addition)."""
+
+    def __init__(
+        self, kind: type[_Out], base: _Out, op: Any, identity: Callable[[], _Out], normalize: Any
+    ) -> None:
+        self._kind, self._base, self._op = kind, base, op
+        self._identity, self._normalize = identity, normalize
+        self._rows: list[list[_Out]] | None = None
+        self._lock = threading.Lock()
+
+    def _table(self) -> list[list[_Out]]:
+        with self._lock:
+            if self._rows is None:
+                kind, op = self._kind, self._op
+                table = (kind * (_ROWS * 256))()  # entry 0 of each row stays unused
+                step = kind.from_buffer_copy(self._base)
+                for i in range(_ROWS):
+                    row = 256 * i
+                    table[row + 1] = step
+                    for d in range(2, 256):
+                        op(table[row + d], table[row + d - 1], step)
+                    op(step, table[row + 255], step)  # 256·step: the next row's unit
+                if self._normalize is not None:
+                    self._normalize(table, table, len(table))
+                self._rows = [[table[256 * i + d] for d in range(256)] for i in range(_ROWS)]
+            return self._rows
+
+    def times(self, k: _Fr) -> _Out:
+        """k·base (variable-time in k: callers blind secret scalars)."""
+        rows = self._rows if self._rows is not None else self._table()
+        op, acc = self._op, None
+        for row, d in zip(rows, _fr_bytes(k), strict=True):
+            if d:
+                if acc is None:
+                    acc = self._kind.from_buffer_copy(row[d])
+                else:
+                    op(acc, acc, row[d])
+        return acc if acc is not None else self._identity()
+
+
+# Tables by the address of the generator's backend value (registered once the generators
+# exist; they live as long as the module, so their addresses are never reused).
+_FIXED: dict[int, _FixedBase[Any]] = {}
+
+
 # The backend calls that take a scalar. Tests wrap these to check that a secret scalar is
 # never handed to the backend as it is.
 def _backend_mul(ops: _Ops[_Point], x: _Point, k: _Fr) -> _Point:
+    fixed = _FIXED.get(ctypes.addressof(x))
+    if fixed is not None:
+        out: _Point = fixed.times(k)
+        return out
     return ops.binary(ops.mul, x, k)
 
 
 def _backend_pow(x: _GT, k: _Fr) -> _GT:
+    fixed = _FIXED.get(ctypes.addressof(x))
+    if fixed is not None:
+        out: _GT = fixed.times(k)
+        return out
     return _result(_GT, _gt_pow, x, k)
 
 
+def _backend_mul_vec(ops: _Ops[_Point], xs: tuple[_Point, ...], ks: tuple[_Fr, ...]) -> _Point:
+    """Σ ks[i]·xs[i] in one multi-scalar multiplication (shared doublings)."""
+    n = len(xs)
+    out = ops.kind()
+    ops.mul_vec(out, (ops.kind * n)(*xs), (_Fr * n)(*ks), n)
+    return out
+
+
+def _backend_pow_vec(xs: tuple[_GT, ...], ks: tuple[_Fr, ...]) -> _GT:
+    """Π xs[i]^ks[i] in one multi-exponentiation (shared squarings; GT elements only)."""
+    n = len(xs)
+    out = _GT()
+    _gt_pow_vec(out, (_GT * n)(*xs), (_Fr * n)(*ks), n)
+    return out
+
+
 def _blinded_mul(ops: _Ops[_Point], x: _Point, k: _Fr) -> _Point:
+    """k·x as (b·x) + ((k - b)·x) with a fresh random b: no backend call sees k."""
     b = _blind()
-    return _backend_mul(ops, _backend_mul(ops, x, b), _fr_op(_fr_div, k, b))
+    rest = _fr_op(_fr_sub, k, b)
+    if ctypes.addressof(x) in _FIXED:
+        return ops.binary(ops.add, _backend_mul(ops, x, b), _backend_mul(ops, x, rest))
+    return _backend_mul_vec(ops, (x, x), (b, rest))
 
 
 class _CurvePoint(Generic[_Point]):
     """What G1 and G2 share; each subclass names its backend calls and its name."""
 
-    __slots__ = ("_p",)
+    __slots__ = ("_p", "_raw")
     _ops: ClassVar[_Ops[Any]]
     _name: ClassVar[str]
 
-    def __init__(self, point: _Point) -> None:
+    def __init__(self, point: _Point, raw: bytes | None = None) -> None:
         self._p: _Point = point
+        self._raw = raw  # the encoding, once known (decoded from it, or serialized once)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -356,13 +472,15 @@ class _CurvePoint(Generic[_Point]):
             raise MalformedInputError(f"{name} point: the identity is not allowed")
         if _serialize(ops.ser, point, ops.size) != data:  # mcl refuses these too
             raise MalformedInputError(f"{name} point: non-canonical encoding")
-        return cls(point)
+        return cls(point, data)
 
     def to_bytes(self) -> bytes:
-        return _serialize(self._ops.ser, self._p, self._ops.size)
+        if self._raw is None:
+            self._raw = _serialize(self._ops.ser, self._p, self._ops.size)
+        return self._raw
 
     def mul_secret(self, k: Scalar) -> Self:
-        """``k·self`` for a secret ``k``, with a fresh multiplicative blind."""
+        """``k·self`` for a secret ``k``, as b·self + (k - b)·self with a fresh random b."""
         return type(self)(_blinded_mul(self._ops, self._p, k._fr))
 
     def mul_public(self, k: Scalar) -> Self:
@@ -412,8 +530,8 @@ class G2(_CurvePoint[_G2]):
     _ops = _G2_OPS
     _name = "G2"
 
-    def __init__(self, point: _G2) -> None:
-        super().__init__(point)
+    def __init__(self, point: _G2, raw: bytes | None = None) -> None:
+        super().__init__(point, raw)
         self._lines: _Precomputed | None = None
 
     @classmethod
@@ -434,12 +552,18 @@ class G2(_CurvePoint[_G2]):
 # --- GT membership -----------------------------------------------------------------------
 #
 # f ∈ GT  ⇔  f^r = 1. We test it as: f·conj(f) = 1 (f is unitary, its order divides p^6+1)
-# and f^p · f^|u| = 1 (that is f^(p-u) = 1). Since gcd(p^6+1, p-u) = r (checked in the tests),
-# both together hold exactly when f^r = 1. f^p is a Frobenius map computed on the
-# coefficients; conj(f) = f^(p^6) negates the w-part; f^|u| = (f^(|u|/2))^2 uses mcl's pow,
-# which is exact for that exponent on every element (mcl only applies its GLV split, valid
-# only inside GT, to larger exponents). _pow_exact_self_check() proves this at import; if it
-# ever failed we would fall back to a plain square-and-multiply.
+# and f^|u| = conj(f^p) (for unitary f, conj(f^p) = f^(-p), so this is f^(p-u) = 1). Since
+# gcd(p^6+1, p-u) = r (checked in the tests), both together hold exactly when f^r = 1.
+# conj(f) = f^(p^6) negates the w-part (mcl's unitaryInv); f^p is the Frobenius map, computed
+# on the coefficients with mcl's Fp2 arithmetic; f^|u| is mcl's generic pow, exact on every
+# element of Fp12 (unlike its GLV pow, which is exact only inside GT). The costly part is
+# the 63 squarings of f^|u|; a shorter exponent cannot do (docs/crypto.md §3), and no test
+# covering several elements at once is sound here, because U/GT has elements of order 2.
+# _backend_self_check() checks the Frobenius and the pow against plain Python at import.
+#
+# _frobenius and _pow_generic below are the plain-Python references that the import check
+# and the tests compare the backend with; _pow_half_u (mcl's GLV pow, exact for exponents
+# below |u|, which _MCL_POW_EXACT checks) is what the tests use on crafted elements.
 
 
 def _fp2_mul(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
@@ -516,6 +640,38 @@ def _frobenius(c: list[int], *, conjugate_after: bool = False) -> list[int]:
     return out
 
 
+def _fp2_struct(v: tuple[int, int]) -> ctypes.Array[ctypes.c_uint64]:
+    out = (ctypes.c_uint64 * (2 * _FP_WORDS))()
+    raw = v[0].to_bytes(_FP_BYTES, "little") + v[1].to_bytes(_FP_BYTES, "little")
+    if _fp2_deserialize(out, raw, 2 * _FP_BYTES) != 2 * _FP_BYTES:  # pragma: no cover
+        raise CryptoInvariantError("gamma did not load")
+    return out
+
+
+_GAMMA_FP2: Final = tuple(_fp2_struct(g) for g in _GAMMA)
+# (byte offset of the Fp2 coefficient in the struct, its gamma, whether conj negates it),
+# in the order of _frobenius above: mcl keeps the twelve Fp values in serialization order.
+_FROBENIUS_STEPS: Final = tuple(
+    (_FP_BYTES * (6 * s + 2 * t), _GAMMA_FP2[2 * t + s] if 2 * t + s else None, s == 1)
+    for s in (0, 1)
+    for t in (0, 1, 2)
+)
+
+
+def _frobenius_conjugate(f: _GT) -> _GT:
+    """conj(f^p), computed in the backend; equal to _frobenius(c, conjugate_after=True)."""
+    out = _GT.from_buffer_copy(f)
+    base = ctypes.addressof(out)
+    for offset, gamma, negate in _FROBENIUS_STEPS:
+        a = base + offset
+        _fp_neg(a + _FP_BYTES, a + _FP_BYTES)  # conjugate the Fp2 coefficient
+        if gamma is not None:
+            _fp2_mul_raw(a, a, gamma)
+        if negate:
+            _fp2_neg(a, a)
+    return out
+
+
 def _conjugate(c: list[int]) -> list[int]:
     return c[:6] + [-v % P for v in c[6:]]
 
@@ -530,7 +686,8 @@ def _pow_generic(x: _GT, e: int) -> _GT:
 
 
 def _pow_exact_self_check() -> bool:
-    """True if mcl's pow gives the exact power for |u|/2 on a unitary element outside GT."""
+    """True if mcl's (GLV) pow gives the exact power for |u|/2 on a unitary element
+    outside GT."""
     seed = [(7 * i * i + 3 * i + 1) % P for i in range(12)]
     f0 = _from_coeffs(seed)
     unitary = _gt_op(_gt_div, _from_coeffs(_conjugate(seed)), f0)  # f0^(p^6-1): not in GT
@@ -541,31 +698,32 @@ def _pow_exact_self_check() -> bool:
 
 _MCL_POW_EXACT: Final[bool] = _pow_exact_self_check()
 _HALF_U_FR: Final[_Fr] = _fr_from_int(_HALF_U)
+_U_ABS_FR: Final[_Fr] = _fr_from_int(_U_ABS)
 
 
 def _pow_half_u(f: _GT) -> _GT:
+    """f^(|u|/2), exact on every element."""
     if _MCL_POW_EXACT:
         return _backend_pow(f, _HALF_U_FR)
     return _pow_generic(f, _HALF_U)  # pragma: no cover - only if mcl changes behaviour
 
 
-def _in_gt(f: _GT, raw: bytes) -> bool:
+def _in_gt(f: _GT) -> bool:
     """Exact test of f^r = 1 (see the comment above)."""
-    c = _coeffs(raw)
-    if not _gt_is_one(_gt_op(_gt_mul, f, _from_coeffs(_conjugate(c)))):
+    if not _gt_is_one(_gt_op(_gt_mul, f, _result(_GT, _gt_conjugate, f))):
         return False  # not unitary (this also rejects zero)
-    h = _pow_half_u(f)
-    # f^p · f^|u| = 1  ⇔  f^|u| = f^(-p) = conj(f^p), since f is unitary.
-    return _gt_bytes(_gt_op(_gt_mul, h, h)) == _to_bytes(_frobenius(c, conjugate_after=True))
+    power = _result(_GT, _gt_pow_generic, f, _U_ABS_FR)
+    return bool(_gt_is_equal(power, _frobenius_conjugate(f)))
 
 
 class GT:
     """An element of GT, the order-r subgroup of Fp12* that pairings land in."""
 
-    __slots__ = ("_e",)
+    __slots__ = ("_e", "_raw")
 
-    def __init__(self, element: _GT) -> None:
+    def __init__(self, element: _GT, raw: bytes | None = None) -> None:
         self._e = element
+        self._raw = raw  # the encoding, once known
 
     @classmethod
     def generator(cls) -> GT:
@@ -588,17 +746,22 @@ class GT:
             raise MalformedInputError("GT element: coefficient out of range")
         if _gt_bytes(element) != data:
             raise MalformedInputError("GT element: non-canonical encoding")
-        if not _in_gt(element, data):
+        if not _in_gt(element):
             raise MalformedInputError("GT element: not in the prime-order subgroup")
-        return cls(element)
+        return cls(element, data)
 
     def to_bytes(self) -> bytes:
-        return _gt_bytes(self._e)
+        if self._raw is None:
+            self._raw = _gt_bytes(self._e)
+        return self._raw
 
     def pow_secret(self, k: Scalar) -> GT:
-        """``self^k`` for a secret ``k``, with a fresh multiplicative blind."""
+        """``self^k`` for a secret ``k``, as self^b · self^(k - b) with a fresh random b."""
         b = _blind()
-        return GT(_backend_pow(_backend_pow(self._e, b), _fr_op(_fr_div, k._fr, b)))
+        rest = _fr_op(_fr_sub, k._fr, b)
+        if ctypes.addressof(self._e) in _FIXED:
+            return GT(_gt_op(_gt_mul, _backend_pow(self._e, b), _backend_pow(self._e, rest)))
+        return GT(_backend_pow_vec((self._e, self._e), (b, rest)))
 
     def pow_public(self, k: Scalar) -> GT:
         """``self^k`` for a public ``k`` (variable-time)."""
@@ -611,7 +774,8 @@ class GT:
         return GT(_gt_op(_gt_mul, self._e, other._e))
 
     def __truediv__(self, other: GT) -> GT:
-        return GT(_gt_op(_gt_div, self._e, other._e))
+        # Every GT element is unitary, so its inverse is its conjugate: no Fp12 inversion.
+        return GT(_gt_op(_gt_mul, self._e, _result(_GT, _gt_conjugate, other._e)))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GT):
@@ -646,6 +810,13 @@ def _import_point(ops: _Ops[_Point], raw: bytes) -> _Point:
 _G1_GEN: Final[G1] = G1(_import_point(_G1_OPS, bytes(pymcl.g1.serialize())))
 _G2_GEN: Final[G2] = G2(_import_point(_G2_OPS, bytes(pymcl.g2.serialize()))).prepare()
 _GT_GEN: Final[GT] = pair(_G1_GEN, _G2_GEN)
+for _fixed in (
+    _FixedBase(_G1, _G1_GEN._p, _G1_OPS.add, _G1, _G1_OPS.normalize_vec),
+    _FixedBase(_G2, _G2_GEN._p, _G2_OPS.add, _G2, _G2_OPS.normalize_vec),
+    _FixedBase(_GT, _GT_GEN._e, _gt_mul, _gt_one, None),
+):
+    _FIXED[ctypes.addressof(_fixed._base)] = _fixed
+del _fixed
 
 
 # --- checks of the backend at import ----------------------------------------------------
@@ -678,8 +849,22 @@ def _writes_within(kind: type[ctypes.Array[ctypes.c_uint64]], op: Callable[[Any]
     return all(w == mark for w in buf[words:])
 
 
+def _gt_backend_is_exact() -> bool:
+    """The backend's Frobenius and generic pow match plain Python on an element outside GT."""
+    seed = [(11 * i * i + 5 * i + 2) % P for i in range(12)]
+    f0 = _from_coeffs(seed)
+    unitary = _gt_op(_gt_div, _from_coeffs(_conjugate(seed)), f0)  # f0^(p^6-1): not in GT
+    for f in (f0, unitary):
+        frobenius = _to_bytes(_frobenius(_coeffs(_gt_bytes(f)), conjugate_after=True))
+        if _gt_bytes(_frobenius_conjugate(f)) != frobenius:
+            return False
+    power = _result(_GT, _gt_pow_generic, unitary, _U_ABS_FR)
+    return _gt_bytes(power) == _gt_bytes(_pow_generic(unitary, _U_ABS))
+
+
 def _backend_self_check() -> None:
-    """mcl writes no more than our structs hold, and refuses points outside the subgroups."""
+    """mcl writes no more than our structs hold, refuses points outside the subgroups, and
+    computes the GT membership test's Frobenius and pow exactly."""
     one = _fr_from_int(1)
     g1, g2, gt = _G1_GEN._p, _G2_GEN._p, _GT_GEN._e
     sized = (
@@ -690,7 +875,12 @@ def _backend_self_check() -> None:
         and _writes_within(_Precomputed, lambda out: _precompute_g2(out, g2))
     )
     bad_g1, bad_g2 = _outside_subgroup_encodings()
-    if not sized or _G1_OPS.load(bad_g1) is not None or _G2_OPS.load(bad_g2) is not None:
+    if (
+        not sized
+        or _G1_OPS.load(bad_g1) is not None
+        or _G2_OPS.load(bad_g2) is not None
+        or not _gt_backend_is_exact()
+    ):
         raise ImportError("pymcl's mcl does not behave as this module requires")
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,6 +102,9 @@ MAX_LEVEL: Final[int] = 8
 AUTH_HASH_BYTES: Final[int] = 32
 _BLOCK_BYTES: Final[int] = 2 * G1_BYTES + 2 * GT_BYTES
 _G1_PAIRING_CACHE_SIZE: Final[int] = 4096
+#: Transform keys whose unwrapped temp key a private key keeps (PrivateKey above).
+_UNWRAPPED_PER_KEY: Final[int] = 16
+_UNWRAPPED_LOCK: Final = threading.Lock()
 
 
 # --- keys ----------------------------------------------------------------------------------
@@ -185,11 +189,32 @@ class _SecretScalar(Secret):
 class PrivateKey(_SecretScalar):
     """A PRE private key a ∈ Z/rZ, nonzero. Serialized only by ``expose_secret_bytes``."""
 
-    __slots__ = ()
+    __slots__ = ("_unwrapped",)
     _what = "private key"
 
     def __init__(self, scalar: Scalar) -> None:
         super().__init__(scalar, header(TAG_PRIVATE_KEY) + scalar.expose_bytes())
+        self._unwrapped: OrderedDict[bytes, Scalar] = OrderedDict()
+
+    def _unwrap_transform_key_part(self, public_key: G1, encrypted_temp_key: GT) -> Scalar:
+        """h(E / e(X, b·P2)) for the (X, E) that the last transform key put in the newest block.
+
+        Every value transformed with that key carries the same (X, E), so the result is kept,
+        on this key only, for the last few transform keys (it is a function of X, E and this
+        key alone).
+        """
+        tag = public_key.to_bytes() + encrypted_temp_key.to_bytes()
+        with _UNWRAPPED_LOCK:
+            known = self._unwrapped.get(tag)
+            if known is not None:
+                self._unwrapped.move_to_end(tag)
+                return known
+        known = _h(encrypted_temp_key / pair(public_key, self.times_p2().prepare()))
+        with _UNWRAPPED_LOCK:
+            self._unwrapped[tag] = known
+            if len(self._unwrapped) > _UNWRAPPED_PER_KEY:
+                self._unwrapped.popitem(last=False)
+        return known
 
     @classmethod
     def from_secret_bytes(cls, data: bytes) -> PrivateKey:
@@ -697,16 +722,24 @@ def _decrypt(
             _transform_signed_part(value, value.transform_signer),
             value.transform_signature,
         )
-        unwrap_with = private_key.times_p2().prepare()
         s: Scalar | None = None
         for block in reversed(value.blocks):
-            if s is not None:
-                unwrap_with = G2.generator().mul_secret(s)
-            temp = block.encrypted_temp_key / pair(block.public_key, unwrap_with)
-            rand = block.encrypted_random_transform_temp_key / pair(
-                block.random_transform_public_key, unwrap_with
-            )
-            s = _h(temp) + _h(rand)
+            if s is None:  # the newest block: unwrap with b·P2
+                unwrap_with = private_key.times_p2().prepare()
+                hashed_temp = private_key._unwrap_transform_key_part(
+                    block.public_key, block.encrypted_temp_key
+                )
+                rand = block.encrypted_random_transform_temp_key / pair(
+                    block.random_transform_public_key, unwrap_with
+                )
+            else:  # an older block: e(X, s·P2) = e(s·X, P2), and P2 is prepared
+                p2 = G2.generator()
+                temp = block.encrypted_temp_key / pair(block.public_key.mul_secret(s), p2)
+                hashed_temp = _h(temp)
+                rand = block.encrypted_random_transform_temp_key / pair(
+                    block.random_transform_public_key.mul_secret(s), p2
+                )
+            s = hashed_temp + _h(rand)
         if s is None:  # pragma: no cover - level >= 1 guarantees a block
             raise CryptoInvariantError("no block")
         message = value.encrypted_message / pair(

