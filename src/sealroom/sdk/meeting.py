@@ -59,6 +59,14 @@ BOARD_BATCH = 256
 #: up to RETRY_MAX_SECONDS; the board messages wait, in order, and none is dropped.
 RETRY_SECONDS = 0.5
 RETRY_MAX_SECONDS = 10.0
+#: After the channel drops, reconnect after this, doubling up to RECONNECT_MAX_SECONDS.
+RECONNECT_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 10.0
+#: Close codes after which reconnecting cannot help: the token or the page is refused
+#: (4401, 4403), the request is malformed (4400), the board is gone (4410: join again).
+_FINAL_CLOSE_CODES = frozenset({4400, 4401, 4403, 4410})
+#: Participants' own posts, which only a device that may manage the meeting needs.
+_PARTICIPANT_KINDS = frozenset({"announce", "leave", "roster-request"})
 #: Kinds only a meeting's managers post: their devices are always checked at the key
 #: service (a device revoked as lost must not post session keys), never by a card alone.
 _CONTROL_KINDS = frozenset({"start", "session-key", "roster", "manager", "remove", "admit", "end"})
@@ -110,9 +118,16 @@ class MeetingClient:
         self._failed_devices: dict[str, float] = {}  # device -> when its look-up failed
         self._failed_users: dict[str, list[float]] = {}  # user -> when its look-ups failed
         self._user_keys: dict[str, VerifyingKey | None] = {}  # for the meeting; None: no user
-        self._inbox: asyncio.Queue[str] = asyncio.Queue()  # board text, handled in order
+        # Board messages (and channel errors) as received, handled in order.
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._processor: asyncio.Task[None] | None = None
         self._ws: Any = None
+        self._board_pos: str | None = None  # the last board position seen, to resume after
+        self._outbox: list[str] = []  # posts made while the channel was down, in order
+        self._closing = False
+        # Announces and leaves of participants who cannot manage the meeting, kept (per
+        # user, the posts since its last announce) until this device may have to manage it.
+        self._deferred: dict[str, list[BoardMessage]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._lock = asyncio.Lock()
@@ -127,13 +142,20 @@ class MeetingClient:
     async def connect(self) -> None:
         if not self.session._card:
             self.session._card = await self._own_card()
-        token = await _maybe_await(self._token(CONFERENCE_AUDIENCE))
-        self._ws = await websockets.connect(
-            self._url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=1 << 20
-        )
+        self._ws = await self._open_socket()
         self._reader = asyncio.create_task(self._read())
         if self._processor is None:
             self._processor = asyncio.create_task(self._process())
+
+    async def _open_socket(self) -> Any:
+        """The channel, resuming after the last board message seen (if any)."""
+        token = await _maybe_await(self._token(CONFERENCE_AUDIENCE))
+        url = self._url + "?batch=1"
+        if self._board_pos is not None:
+            url += "&after=" + quote(self._board_pos, safe="")
+        return await websockets.connect(
+            url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=1 << 20
+        )
 
     async def _own_card(self) -> dict[str, str]:
         """This device's certificate as the key service lists it, for our announce."""
@@ -170,6 +192,7 @@ class MeetingClient:
         await self._locked(self.session.end)
 
     async def close(self) -> None:
+        self._closing = True
         if self._timer is not None:
             self._timer.cancel()
         for task in (self._reader, self._processor):
@@ -189,7 +212,10 @@ class MeetingClient:
             self._sender, self._next_sender = pending[1], None
         if self._sender is None or self._ws is None:
             return False
-        await self._ws.send(self._sender.encrypt(metadata, payload))
+        try:
+            await self._ws.send(self._sender.encrypt(metadata, payload))
+        except websockets.ConnectionClosed:
+            return False  # media is lossy: while the channel is down, frames are dropped
         return True
 
     def _on_frame(self, frame: bytes) -> None:
@@ -223,24 +249,69 @@ class MeetingClient:
 
     async def _read(self) -> None:
         """Frames are decrypted here; board text is queued for :meth:`_process`, so the
-        socket is always read (and its keepalives answered) however slow the board is."""
-        try:
-            async for raw in self._ws:
-                if isinstance(raw, bytes):
-                    self._on_frame(raw)
-                else:
-                    self._inbox.put_nowait(raw)
-        except websockets.ConnectionClosed:
-            pass
-        # The service closed the channel (1011: its broker failed). Reconnecting, with
-        # backoff, is the application's call; close() cancels this task, so no event then.
-        ws = self._ws
-        self.events.put_nowait(
-            MeetingEvent(
-                "channel_closed",
-                {"code": ws.close_code if ws else None, "reason": ws.close_reason if ws else ""},
+        socket is always read (and its keepalives answered) however slow the board is.
+        When the channel drops it reconnects, backing off, and resumes the board after the
+        last message seen; it gives up when reconnecting cannot help (the token or the page
+        refused, the board gone) or the meeting is over for us."""
+        delay = RECONNECT_SECONDS
+        while True:
+            try:
+                async for raw in self._ws:
+                    if isinstance(raw, bytes):
+                        self._on_frame(raw)
+                    else:
+                        self._on_channel_text(raw)
+                    delay = RECONNECT_SECONDS
+            except websockets.ConnectionClosed:
+                pass
+            ws = self._ws
+            code = ws.close_code if ws else None
+            self.events.put_nowait(
+                MeetingEvent(
+                    "channel_closed", {"code": code, "reason": ws.close_reason if ws else ""}
+                )
             )
-        )
+            if code == 4410:
+                self.events.put_nowait(MeetingEvent("board_lost", {}))
+            if code in _FINAL_CLOSE_CODES or self.session.state in ("left", "ended"):
+                return
+            while True:  # close() cancels this task: no reconnection after it
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+                try:
+                    self._ws = await self._open_socket()
+                    break
+                except (OSError, websockets.InvalidHandshake, websockets.ConnectionClosed):
+                    continue
+                except SdkError:
+                    continue  # no token right now: try again
+            self.events.put_nowait(MeetingEvent("reconnected", {"after": self._board_pos}))
+            await self._flush_outbox()
+
+    def _on_channel_text(self, raw: str) -> None:
+        """Queue board messages (one, or a batch) and note the newest position."""
+        try:
+            data = json.loads(raw)
+            items = data.get("batch", [data]) if data.get("type") == "board" else [data]
+        except (ValueError, AttributeError):
+            self.events.put_nowait(MeetingEvent("bad_message", {"error": "not JSON"}))
+            return
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            self._inbox.put_nowait(item)
+            if isinstance(item.get("pos"), str):
+                self._board_pos = item["pos"]
+
+    async def _flush_outbox(self) -> None:
+        """Posts made while the channel was down, in order (a repeat is harmless: each
+        device numbers its posts, and receivers drop what they have seen)."""
+        while self._outbox:
+            try:
+                await self._ws.send(self._outbox[0])
+            except websockets.ConnectionClosed:
+                return  # the reader reconnects and flushes again
+            self._outbox.pop(0)
 
     async def _process(self) -> None:
         """Board messages, in order, a batch at a time: the posters' user keys for the
@@ -260,24 +331,69 @@ class MeetingClient:
                     continue
                 if message is not None:
                     messages.append(message)
-            await self._learn_users(messages)
-            for message in messages:
-                try:
-                    key = await self._poster_key(message)
-                    if key is not None:
-                        await self._deliver(message, key)
-                except Exception as exc:
-                    self.events.put_nowait(
-                        MeetingEvent("bad_message", {"error": type(exc).__name__})
-                    )
+            messages = [m for m in messages if not self._deferrable(m)]
+            await self._handle(messages)
+
+    async def _handle(self, messages: list[BoardMessage]) -> None:
+        await self._learn_users(messages)
+        for message in messages:
+            try:
+                if self._deferred and self._names_me(message):
+                    await self._flush_deferred()  # presence first: we may manage next
+                key = await self._poster_key(message)
+                if key is not None:
+                    await self._deliver(message, key)
+                if self._deferred and self._may_manage():
+                    await self._flush_deferred()
+            except Exception as exc:
+                self.events.put_nowait(MeetingEvent("bad_message", {"error": type(exc).__name__}))
+
+    def _may_manage(self) -> bool:
+        """True if this device is, or may become, the meeting's manager: it then follows
+        who is present from every announce and leave."""
+        s = self.session
+        return s.user in s.admins or s.user in (s.config.host, s.manager)
+
+    def _names_me(self, m: BoardMessage) -> bool:
+        me = self.session.user
+        if m.kind not in ("start", "manager"):
+            return False
+        admins = m.body.get("admins")
+        return me in (m.body.get("manager"), m.body.get("host")) or (
+            isinstance(admins, list) and me in admins
+        )
+
+    def _deferrable(self, m: BoardMessage) -> bool:
+        """Keep a participant's announce or leave aside (a device that will not manage the
+        meeting only needs the roster, which the manager's posts carry): at 1,000
+        participants this saves each of them checking 1,000 certificates and signatures."""
+        s = self.session
+        if (
+            m.kind not in _PARTICIPANT_KINDS
+            or self._may_manage()
+            or m.user in (s.user, s.config.host)
+            or m.user in s.admins
+        ):
+            return False
+        if m.kind == "announce":
+            self._deferred[m.user] = [m]  # its earlier posts no longer matter
+        elif m.kind == "leave" and len(self._deferred.get(m.user, ())) < 8:
+            self._deferred.setdefault(m.user, []).append(m)
+        return True  # (a roster request is only the manager's business)
+
+    async def _flush_deferred(self) -> None:
+        """The participants' posts kept aside, checked and handled now, each user's in order."""
+        kept, self._deferred = self._deferred, {}
+        await self._handle([m for posts in kept.values() for m in posts])
 
     async def _deliver(self, message: BoardMessage, key: VerifyingKey) -> None:
         await self._locked(lambda now: self.session.receive(message, key, now))
 
-    def _parse(self, raw: str) -> BoardMessage | None:
-        data = json.loads(raw)
+    def _parse(self, data: dict[str, Any]) -> BoardMessage | None:
         if data.get("type") == "error":
             self.events.put_nowait(MeetingEvent("channel_error", data))
+            return None
+        if "message" not in data:
             return None
         return BoardMessage.from_json(json.dumps(data["message"]))
 
@@ -398,9 +514,14 @@ class MeetingClient:
 
     async def _do(self, action: Action) -> None:
         if isinstance(action, Post):
-            await self._ws.send(
-                json.dumps({"type": "post", "message": json.loads(action.message.to_json())})
-            )
+            text = '{"type":"post","message":' + action.message.to_json() + "}"
+            if self._outbox:
+                self._outbox.append(text)  # keep the order behind those still waiting
+                return
+            try:
+                await self._ws.send(text)
+            except websockets.ConnectionClosed:
+                self._outbox.append(text)  # sent once the channel is back
         elif isinstance(action, KeyServiceCall):
             result, error = await self._key_service(action)  # the lock is held by our caller
             await self._run(self.session.key_service_reply(action.id, result, error, self._now()))
