@@ -671,10 +671,12 @@ class MeetingSession:
                 if self.config.host != self.user
                 else []
             )
-            if self.config.invitees:
-                actions.append(self._call("preapprove", users=list(self.config.invitees)))
-            for invitee in self.config.invitees:
-                actions.append(self._call("add_member", {"user": invitee}, user=invitee))
+            invitees = sorted(set(self.config.invitees) - {self.user})
+            for i in range(0, len(invitees), 1000):  # the key service's limit per request
+                actions.append(self._call("preapprove", users=invitees[i : i + 1000]))
+            if invitees:  # in one batch of additions (the SDK sends 256 per request)
+                self._adding = True
+                actions.append(self._call("add_members", {"start": True}, users=invitees))
             # The first key is registered right after these additions, naming their members
             # (an invitee without an account is not added: the registration then reports
             # the mismatch, the members are checked and the key registered again).
@@ -702,7 +704,7 @@ class MeetingSession:
                 self.admins.add(pending.context.get("user", self.config.host))
             return []
         if pending.op == "add_members":
-            return self._added(result, error, now)
+            return self._added(pending, result, error, now)
         if pending.op == "add_member":
             user = pending.context.get("user")
             if error == "banned" and user and self.is_manager:
@@ -850,8 +852,11 @@ class MeetingSession:
             self._join_at = now
         return actions
 
-    def _added(self, result: dict[str, Any] | None, error: str | None, now: float) -> list[Action]:
-        """A batch of additions answered: each user in, refused as banned, or not added."""
+    def _added(
+        self, pending: _Pending, result: dict[str, Any] | None, error: str | None, now: float
+    ) -> list[Action]:
+        """A batch of additions answered: each user in, refused as banned, or not added.
+        Joiners then get one ratchet; the invitees added at the start wait for SK_0."""
         self._adding = False
         if not self.is_manager:
             return []
@@ -869,7 +874,7 @@ class MeetingSession:
             else:
                 self.members.discard(user)
                 actions.append(Notify("add_failed", {"user": user, "error": problem or error}))
-        if added:
+        if added and not pending.context.get("start"):
             actions += self._rekey_ratchet("join", now)
         if self._joining:
             self._join_at = now

@@ -36,7 +36,9 @@ from sealroom.api.identity import (
 from sealroom.api.reqsig import sign_request
 from sealroom.crypto.envelope import Envelope, open_envelope, seal
 from sealroom.crypto.escrow import (
+    Argon2idParams,
     EscrowSecret,
+    Pbkdf2Params,
     combine_split_secret,
     open_private_key,
     seal_private_key,
@@ -143,8 +145,13 @@ class Client:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         on_key_change: Callable[[str, bytes, bytes], bool] | None = None,
+        escrow_params: Argon2idParams | Pbkdf2Params | None = None,
     ) -> None:
+        """``escrow_params``: the slow KDF that protects the escrowed user key (default
+        Argon2id, RFC 9106's second recommended option); lower costs are refused below the
+        escrow module's floor."""
         self._jwt, self._secret, self._clock = jwt, secret, clock
+        self._escrow_params = escrow_params
         self._on_key_change = on_key_change
         self.ks = Keystore.load(keystore)
         self.ks.device_name = self.ks.device_name or device_name
@@ -252,7 +259,13 @@ class Client:
         if me is None:
             user_key, raw_public = generate_key_pair()
             signer = user_signing_key(user_key)
-            blob = seal_private_key(user_key, await self._secret.secret(self))
+            params = self._escrow_params
+            blob = seal_private_key(
+                user_key,
+                await self._secret.secret(self),
+                "pbkdf2" if isinstance(params, Pbkdf2Params) else "argon2id",
+                params=params,
+            )
             created = await self._call(
                 "POST",
                 "/v1/users",
