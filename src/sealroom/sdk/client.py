@@ -8,10 +8,12 @@ are pinned on first sight; a change raises :class:`KeyChangedError` (after a
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
 import shutil
+import ssl
 import tempfile
 import time
 import uuid
@@ -113,6 +115,17 @@ class Password:
 _T = TypeVar("_T")
 
 
+#: How long the SDK keeps an idle connection to the key service (below servers' timeouts).
+KEEPALIVE_SECONDS = 4.0
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS settings, built once: loading the CA bundle takes ~30 ms, which
+    every client would otherwise pay (a server running many participants makes many)."""
+    return httpx.create_ssl_context()
+
+
 def _initialized(value: _T | None) -> _T:
     """``value``, or SdkError if the keystore has not been set up yet."""
     if value is None:
@@ -155,9 +168,19 @@ class Client:
         self._on_key_change = on_key_change
         self.ks = Keystore.load(keystore)
         self.ks.device_name = self.ks.device_name or device_name
-        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30.0)
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            timeout=30.0,
+            verify=_tls_context(),
+            # Drop an idle connection before the server would (uvicorn: 5 s), so that a
+            # request never goes out on a connection the server is closing (a ReadError).
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
+        )
         self._signers: dict[bytes, tuple[float, VerifyingKey, Sealer]] = {}
         self._seeds: dict[str, Plaintext] = {}  # group id -> its seed, for its admins
+        self._users_fetched: dict[str, float] = {}  # user -> when its keys were last checked
+        self._card: dict[str, str] | None = None
 
     async def __aenter__(self) -> Client:
         return self
@@ -401,6 +424,7 @@ class Client:
                 signing = b64d(keys["signing_key"], "key")
                 self._remember(uid, public, signing)
                 out[uid] = PinnedUser(public, signing)
+                self._users_fetched[uid] = self._clock()
         if self.ks.pinned != before:
             self.ks.save()
         return out
@@ -445,6 +469,16 @@ class Client:
 
     # --- checking who signed ---
 
+    async def device_card(self) -> dict[str, str]:
+        """This device's signing key, PRE key and certificate as the key service lists
+        them (base64url), for others to check it against its user's key."""
+        if self._card is None or self._card.get("id") != self.device_id:
+            info = await self._call("GET", f"/v1/devices/{self.device_id}")
+            self._card = {
+                k: str(info[k]) for k in ("id", "signing_key", "public_key", "certificate")
+            }
+        return {k: v for k, v in self._card.items() if k != "id"}
+
     async def _origin(self, signer: bytes) -> VerifyingKey:
         """A device signing key, trusted only if its certificate chains to a pinned user and
         the device was not revoked as lost (rotated devices keep their history)."""
@@ -464,11 +498,16 @@ class Client:
         return key, who
 
     async def _certified(self, info: dict[str, Any]) -> VerifyingKey:
-        """Check a device's certificate against its user's pinned key; its signing key."""
+        """Check a device's certificate against its user's pinned key; its signing key.
+        The user's keys are fetched (and checked against the pin) at most once a minute;
+        the device is then known by its signing key too (see :meth:`_signed_by`)."""
         if info.get("revoke_reason") == "revoked":
             raise SdkError("the signing device was revoked")
-        await self.user_public_keys([info["user_id"]])
-        user_key = VerifyingKey.from_bytes(self.ks.pinned[info["user_id"]].signing_key)
+        user = str(info["user_id"])
+        fetched = self._users_fetched.get(user)
+        if fetched is None or self._clock() - fetched >= SIGNER_CACHE_SECONDS:
+            await self.user_public_keys([user])
+        user_key = VerifyingKey.from_bytes(self.ks.pinned[user].signing_key)
         signer = b64d(info["signing_key"], "signing_key")
         message = device_certificate_message(
             info["id"], signer, b64d(info["public_key"], "public_key")
@@ -477,7 +516,9 @@ class Client:
             user_key.verify(DEVICE_CERT_LABEL, message, b64d(info["certificate"], "cert"))
         except SignatureError:
             raise SdkError("the device certificate does not verify") from None
-        return VerifyingKey.from_bytes(signer)
+        key = VerifyingKey.from_bytes(signer)
+        self._signers[signer] = (self._clock(), key, Sealer(user, str(info["id"])))
+        return key
 
     async def _unwrap(self, edek: bytes) -> Plaintext:
         return (await self._unwrap_made_by(edek))[0]

@@ -159,10 +159,7 @@ class MeetingClient:
 
     async def _own_card(self) -> dict[str, str]:
         """This device's certificate as the key service lists it, for our announce."""
-        info = await self._retrying(
-            lambda: self.sdk._call("GET", f"/v1/devices/{quote(self.sdk.device_id)}")
-        )
-        return {k: str(info[k]) for k in ("signing_key", "public_key", "certificate")}
+        return await self._retrying(self.sdk.device_card)
 
     async def _locked(self, step: Callable[[float], list[Action]]) -> None:
         """Run one step of the session and all that follows from it, holding the lock, so
