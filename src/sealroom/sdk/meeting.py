@@ -114,7 +114,12 @@ class MeetingClient:
         self._sender: Sender | None = None
         self._next_sender: tuple[float, Sender] | None = None
         self._rosters: dict[int, list[str]] = {}
+        # Devices checked at the key service (time, user, key), kept KEY_CACHE_SECONDS...
         self._keys: dict[str, tuple[float, str, VerifyingKey]] = {}
+        # ...and devices known from the card their announce carried (user, key): enough for
+        # participants' posts, never for a manager's (a device revoked as lost must not post
+        # session keys), which always go through _keys.
+        self._card_keys: dict[str, tuple[str, VerifyingKey]] = {}
         self._failed_devices: dict[str, float] = {}  # device -> when its look-up failed
         self._failed_users: dict[str, list[float]] = {}  # user -> when its look-ups failed
         self._user_keys: dict[str, VerifyingKey | None] = {}  # for the meeting; None: no user
@@ -402,7 +407,7 @@ class MeetingClient:
                 m.user
                 for m in messages
                 if m.kind == "announce"
-                and m.device not in self._keys
+                and m.device not in self._card_keys
                 and m.user not in self._user_keys
                 and isinstance(m.body.get("card"), dict)
             }
@@ -419,18 +424,16 @@ class MeetingClient:
     async def _poster_key(self, message: BoardMessage) -> VerifyingKey | None:
         """The posting device's key: known already, from the card its announce carries
         (checked against the user's pinned key), or, for a manager's post, looked up."""
-        cached = self._keys.get(message.device)
-        if message.kind not in _CONTROL_KINDS and cached is not None:
-            return cached[2] if cached[1] == message.user else None
-        card = message.body.get("card") if message.kind == "announce" else None
-        if isinstance(card, dict) and message.device not in self._keys:
-            key = self._check_card(message, card)
-            if key is not None:
-                self._keys[message.device] = (float("inf"), message.user, key)
-                return key
-        if message.kind in _CONTROL_KINDS or cached is None:
+        if message.kind in _CONTROL_KINDS:
             return await self._sender_key(message)
-        return None
+        known = self._card_keys.get(message.device)
+        if known is None and isinstance(card := message.body.get("card"), dict):
+            key = self._check_card(message, card) if message.kind == "announce" else None
+            if key is not None:
+                known = self._card_keys[message.device] = (message.user, key)
+        if known is not None:
+            return known[1] if known[0] == message.user else None
+        return await self._sender_key(message)
 
     def _check_card(self, message: BoardMessage, card: dict[str, Any]) -> VerifyingKey | None:
         user_key = self._user_keys.get(message.user)
@@ -532,6 +535,12 @@ class MeetingClient:
         elif isinstance(action, CallMeAt):
             self._schedule(action.when)
         elif isinstance(action, Notify):
+            if action.event == "roster_recovered" and self.session._sk is not None:
+                # The key was installed while the roster was unknown (no sender indices,
+                # no sender of ours): install it again with the roster.
+                epoch = action.detail["epoch"]
+                self.receiver.retire(epoch)
+                self._install(InstallMediaKey(epoch, self.session._sk))
             self.events.put_nowait(MeetingEvent(action.event, dict(action.detail)))
         elif isinstance(action, RotateDeviceKey):
             with contextlib.suppress(SdkError, ServiceRefusedError):
