@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sealroom.crypto.envelope import Envelope
-from sealroom.demo.media import Track, TrackDecoder, pack, unpack
+from sealroom.demo.media import Track, TrackDecoder
 from sealroom.demo.services import Services
 from sealroom.demo.timeline import draw
 from sealroom.keyservice import audit as audit_module
 from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.storage import open_database
 from sealroom.media.keys import FrameRejectedError, Receiver
+from sealroom.media.payload import pack, unpack
 from sealroom.meeting.session import MeetingConfig, Timing
 from sealroom.sdk import BasicSplitTrust, Client, SdkError, ServiceRefusedError
 from sealroom.sdk.meeting import MeetingClient
