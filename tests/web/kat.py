@@ -23,6 +23,13 @@ from sealroom.api.reqsig import parse_headers, sign_request
 from sealroom.crypto import labels
 from sealroom.crypto import pairing as pr
 from sealroom.crypto.envelope import Envelope, open_envelope, seal
+from sealroom.crypto.escrow import (
+    Argon2idParams,
+    EscrowSecret,
+    combine_split_secret,
+    open_private_key,
+    seal_private_key,
+)
 from sealroom.crypto.pre import (
     AugmentationSecret,
     EncryptedValue,
@@ -40,13 +47,6 @@ from sealroom.crypto.pre import (
 )
 from sealroom.crypto.signing import SigningKey
 from sealroom.crypto.stream import open_stream, read_header, seal_stream
-from sealroom.crypto.escrow import (
-    Argon2idParams,
-    EscrowSecret,
-    combine_split_secret,
-    open_private_key,
-    seal_private_key,
-)
 from sealroom.errors import DecryptionError, MalformedInputError, SealroomError, WrongSecretError
 from sealroom.media.keys import Sender, kid_for, sender_base_key
 from sealroom.media.sframe import SFrameContext
@@ -681,10 +681,11 @@ def _escrow_cases(w: _World) -> dict[str, Any]:
     service, provider = os.urandom(16), os.urandom(16)
     split = combine_split_secret(service, provider)
     light = Argon2idParams(time_cost=1, memory_kib=8 * 1024, parallelism=1)
+    password = EscrowSecret.from_password("pässword")
     blobs = [
         ("split", seal_private_key(w.user_priv, split)),
-        ("password", seal_private_key(w.user_priv, EscrowSecret.from_password("pässword"), params=light)),
-        ("pbkdf2", seal_private_key(w.user_priv, EscrowSecret.from_password("pässword"), "pbkdf2")),
+        ("password", seal_private_key(w.user_priv, password, params=light)),
+        ("pbkdf2", seal_private_key(w.user_priv, password, "pbkdf2")),
     ]
     password_blob = blobs[1][1]
     wrong = EscrowSecret.from_password("password")
