@@ -9,6 +9,7 @@
 //   user, mode (approval | escrow | password), auto=1: sign in and join at once
 //   send=0: do not capture; video=WIDTHxHEIGHT@FPS; inspect=1: record what was decoded
 //   retries=0.2,0.5,1,1 and switch=0.5: the protocol's waits (tests compress them)
+//   keyint=30: a key frame every so many frames
 //
 // window.sealroom exposes the page's state for tests and the demo (never any key).
 
@@ -31,6 +32,7 @@ const settings = {
   video: /^(\d+)x(\d+)@(\d+)$/.exec(q.get('video') || '320x240@15'),
   retries: q.get('retries') ? q.get('retries').split(',').map(Number) : undefined,
   switchDelay: q.has('switch') ? Number(q.get('switch')) : 0.5,
+  keyInterval: q.has('keyint') ? Number(q.get('keyint')) : 30,
 };
 
 const page = {
@@ -122,7 +124,6 @@ async function refresh() {
 
 function showStats(stats) {
   page.stats = stats;
-  const troubles = Object.entries(stats.bySender).filter(([, t]) => t.failed > 0);
   for (const [sender, t] of Object.entries(stats.bySender)) {
     const known = tiles.get(sender);
     if (known && t.failed > 0) {
@@ -130,13 +131,22 @@ function showStats(stats) {
       known.warn.classList.remove('hidden');
     }
   }
-  const box = $('undecryptable');
-  if (troubles.length) {
-    const total = troubles.reduce((n, [, t]) => n + t.failed, 0);
-    box.textContent = `${total} frames could not be decrypted (${troubles.map(([s, t]) => `${s}: ${t.failed}`).join(', ')}): no key for them here.`;
-    box.className = 'warn-box';
-    box.style.color = 'var(--bad)';
+  const failed = Object.entries(stats.failed);
+  if (failed.length) {
+    const total = failed.reduce((n, [, c]) => n + c, 0);
+    const epochs = failed.map(([e]) => e).filter((e) => e !== 'none').sort((a, b) => a - b);
+    $('undecryptable').textContent =
+      `${total} frames could not be decrypted: they were sealed under keys this page does not hold` +
+      (epochs.length ? ` (epochs ${epochs.join(', ')})` : '') +
+      (stats.epochs.length ? `; it holds the keys of epoch ${stats.epochs.join(', ')}.` : '; it holds no key now.');
+    $('undecryptable').classList.remove('hidden');
   }
+}
+
+/** The meeting is over for this page: stop the camera and microphone, grey the video. */
+function over() {
+  for (const track of page.stream?.getTracks() ?? []) track.stop();
+  for (const { box } of tiles.values()) box.style.opacity = '0.35';
 }
 
 function onEvent({ kind, detail }) {
@@ -147,15 +157,18 @@ function onEvent({ kind, detail }) {
       break;
     case 'removed':
       page.removed = true;
+      over();
       phase('removed', 'removed');
       banner('You were removed from the meeting. Every key it used is gone from this page; frames the relay still sends cannot be decrypted.');
       break;
     case 'ended':
       if (page.removed) break;
+      over();
       phase('ended', 'the meeting ended');
       banner('The meeting ended. Every key it used is gone from this page.');
       break;
     case 'left':
+      over();
       phase('left', 'left');
       banner('You left the meeting. Every key it used is gone from this page.', 'info');
       break;
@@ -189,6 +202,7 @@ async function start(user, mode, password) {
     inspect: settings.inspect,
     joinRetryDelays: settings.retries,
     switchDelay: settings.switchDelay,
+    keyInterval: settings.keyInterval,
   });
   page.participant = p;
   p.addEventListener('event', (e) => onEvent(e.detail));
@@ -242,6 +256,7 @@ async function start(user, mode, password) {
       video: { width: w, height: h, frameRate: fps },
       audio: { channelCount: 1, sampleRate: 48000 },
     });
+    page.stream = stream;
     p.capture(stream, { width: w, height: h, fps });
   }
   setInterval(refresh, 1000);

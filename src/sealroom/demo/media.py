@@ -147,6 +147,9 @@ class StreamDecoder:
             return None
         if key:
             self._ctx = av.CodecContext.create("vp8", "r")
+            self._ctx.thread_count = 1  # one frame out for each frame in, at once
         self._next = packet.index + 1
-        frames = self._ctx.decode(av.Packet(packet.data))
+        av_packet = av.Packet(packet.data)
+        av_packet.pts = packet.index
+        frames = [f for f in self._ctx.decode(av_packet) if f.pts == packet.index]
         return luma_digest(frames[0]) if frames else None

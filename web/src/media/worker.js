@@ -28,6 +28,7 @@ let me = null;
 let order = Promise.resolve(); // frames are handled in arrival order
 
 const stats = {
+  frames: 0, // frames the relay sent
   decrypted: {}, // epoch -> count
   failed: {}, // epoch ('none' when not even the header parsed) -> count
   bySender: {}, // user -> {decrypted, failed, video, audio, badPayload}
@@ -92,6 +93,7 @@ function forget() {
 // --- receiving -----------------------------------------------------------------------------
 
 function receive(buffer) {
+  stats.frames += 1;
   const frame = new Uint8Array(buffer);
   const result = receiver.decrypt(new Uint8Array(0), frame, now()).then(
     (ok) => ({ ok }),
