@@ -148,7 +148,8 @@ async def _forge_session_key(bob: Attendee, epoch: int) -> None:
     """bob, a participant (not the manager), posts a session key of its own: a valid
     envelope to the meeting group, signed by its own device."""
     mc = bob.mc
-    assert mc is not None and mc.session.group_key is not None
+    assert mc is not None
+    assert mc.session.group_key is not None
     session = mc.session
     fake = os.urandom(32)
     envelope = seal(
@@ -238,7 +239,8 @@ async def _play(tmp: Path) -> Played:
     pages: list[BrowserParticipant] = []
     helpers: list[Person] = []
     attendees = {
-        name: Attendee(_Person(servers, name, MEETING), Track(seed)) for name, seed in PYTHON.items()
+        name: Attendee(_Person(servers, name, MEETING), Track(seed))
+        for name, seed in PYTHON.items()
     }
     try:
         for name in PYTHON:
@@ -249,8 +251,11 @@ async def _play(tmp: Path) -> Played:
                 _record_sent(a)
             tasks += [asyncio.create_task(a.consume()), asyncio.create_task(a.publish())]
         hana, bob = attendees["hana"], attendees["bob"]
-        await _until(lambda: all(a.mc and a.mc.session.epoch == 2 for a in attendees.values()),
-                     60, "the Python participants to share epoch 2")
+        await _until(
+            lambda: all(a.mc and a.mc.session.epoch == 2 for a in attendees.values()),
+            60,
+            "the Python participants to share epoch 2",
+        )
         await asyncio.sleep(1.0)  # frames of epoch 2, before the page joins
 
         # ivy's laptop is set up (the user exists); her browser is approved from it.
@@ -409,7 +414,7 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
     if reason:
         pytest.skip(reason)
     node_or_skip()  # installs web/'s pinned packages, which the page loads
-    yield asyncio.run(_play(tmp_path_factory.mktemp("browser-meeting")))
+    return asyncio.run(_play(tmp_path_factory.mktemp("browser-meeting")))
 
 
 def test_the_page_decodes_every_python_participants_video_to_what_was_sent(
@@ -484,10 +489,12 @@ def test_after_its_removal_the_page_decrypts_nothing_the_relay_sends(played: Pla
 
 def test_a_page_joins_through_the_escrow_and_sees_the_meeting_end(played: Played) -> None:
     page = played.escrow_page
-    assert page["joined"] and page["frames"], page["state"]
+    assert page["joined"], page["state"]
+    assert page["frames"], page["state"]
     events = [e["kind"] for e in page["state"]["events"]]
     assert "device_registered" in events
-    assert page["ended"] and page["state"]["phase"] == "ended"
+    assert page["ended"]
+    assert page["state"]["phase"] == "ended"
     assert page["report"]["epochs"] == []
     assert "device_forgotten" in events
 
