@@ -46,7 +46,7 @@ const page = {
   error: null,
   participant: null,
   report: () => page.participant?.report() ?? null,
-  events: () => page.participant?.events.map((e) => ({ kind: e.kind, detail: e.detail })) ?? [],
+  events: () => page.participant?.events.map((e) => ({ at: e.at, kind: e.kind, detail: e.detail })) ?? [],
 };
 window.sealroom = page;
 

@@ -544,6 +544,7 @@ class Demo:
         await web.browser.eventually(
             f"window.sealroom.snapshot && window.sealroom.snapshot.epoch === {epoch}", PATIENCE
         )
+        decoded = {name: dict(frames) for name, frames in web.decoded.items()}
         await web.refresh()
         self.screenshot = await web.browser.screenshot(self._screenshot_path())
         good, bad, senders = web.decoded_ok(self.tracks)
@@ -555,7 +556,7 @@ class Demo:
             and set(senders) >= set(everyone)
             and web.tones_ok({n: self.tracks[n].seed for n in everyone}),
         )
-        receivers, ok, wrong = web.others_decoded_ok()
+        receivers, ok, wrong = web.others_decoded_ok(decoded)
         self.claim(
             f"{receivers} participants decoded {ok} frames of {WEB_NAME}'s browser video to "
             "exactly what it sent",

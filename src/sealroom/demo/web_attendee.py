@@ -108,20 +108,19 @@ class WebAttendee:
             self.decoded.setdefault(receiver, {})[packet.index] = digest
 
     async def follow(self, t0: float, events: list[tuple[float, str, str, dict[str, Any]]]) -> None:
-        """Copy the page's meeting events onto the demo's timeline, as they happen."""
+        """Copy the page's meeting events onto the demo's timeline (the page stamps them
+        with its own clock, which starts about when the page was opened)."""
         while True:
             await asyncio.sleep(0.5)
             with contextlib.suppress(Exception):
                 state = await self.browser.state()
                 self.state = state
                 page_events = state["events"]
-                opened = float(state["openedAt"])
                 for e in page_events[self.seen :]:
                     if e["kind"] in _SHOWN:
-                        at = time.monotonic() - t0  # seen now; close enough for the picture
+                        at = self.opened_at - t0 + float(e["at"]) / 1000
                         events.append((at, self.label, e["kind"], dict(e["detail"])))
                 self.seen = len(page_events)
-                del opened
 
     async def refresh(self) -> None:
         self.state = await self.browser.state()
@@ -148,12 +147,15 @@ class WebAttendee:
             for name, seed in seeds.items()
         )
 
-    def others_decoded_ok(self) -> tuple[int, int, int]:
-        """(receivers, frames they decoded matching the page's, mismatches)."""
+    def others_decoded_ok(self, decoded: dict[str, dict[int, str]]) -> tuple[int, int, int]:
+        """(receivers, frames they decoded matching the page's, mismatches), for what the
+        receivers had decoded (``decoded``, copied) before the page's report was taken:
+        the page decoded each frame it sent, so every one of them is in its report."""
         sent = self.report.get("sent", {})
-        good = sum(1 for d in self.decoded.values() for i, g in d.items() if sent.get(str(i)) == g)
-        total = sum(len(d) for d in self.decoded.values())
-        return len(self.decoded), good, total - good
+        last = max((int(i) for i in sent), default=-1)
+        judged = [(i, g) for d in decoded.values() for i, g in d.items() if i <= last]
+        good = sum(1 for i, g in judged if sent.get(str(i)) == g)
+        return len(decoded), good, len(judged) - good
 
     async def close(self) -> None:
         await self.browser.close()
