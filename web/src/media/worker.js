@@ -24,7 +24,6 @@ const rosters = new Map(); // epoch -> roster (user ids by sender index)
 let sender = null;
 let nextSender = null; // [at, Sender]
 let forgotten = false;
-let me = null;
 let order = Promise.resolve(); // frames are handled in arrival order
 
 const stats = {
@@ -64,7 +63,13 @@ function remember(map, key, value) {
 
 async function install({ epoch, sessionKey, roster, user }) {
   if (forgotten) return;
-  me = user;
+  const known = rosters.get(epoch);
+  if (known !== undefined) {
+    // Installed again with the roster recovered: only an epoch installed without one (no
+    // frame of it was accepted, so no replay window is lost) is set up anew.
+    if (known.length > 0 || roster.length === 0) return;
+    receiver.retire(epoch);
+  }
   rosters.set(epoch, roster);
   receiver.install(epoch, sessionKey, now(), roster.length);
   for (const e of [...rosters.keys()]) if (e < epoch - 8) rosters.delete(e);

@@ -4,9 +4,9 @@
 //
 // It reads board messages in order, 256 at a time; checks each poster's device: from the
 // card its announce carries (checked against the user's pinned key, fetched once per
-// batch and kept for the meeting), or, for a manager's post (start, session keys, roster,
-// manager, remove, admit, end), at the key service, which also refuses a device revoked as
-// lost (cached 60 s). A failed look-up is not repeated for 60 s, and a user posting from 3
+// batch and kept for the meeting), and, for every manager's post (start, session keys,
+// roster, manager, remove, admit, end), at the key service, which also refuses a device
+// revoked as lost (the answer kept 60 s). A failed look-up is not repeated for 60 s, and a user posting from 3
 // unknown devices gets no more look-ups meanwhile. A transient failure of the key service
 // is retried with backoff (0.5 s doubling to 10 s) while the messages wait.
 //
@@ -39,7 +39,8 @@ export class MeetingClient {
   #lock = Promise.resolve();
   #timer = null;
   #timerAt = null;
-  #keys = new Map(); // device -> [time, user, VerifyingKey]
+  #keys = new Map(); // device -> [time, user, VerifyingKey]: from its card or a look-up
+  #lookups = new Map(); // device -> [time, user, VerifyingKey]: the key service's answer
   #failedDevices = new Map(); // device -> when its look-up failed
   #failedUsers = new Map(); // user -> [times]
   #userKeys = new Map(); // user -> VerifyingKey | null (for the meeting)
@@ -184,21 +185,25 @@ export class MeetingClient {
   }
 
   /** The posting device's key: known already, from the card its announce carries, or, for
-   *  a manager's post, looked up at the key service. */
+   *  a manager's post, looked up at the key service. A card vouches for a device's posts
+   *  as a participant; a manager's posts are checked at the key service whatever the card
+   *  said (a device revoked as lost must not post session keys), with the answer kept for
+   *  KEY_CACHE_SECONDS. (sdk/meeting.py keeps a card's key with no expiry in the same cache
+   *  as the look-ups, so there a manager that announced with a card is never looked up.) */
   async #posterKey(message) {
-    const cached = this.#keys.get(message.device);
-    if (!CONTROL_KINDS.has(message.kind) && cached !== undefined) {
-      return cached[1] === message.user ? cached[2] : null;
+    const known = this.#keys.get(message.device);
+    if (!CONTROL_KINDS.has(message.kind) && known !== undefined) {
+      return known[1] === message.user ? known[2] : null;
     }
     const card = message.kind === 'announce' ? message.body.card : undefined;
-    if (isObject(card) && !this.#keys.has(message.device)) {
+    if (isObject(card) && known === undefined) {
       const key = await this.#checkCard(message, card);
       if (key !== null) {
-        this.#keys.set(message.device, [Infinity, message.user, key]);
+        this.#keys.set(message.device, [this.clock(), message.user, key]);
         return key;
       }
     }
-    if (CONTROL_KINDS.has(message.kind) || cached === undefined) return this.#senderKey(message);
+    if (CONTROL_KINDS.has(message.kind) || known === undefined) return this.#senderKey(message);
     return null;
   }
 
@@ -223,16 +228,18 @@ export class MeetingClient {
    *  most one look-up per message, failures remembered. */
   async #senderKey(message) {
     const now = this.clock();
-    let cached = this.#keys.get(message.device);
+    let cached = this.#lookups.get(message.device);
     if (cached === undefined || now - cached[0] > KEY_CACHE_SECONDS) {
       if (this.#lookupRefused(message, now)) return null;
       try {
         const info = await this.#retrying(() => this.keys.deviceInfo(message.device));
         const key = await this.#retrying(() => this.keys.certified(info)); // not if lost
         cached = [now, String(info.user_id), key];
-        this.#keys.set(message.device, cached);
+        this.#lookups.set(message.device, cached);
+        if (!this.#keys.has(message.device)) this.#keys.set(message.device, cached);
       } catch (exc) {
         if (!(exc instanceof SdkError || exc instanceof MalformedInputError || exc instanceof TypeError)) throw exc;
+        this.#lookups.delete(message.device);
         this.#failedDevices.set(message.device, now);
         this.#failedUsers.set(message.user, [...(this.#failedUsers.get(message.user) ?? []), now]);
         this.#emit('bad_message', { device: message.device });
@@ -299,6 +306,11 @@ export class MeetingClient {
       case 'notify':
         if (action.event === 'ended' && this.session.banned.has(this.session.user)) {
           this.#emit('removed', {}); // the manager's `remove` named us: not the meeting's end
+        }
+        if (action.event === 'roster_recovered' && action.detail.epoch === this.session.epoch && this.session.sk) {
+          // The key was installed while the roster was unknown (no sender index known):
+          // now that it is, the media keys of this epoch can name their senders.
+          this.media?.install({ epoch: this.session.epoch, sessionKey: this.session.sk, roster: [...this.session.roster], me: this.keys.userId });
         }
         this.#emit(action.event, action.detail);
         break;
