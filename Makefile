@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/keyservice.py
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/artifacts.py
+	$(BIN)/python bench/web.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis web/node_modules

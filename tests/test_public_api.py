@@ -30,6 +30,7 @@ MODULES = [
     "sealroom.sdk.meeting",
     "sealroom.media.sframe",
     "sealroom.media.keys",
+    "sealroom.media.payload",
     "sealroom.meeting.messages",
     "sealroom.meeting.session",
     "sealroom.conference.app",

@@ -42,6 +42,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         participants=args.participants,
         data_dir=Path(args.data_dir) if args.data_dir else None,
         picture=Path(args.picture),
+        browser=args.browser,
     )
     return 0 if result.ok else 1
 
@@ -132,6 +133,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             )
             if web_root is not None:
                 print(f"web client on http://{args.host}:{args.keyservice_port}/web/", flush=True)
+                print(
+                    f"meeting page: http://{args.host}:{args.keyservice_port}/web/meeting.html"
+                    f"?conference=ws://{args.host}:{args.conference_port}&meeting=MEETING",
+                    flush=True,
+                )
         while not requested and not any(has_exited(p) for p in procs.values()):
             time.sleep(0.2)
         ended = [name for name, p in procs.items() if has_exited(p)]
@@ -205,7 +211,8 @@ def _cmd_keyservice(args: argparse.Namespace) -> int:
 def _cmd_idp(args: argparse.Namespace) -> int:
     idp = DevIdp(Path(args.data_dir), issuer=args.issuer)
     print(f"development IdP (NOT for production) on http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(create_idp_app(idp), host=args.host, port=args.port, log_level=args.log_level)
+    app = create_idp_app(idp, cors_origins=args.cors_origin or ())
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -332,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--participants", type=int, default=5, help="3 to 8 (default 5)")
     demo.add_argument("--picture", default="demo-timeline.png", help="where the PNG goes")
     demo.add_argument("--data-dir", help="keep the services' data here (default: temporary)")
+    demo.add_argument(
+        "--browser",
+        action="store_true",
+        help="add a participant in headless Chromium (the web client, from /usr/bin/chromium) "
+        "and save a screenshot of its page beside the timeline",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     unwrap = sub.add_parser(
@@ -412,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     idp.add_argument("--issuer", default="sealroom-dev-idp")
     idp.add_argument("--host", default="127.0.0.1")
     idp.add_argument("--port", type=int, default=8471)
+    idp.add_argument(
+        "--cors-origin", action="append", help="a web origin whose pages may ask for tokens"
+    )
     idp.add_argument("--log-level", default="warning")
     idp.set_defaults(func=_cmd_idp)
 

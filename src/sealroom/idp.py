@@ -3,7 +3,8 @@
 It stands in for the conferencing provider's SSO: it issues ES256 JWTs for any user id
 asked for (on 127.0.0.1 only, by default), serves its JWKS, and keeps the provider's half of
 each user's split escrow secret, which it hands only to a holder of a valid JWT for that
-user with the audience ``sealroom-provider``.
+user with the audience ``sealroom-provider``. Pages from the origins in ``cors_origins``
+(the web client's, in the demo) may call it from a browser; other pages may not.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,11 +27,14 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sealroom.api.encoding import b64e
+from sealroom.api.origins import OriginPolicy
+from sealroom.keyservice.cors import CorsMiddleware
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
 
@@ -96,7 +101,7 @@ class DevIdp:
             return bytes.fromhex(halves[user])
 
 
-def create_idp_app(idp: DevIdp) -> Starlette:
+def create_idp_app(idp: DevIdp, cors_origins: Sequence[str] = ()) -> Starlette:
     async def jwks(request: Request) -> Response:
         return JSONResponse(idp.jwks)
 
@@ -126,5 +131,6 @@ def create_idp_app(idp: DevIdp) -> Starlette:
             Route("/.well-known/jwks.json", jwks),
             Route("/v1/token", token, methods=["POST"]),
             Route("/v1/escrow-half", escrow_half, methods=["POST"]),
-        ]
+        ],
+        middleware=[Middleware(CorsMiddleware, policy=OriginPolicy(cors_origins))],
     )

@@ -57,6 +57,31 @@ def test_the_meeting_demo_keeps_every_claim(tmp_path: Path) -> None:
     assert any(cell.startswith("REFUSED") for cell in result.table["dina"].values())
 
 
+@pytest.mark.timeout(600)
+def test_the_demo_with_a_browser_participant_keeps_every_claim(tmp_path: Path) -> None:
+    """``sealroom demo --browser``: the web client's page in headless Chromium is one more
+    attendee, and its claims hold with the others'."""
+    from sealroom.demo.web_attendee import why_not
+    from tests.web.node import node_or_skip
+
+    reason = why_not()
+    if reason is not None and "make web" not in reason:
+        pytest.skip(reason)
+    node_or_skip()  # installs web/'s pinned packages, which the page loads
+    out = _Tee()
+    picture = tmp_path / "demo-timeline.png"
+    result = run_demo(out, participants=3, picture=picture, browser=True)
+    text = out.getvalue()
+    assert result.ok, text
+    browser_claims = [c for c, _ in result.claims if c.startswith("ivy's browser")]
+    assert len(browser_claims) >= 4, browser_claims
+    assert any("decoded" in c and "ivy's browser video" in c for c, _ in result.claims)
+    assert result.screenshot == tmp_path / "demo-browser.png"
+    assert result.screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "ivy (browser)" in result.table
+    assert "browser participant's page" in text
+
+
 def _children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 

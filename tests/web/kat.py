@@ -23,6 +23,13 @@ from sealroom.api.reqsig import parse_headers, sign_request
 from sealroom.crypto import labels
 from sealroom.crypto import pairing as pr
 from sealroom.crypto.envelope import Envelope, open_envelope, seal
+from sealroom.crypto.escrow import (
+    Argon2idParams,
+    EscrowSecret,
+    combine_split_secret,
+    open_private_key,
+    seal_private_key,
+)
 from sealroom.crypto.pre import (
     AugmentationSecret,
     EncryptedValue,
@@ -40,7 +47,7 @@ from sealroom.crypto.pre import (
 )
 from sealroom.crypto.signing import SigningKey
 from sealroom.crypto.stream import open_stream, read_header, seal_stream
-from sealroom.errors import DecryptionError, MalformedInputError, SealroomError
+from sealroom.errors import DecryptionError, MalformedInputError, SealroomError, WrongSecretError
 from sealroom.media.keys import Sender, kid_for, sender_base_key
 from sealroom.media.sframe import SFrameContext
 from sealroom.meeting.messages import BoardMessage
@@ -667,6 +674,55 @@ def _encoding_cases() -> dict[str, Any]:
     }
 
 
+def _escrow_cases(w: _World) -> dict[str, Any]:
+    """Blobs sealed by Python: the split-trust mode with the default Argon2id cost, a
+    password with a light Argon2id cost and with PBKDF2; a wrong secret, a tampered blob
+    and an unknown KDF, each with Python's verdict."""
+    service, provider = os.urandom(16), os.urandom(16)
+    split = combine_split_secret(service, provider)
+    light = Argon2idParams(time_cost=1, memory_kib=8 * 1024, parallelism=1)
+    password = EscrowSecret.from_password("pässword")
+    blobs = [
+        ("split", seal_private_key(w.user_priv, split)),
+        ("password", seal_private_key(w.user_priv, password, params=light)),
+        ("pbkdf2", seal_private_key(w.user_priv, password, "pbkdf2")),
+    ]
+    password_blob = blobs[1][1]
+    wrong = EscrowSecret.from_password("password")
+    bad = [
+        ("wrong", password_blob, "password"),
+        ("tampered", _flip(password_blob, len(password_blob) - 1), "pässword"),
+        ("kdf", password_blob[:2] + b"\x07" + password_blob[3:], "pässword"),
+        ("short", password_blob[:-1], "pässword"),
+    ]
+
+    def verdict(blob: bytes, password: str) -> str:
+        try:
+            open_private_key(blob, EscrowSecret.from_password(password))
+        except WrongSecretError:
+            return "wrong_secret"
+        except MalformedInputError:
+            return "malformed"
+        except DecryptionError:
+            return "decryption"
+        return "ok"
+
+    assert verdict(password_blob, "password") == "wrong_secret"
+    assert _outcome(lambda: open_private_key(password_blob, wrong)) != "ok"
+    return {
+        "service_half": H(service),
+        "provider_half": H(provider),
+        "split_secret": H(split.expose_secret_bytes()),
+        "password": "pässword",
+        "private_key": H(w.user_priv.expose_secret_bytes()),
+        "blobs": {name: H(blob) for name, blob in blobs},
+        "bad": [
+            {"name": name, "blob": H(blob), "password": pw, "verdict": verdict(blob, pw)}
+            for name, blob, pw in bad
+        ],
+    }
+
+
 def write_cases(directory: Path) -> dict[str, Any]:
     """Write cases.json into ``directory``; returns the cases and the secrets Python keeps."""
     w = _World()
@@ -681,6 +737,7 @@ def write_cases(directory: Path) -> dict[str, Any]:
         "requests": _request_cases(),
         "identity": _identity_cases(w),
         "encoding": _encoding_cases(),
+        "escrow": _escrow_cases(w),
     }
     (directory / "cases.json").write_text(json.dumps(cases))
     return {"cases": cases, "world": w}

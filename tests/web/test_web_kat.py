@@ -40,6 +40,7 @@ from sealroom.media.keys import FrameRejectedError, Receiver
 from sealroom.meeting.messages import BoardMessage
 from tests.web.kat import write_cases
 from tests.web.node import NodeRun, node_or_skip, run_node
+from tests.web.session_cases import write_cases as write_session_cases
 
 H = bytes.fromhex
 
@@ -58,9 +59,9 @@ def js(tmp_path_factory: pytest.TempPathFactory) -> Js:
     node = node_or_skip()
     directory: Path = tmp_path_factory.mktemp("kat")
     written = write_cases(directory)
-    run = run_node(
-        node, ["--test", "--test-reporter=tap", "test/"], {"SEALROOM_KAT_DIR": str(directory)}
-    )
+    sessions = write_session_cases(directory)
+    env = {"SEALROOM_KAT_DIR": str(directory), "SEALROOM_SESSION_CASES": str(sessions)}
+    run = run_node(node, ["--test", "--test-reporter=tap", "test/"], env)
     assert run.returncode == 0, run.output[-8000:]
     assert run.failed == 0, run.output[-8000:]
     made = json.loads((directory / "js-made.json").read_text())
@@ -70,7 +71,20 @@ def js(tmp_path_factory: pytest.TempPathFactory) -> Js:
 def test_node_passes_every_known_answer_and_the_rfc_vectors(js: Js) -> None:
     assert js.run.skipped == 0, js.run.output[-4000:]
     assert js.run.passed >= 30, js.run.output[-4000:]
-    for name in ("every tampered EDEK is refused", "C.3 SFrame encryption", "C.1 header encoding"):
+    for name in (
+        "every tampered EDEK is refused",
+        "C.3 SFrame encryption",
+        "C.1 header encoding",
+        "each blob opens to the user key",  # escrow, for a browser that signs in without
+    ):
+        assert re.search(rf"^\s*ok \d+ - {re.escape(name)}", js.run.output, re.MULTILINE), name
+
+
+def test_the_web_session_replays_the_python_sessions_boards(js: Js) -> None:
+    """Meetings played by real MeetingSessions (tests/web/session_cases.py), replayed into
+    the web client's participant session: the same actions, byte for byte, and the same
+    states after each step; and the media payload packs the same bytes in both languages."""
+    for name in ("basics", "late_and_lost", "managers", "JavaScript packs the same bytes"):
         assert re.search(rf"^\s*ok \d+ - {re.escape(name)}", js.run.output, re.MULTILINE), name
 
 

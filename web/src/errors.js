@@ -5,6 +5,7 @@
 //   │                          a point off the curve or outside the prime-order subgroup)
 //   ├── DecryptionError        any failure to decrypt or authenticate; deliberately opaque
 //   ├── SignatureError         a signature that does not verify against the pinned signer
+//   ├── WrongSecretError       an escrow opened with the wrong password or secret
 //   └── CryptoInvariantError   an internal check failed (a bug or a broken backend)
 //
 // No message ever contains key material, plaintext or a secret.
@@ -25,5 +26,8 @@ export class DecryptionError extends SealroomError {
 }
 
 export class SignatureError extends SealroomError {}
+
+/** An escrow blob opened with the wrong password or secret. */
+export class WrongSecretError extends SealroomError {}
 
 export class CryptoInvariantError extends SealroomError {}

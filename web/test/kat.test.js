@@ -30,7 +30,8 @@ import {
 } from '../src/crypto/pre.js';
 import { SigningKey, VerifyingKey } from '../src/crypto/signing.js';
 import { ByteSource, openStreamToBytes, readHeader, sealStream } from '../src/crypto/stream.js';
-import { DecryptionError, MalformedInputError, SignatureError } from '../src/errors.js';
+import { DecryptionError, MalformedInputError, SignatureError, WrongSecretError } from '../src/errors.js';
+import { EscrowSecret, combineSplitSecret, openPrivateKey } from '../src/crypto/escrow.js';
 import { parse } from '../src/json.js';
 import { FrameRejectedError, Receiver, Sender, kidFor, senderBaseKey } from '../src/media/keys.js';
 import { SFrameContext } from '../src/media/sframe.js';
@@ -447,5 +448,38 @@ describe('key service requests and identity', { skip: SKIP }, () => {
         assert.equal(b64e(H(c.bytes)), c.text);
       }
     }
+  });
+});
+
+describe('escrow: Python sealed, JavaScript opens', { skip: SKIP }, () => {
+  const E = C?.escrow;
+  test('the split secret combines to the same bytes', async () => {
+    const secret = await combineSplitSecret(H(E.service_half), H(E.provider_half));
+    assert.equal(toHex(secret.exposeSecretBytes()), E.split_secret);
+  });
+
+  test('each blob opens to the user key: Argon2id at its default cost, a light one, PBKDF2', async () => {
+    const split = await combineSplitSecret(H(E.service_half), H(E.provider_half));
+    const password = EscrowSecret.fromPassword(E.password);
+    for (const [name, secret] of [['split', split], ['password', password], ['pbkdf2', password]]) {
+      const key = await openPrivateKey(H(E.blobs[name]), secret);
+      assert.equal(toHex(key.exposeSecretBytes()), E.private_key, name);
+    }
+  });
+
+  test('a wrong secret, a tampered blob, an unknown KDF, a short blob: as Python says', async () => {
+    for (const c of E.bad) {
+      let got = 'ok';
+      try {
+        await openPrivateKey(H(c.blob), EscrowSecret.fromPassword(c.password));
+      } catch (exc) {
+        if (exc instanceof WrongSecretError) got = 'wrong_secret';
+        else if (exc instanceof MalformedInputError) got = 'malformed';
+        else if (exc instanceof DecryptionError) got = 'decryption';
+        else throw exc;
+      }
+      assert.equal(got, c.verdict, c.name);
+    }
+    assert.deepEqual(E.bad.map((c) => c.verdict), ['wrong_secret', 'decryption', 'malformed', 'malformed']);
   });
 });

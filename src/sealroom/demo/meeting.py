@@ -10,7 +10,10 @@ authenticated chunks, a transcript and an abuse report to a safety team. Afterwa
 device of an attendee reads the recording and the revoked one cannot.
 
 Video is VP8 and audio Opus (PyAV); every frame is SFrame-encrypted, relayed, decrypted,
-decoded and compared with what was sent.
+decoded and compared with what was sent. With ``browser=True`` (``sealroom demo
+--browser``) another kind of attendee joins: the web client's meeting page in headless
+Chromium (:mod:`sealroom.demo.web_attendee`), approved from its user's laptop; its claims
+are checked with the others', and a screenshot of its page is saved beside the timeline.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sealroom.crypto.envelope import Envelope
-from sealroom.demo.media import Track, TrackDecoder, pack, unpack
+from sealroom.demo.media import Track, TrackDecoder
 from sealroom.demo.services import Services
 from sealroom.demo.timeline import draw
+from sealroom.demo.web_attendee import WEB_NAME, WebAttendee, web_root, why_not
 from sealroom.keyservice import audit as audit_module
 from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.storage import open_database
 from sealroom.media.keys import FrameRejectedError, Receiver
+from sealroom.media.payload import pack, unpack
 from sealroom.meeting.session import MeetingConfig, Timing
 from sealroom.sdk import BasicSplitTrust, Client, SdkError, ServiceRefusedError
 from sealroom.sdk.meeting import MeetingClient
@@ -69,13 +74,22 @@ class DemoResult:
     events: list[tuple[float, str, str, dict[str, Any]]]
     picture: Path | None
     seconds: float
+    screenshot: Path | None = None
 
 
 class Demo:
     def __init__(
-        self, out: TextIO, participants: int, data_dir: Path, picture: Path | None
+        self,
+        out: TextIO,
+        participants: int,
+        data_dir: Path,
+        picture: Path | None,
+        browser: bool = False,
     ) -> None:
         self.out, self.n, self.dir, self.picture = out, participants, data_dir, picture
+        self.web: WebAttendee | None = None
+        self.want_browser = browser
+        self.screenshot: Path | None = None
         self.t0 = time.monotonic()
         self.people: dict[str, Attendee] = {}
         self.events: list[tuple[float, str, str, dict[str, Any]]] = []
@@ -133,7 +147,9 @@ class Demo:
         while True:
             event = await a.mc.events.get()
             t = time.monotonic() - self.t0
-            if event.kind == "frame":
+            if event.kind == "frame" and self.web and event.detail["sender"] == WEB_NAME:
+                self.web.frame(a.name, unpack(event.detail["payload"]))
+            elif event.kind == "frame":
                 sender, epoch = event.detail["sender"], event.detail["epoch"]
                 packet = unpack(event.detail["payload"])
                 expected = self.tracks[sender].sent.get((packet.kind, packet.index))
@@ -224,7 +240,13 @@ class Demo:
         self.say(
             "starting the IdP, the key service (SQLite) and the conferencing service on 127.0.0.1"
         )
-        self.services = Services(self.dir)
+        if self.want_browser:
+            reason = why_not()
+            if reason is None:
+                self.web = WebAttendee(f"{WEB_NAME} (browser)")
+            else:
+                self.say(f"no browser participant: {reason}")
+        self.services = Services(self.dir, web_root=web_root() if self.web else None)
         try:
             return await self._script()
         finally:
@@ -236,6 +258,8 @@ class Demo:
                         await a.mc.close()
                 for c in self._clients:
                     await c.aclose()
+                if self.web is not None:
+                    await self.web.close()
             finally:
                 self.services.stop()  # the three service processes, whatever happened above
 
@@ -243,7 +267,8 @@ class Demo:
         names = NAMES[: self.n]
         host, starter, invitee = "hana", "uma", "bob"
         leaver, removed = names[3] if self.n > 3 else None, names[4] if self.n > 4 else None
-        self.config = MeetingConfig("standup", host=host, invitees=(invitee,))
+        web = (WEB_NAME,) if self.web is not None else ()
+        self.config = MeetingConfig("standup", host=host, invitees=(invitee, *web))
         for i, name in enumerate(names):
             sdk = self.client(name)
             await sdk.initialize()
@@ -278,6 +303,8 @@ class Demo:
             earlier[n] = uma.mc.session.last_envelope
             await self._enter(self.people[n])
             await self._admit_when_knocking(uma, n)
+        if self.web is not None:
+            await self._browser_joins()
         present = [n for n in names if n != host]
         epoch = await self._wait_epoch(present, 0)
         self.say(f"everyone present shares epoch {epoch}; media is flowing")
@@ -412,6 +439,8 @@ class Demo:
         await uma.sdk.encrypt_stream(
             "recording-1", io.BytesIO(frames * 200), recording, groups=["team"], chunk_size=16384
         )
+        if self.web is not None:
+            await self._browser_claims(epoch, [*present, host])
         self.say("the host ends the meeting: the group is deleted, keys dropped")
         for a in self.people.values():
             a.sending = False
@@ -432,6 +461,8 @@ class Demo:
             "the meeting group is gone and no participant holds a media key",
             deleted and keys_dropped,
         )
+        if self.web is not None:
+            await self._browser_ended()
 
         tablet = self.client(invitee, "tablet")
         await tablet.initialize()
@@ -482,6 +513,84 @@ class Demo:
         report = audit_module.verify_chain(rows, head, keys.signing_key.verifying_key)
         return report.ok, report.entries
 
+    async def _browser_joins(self) -> None:
+        """ivy joins from a browser, approved from her laptop."""
+        web, s = self.web, self.services
+        assert web is not None
+        assert s is not None
+        laptop = self.client(WEB_NAME)
+        await laptop.initialize()
+        joined = await web.join(
+            s,
+            self.config,
+            laptop,
+            self.say,
+            retries=",".join(str(d) for d in TIMING.join_retry_delays),
+            switch=0.3,
+        )
+        self._tasks.append(asyncio.create_task(web.follow(self.t0, self.events)))
+        if joined:
+            await web.refresh()
+        self.claim(
+            f"{WEB_NAME}'s browser became a device of {WEB_NAME} (approved from her laptop) and "
+            f"joined at epoch {web.state.get('snapshot', {}).get('epoch')}",
+            joined,
+        )
+
+    async def _browser_claims(self, epoch: int, everyone: list[str]) -> None:
+        """What the browser decoded, what the others decoded of it, its security code."""
+        web = self.web
+        assert web is not None
+        await web.browser.eventually(
+            f"window.sealroom.snapshot && window.sealroom.snapshot.epoch === {epoch}", PATIENCE
+        )
+        decoded = {name: dict(frames) for name, frames in web.decoded.items()}
+        await web.refresh()
+        self.screenshot = await web.browser.screenshot(self._screenshot_path())
+        good, bad, senders = web.decoded_ok(self.tracks)
+        self.claim(
+            f"{WEB_NAME}'s browser decoded {good} video frames from {', '.join(senders)} to "
+            "exactly what they sent, and heard each one's tone at its frequency",
+            good > 0
+            and bad == 0
+            and set(senders) >= set(everyone)
+            and web.tones_ok({n: self.tracks[n].seed for n in everyone}),
+        )
+        receivers, ok, wrong = web.others_decoded_ok(decoded)
+        self.claim(
+            f"{receivers} participants decoded {ok} frames of {WEB_NAME}'s browser video to "
+            "exactly what it sent",
+            receivers >= 2 and ok > 0 and wrong == 0,
+        )
+        code = web.state.get("snapshot", {}).get("code")
+        codes = {self._code(n) for n in everyone}
+        self.claim(
+            f"{WEB_NAME}'s browser shows the same security code as {', '.join(everyone)}: {code}",
+            code is not None and codes == {code},
+        )
+        self.say(f"a screenshot of {WEB_NAME}'s page: {self.screenshot}")
+
+    def _code(self, name: str) -> str | None:
+        mc = self.people[name].mc
+        return None if mc is None else mc.security_code()
+
+    async def _browser_ended(self) -> None:
+        web = self.web
+        assert web is not None
+        ended = await web.browser.eventually("window.sealroom.phase === 'ended'", PATIENCE)
+        await web.refresh()
+        self.claim(
+            f"{WEB_NAME}'s browser shows that the meeting ended, holds no media key and "
+            "forgot its device keys",
+            ended
+            and web.report.get("epochs") == []
+            and any(e["kind"] == "device_forgotten" for e in web.state.get("events", [])),
+        )
+
+    def _screenshot_path(self) -> Path:
+        base = self.picture or Path("demo-timeline.png")
+        return base.with_name(base.stem.replace("timeline", "") + "browser.png")
+
     def _result(self) -> DemoResult:
         epochs = sorted({e for a in self.people.values() for e in (*a.ok, *a.refused) if e >= 0})
         table: dict[str, dict[int, str]] = {}
@@ -495,6 +604,8 @@ class Demo:
                 else:
                     row[e] = "-"
             table[name] = row
+        if self.web is not None:
+            table[self.web.label] = self.web.table_row(epochs)
         picture = self._draw(epochs) if self.picture else None
         return DemoResult(
             all(h for _, h in self.claims),
@@ -503,21 +614,24 @@ class Demo:
             self.events,
             picture,
             time.monotonic() - self.t0,
+            self.screenshot,
         )
 
     def _draw(self, epochs: list[int]) -> Path | None:
         assert self.picture is not None
-        draw(self.picture, self.events, list(self.people), self.people)
+        rows = list(self.people) + ([self.web.label] if self.web is not None else [])
+        draw(self.picture, self.events, rows, self.people)
         return self.picture
 
 
 def print_result(result: DemoResult, out: TextIO) -> None:
     epochs = sorted({e for row in result.table.values() for e in row})
     print("\nparticipants x epochs (frames each one decrypted, or refused):", file=out)
-    header = f"  {'':<6}" + "".join(f"{'epoch ' + str(e):>16}" for e in epochs)
+    width = max(6, *(len(n) for n in result.table))
+    header = f"  {'':<{width}}" + "".join(f"{'epoch ' + str(e):>16}" for e in epochs)
     print(header, file=out)
     for name, row in result.table.items():
-        print(f"  {name:<6}" + "".join(f"{row[e]:>16}" for e in epochs), file=out)
+        print(f"  {name:<{width}}" + "".join(f"{row[e]:>16}" for e in epochs), file=out)
     print("\nkey events:", file=out)
     for t, who, kind, detail in result.events:
         if kind in (
@@ -538,6 +652,8 @@ def print_result(result: DemoResult, out: TextIO) -> None:
     )
     if result.picture:
         print(f"timeline: {result.picture}", file=out)
+    if result.screenshot:
+        print(f"browser participant's page: {result.screenshot}", file=out)
 
 
 def run_demo(
@@ -546,11 +662,12 @@ def run_demo(
     participants: int = 5,
     data_dir: Path | None = None,
     picture: Path | None = Path("demo-timeline.png"),
+    browser: bool = False,
 ) -> DemoResult:
     if not 3 <= participants <= len(NAMES):
         raise ValueError(f"participants must be between 3 and {len(NAMES)}")
     with tempfile.TemporaryDirectory(prefix="sealroom-demo-") as tmp:
         base = data_dir or Path(tmp)
-        result = asyncio.run(Demo(out, participants, base, picture).run())
+        result = asyncio.run(Demo(out, participants, base, picture, browser).run())
     print_result(result, out)
     return result

@@ -49,12 +49,18 @@ class Services:
         *,
         workers: int = 1,
         quiet: bool = True,
+        web_root: Path | None = None,
     ) -> None:
+        """With ``web_root``, the key service hands out the web client under /web/, and
+        pages from its origin may ask the IdP for tokens and open the channel."""
         self.dir = data_dir
         ports = {n: free_port() for n in ("idp", "ks", "conf")}
         self.idp, self.ks, self.conf = (
             f"http://127.0.0.1:{ports[n]}" for n in ("idp", "ks", "conf")
         )
+        page = ["--cors-origin", self.ks] if web_root else []
+        served = ["--web-root", str(web_root)] if web_root else []
+        allowed = ["--allowed-origin", self.ks] if web_root else []
         jwks = f"{self.idp}/.well-known/jwks.json"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEALROOM_")}
         cmd = [sys.executable, "-m", "sealroom"]
@@ -62,7 +68,7 @@ class Services:
         self.database_url, self.secrets = db, data_dir / "keyservice-secrets.json"
         sink = subprocess.DEVNULL if quiet else None
         commands = [
-            [*cmd, "idp", "--data-dir", str(data_dir / "idp"), "--port", str(ports["idp"])],
+            [*cmd, "idp", "--data-dir", str(data_dir / "idp"), "--port", str(ports["idp"]), *page],
             [
                 *cmd,
                 "keyservice",
@@ -76,8 +82,9 @@ class Services:
                 str(ports["ks"]),
                 "--workers",
                 str(workers),
+                *served,
             ],
-            [*cmd, "conference", "--jwks-url", jwks, "--port", str(ports["conf"])],
+            [*cmd, "conference", "--jwks-url", jwks, "--port", str(ports["conf"]), *allowed],
         ]
         self._procs: list[subprocess.Popen[bytes]] = [
             subprocess.Popen(c, env=env, stdout=sink, stderr=sink) for c in commands

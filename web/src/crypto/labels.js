@@ -20,3 +20,7 @@ export const SIG_STREAM_TRAILER = label('sig/stream-trailer');
 
 export const ENVELOPE_AAD = label('envelope/aad');
 export const USER_SIGNING_SEED = label('user/signing-key-seed');
+export const ESCROW_AAD = label('escrow/aad');
+export const ESCROW_KEY = label('escrow/key');
+export const ESCROW_CHECK = label('escrow/check');
+export const ESCROW_SPLIT = label('escrow/split-secret');

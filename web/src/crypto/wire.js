@@ -13,6 +13,7 @@ export const TAG_PRIVATE_KEY = 0x02;
 export const TAG_ENCRYPTED_VALUE = 0x11;
 export const TAG_TRANSFORM_KEY = 0x21;
 export const TAG_ENVELOPE = 0x41;
+export const TAG_ESCROW = 0x51;
 export const TAG_STREAM = 0x61;
 
 /** The two leading bytes of an object: version, then tag. */

@@ -9,6 +9,7 @@ import { DEVICE_CERT_LABEL, deviceCertificateMessage, userSigningKey } from '../
 import { signRequest } from '../api/reqsig.js';
 import { equalBytes, fromUtf8, utf8 } from '../bytes.js';
 import { Envelope, openEnvelope } from '../crypto/envelope.js';
+import { combineSplitSecret, openPrivateKey } from '../crypto/escrow.js';
 import { openStreamToBytes, readHeader } from '../crypto/stream.js';
 import { EncryptedValue, PrivateKey, PublicKey, decrypt, generateKeyPair, generateTransformKey } from '../crypto/pre.js';
 import { SigningKey, VerifyingKey } from '../crypto/signing.js';
@@ -171,6 +172,53 @@ export class KeyServiceClient {
     return deviceId;
   }
 
+  /** Become a device of this user through the escrow: the user's private key is opened
+   *  here, in the page, with `secret` (an EscrowSecret: use splitTrustSecret() for the
+   *  basic mode, EscrowSecret.fromPassword() for a password), used to certify this
+   *  device, and dropped. */
+  async registerWithEscrow(secret) {
+    const me = await this.call('GET', '/v1/users/me', null, { auth: 'jwt' });
+    const userKey = await openPrivateKey(b64d(me.escrow_blob, 'escrow_blob', { maxBytes: 4096 }), secret);
+    return this.registerWithUserKey(userKey);
+  }
+
+  /** The basic mode's escrow secret: the key service's half (with this user's JWT) and
+   *  the provider's half (the application fetches it from its provider). */
+  async splitTrustSecret(providerHalf) {
+    const data = await this.call('POST', '/v1/users/me/escrow-half', null, { auth: 'jwt' });
+    return combineSplitSecret(b64d(data.half, 'half', { maxBytes: 16 }), providerHalf);
+  }
+
+  /** Whether this device is registered at the key service yet (asked with the user's
+   *  JWT: an unapproved device cannot sign requests). */
+  async isRegistered() {
+    try {
+      await this.call('GET', `/v1/devices/${encodeURIComponent(this.deviceId)}`, null, { auth: 'jwt' });
+      return true;
+    } catch (exc) {
+      if (exc instanceof ServiceRefusedError && exc.code === 'not_found') return false;
+      throw exc;
+    }
+  }
+
+  /** Public facts about a device (its keys and certificate), as the service lists them. */
+  async deviceInfo(deviceId) {
+    return this.call('GET', `/v1/devices/${encodeURIComponent(deviceId)}`);
+  }
+
+  /** This device's card for a meeting announce: its keys and certificate as listed. */
+  async ownCard() {
+    const info = await this.deviceInfo(this.deviceId);
+    return { signing_key: String(info.signing_key), public_key: String(info.public_key), certificate: String(info.certificate) };
+  }
+
+  /** Forget this device's private keys (the meeting is over, or the page leaves). */
+  forgetDevice() {
+    this.ks.deviceKey = null;
+    this.ks.signingKey = null;
+    this.ks.registered = false;
+  }
+
   /** On this new device: make keys and return the payload an existing device approves
    *  (shown as a QR code); the existing device then registers this one. */
   async requestApproval(userId) {
@@ -200,6 +248,23 @@ export class KeyServiceClient {
     this.pin(`user ${userId}`, old?.publicKey, publicKey);
     this.pin(`user ${userId}`, old?.signingKey, signingKey);
     this.ks.pinned.set(userId, { publicKey, signingKey });
+  }
+
+  /** The keys of those of `userIds` that exist, 1,000 per request, pinned on first sight
+   *  and checked against the pins after: Map(user id -> {publicKey, signingKey} bytes). */
+  async findUserKeys(userIds) {
+    const wanted = [...new Set(userIds)].sort();
+    const out = new Map();
+    for (let i = 0; i < wanted.length; i += 1000) {
+      const data = await this.call('POST', '/v1/users/keys', { user_ids: wanted.slice(i, i + 1000) });
+      for (const [uid, keys] of Object.entries(data.keys ?? {})) {
+        const publicKey = b64d(keys.public_key, 'key');
+        const signingKey = b64d(keys.signing_key, 'key');
+        this.remember(uid, publicKey, signingKey);
+        out.set(uid, { publicKey, signingKey });
+      }
+    }
+    return out;
   }
 
   /** Users' public keys, pinned on first sight and checked against the pins after. */
