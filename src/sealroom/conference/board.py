@@ -47,7 +47,7 @@ __all__ = [
 Lane = Literal["control", "participant"]
 RefusalCode = Literal[
     "not_allowed", "already_started", "board_full", "quota_exceeded", "message_too_large",
-    "service_full",
+    "service_full", "board_lost",
 ]  # fmt: skip
 CONTROL_KINDS: Final[frozenset[str]] = frozenset(
     {"start", "session-key", "roster", "manager", "remove", "admit", "end"}

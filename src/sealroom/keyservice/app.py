@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,10 +22,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from sealroom import __version__
+from sealroom._process import die_with_parent
 from sealroom.api.encoding import b64d, b64e
 from sealroom.api.origins import OriginPolicy
 from sealroom.api.reqsig import parse_headers
@@ -38,9 +41,20 @@ from sealroom.keyservice.groups import Groups
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
 from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.settings import Settings
-from sealroom.keyservice.storage import ConflictError, Database, StorageError, open_database
+from sealroom.keyservice.storage import (
+    ConflictError,
+    Database,
+    StorageError,
+    StorageUnavailableError,
+    latest_version,
+    open_database,
+)
 from sealroom.keyservice.transforms import Target, Transforms
 from sealroom.keyservice.users import DeviceRegistration, Users
+from sealroom.ops import metrics
+from sealroom.ops.http import LOG_NOTE, RequestMiddleware, client_address
+from sealroom.ops.limits import ClientLimiter, OverloadedError, WorkQueue, retry_after
+from sealroom.ops.logs import OncePerOutage
 
 __all__ = [
     "Endpoint",
@@ -67,6 +81,12 @@ class KeyServiceApp:
     users: Users
     groups: Groups
     transforms: Transforms
+    #: Transforms admitted and not finished, per process; full: ``503 overloaded``.
+    work: WorkQueue | None = None
+    #: Requests per authenticated user, per process; over it: ``429 rate_limited``.
+    users_limiter: ClientLimiter | None = None
+    #: The database's outages, logged once each.
+    db_outage: OncePerOutage | None = None
 
 
 Handler = Callable[[Request, Caller, dict[str, Any]], Awaitable[Any]]
@@ -82,8 +102,11 @@ class Endpoint:
     body: tuple[str, ...] = ()
 
 
-def _problem(exc: ServiceError) -> JSONResponse:
-    return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM)
+def _problem(exc: ServiceError, headers: dict[str, str] | None = None) -> JSONResponse:
+    out = dict(headers or {})
+    if exc.retry_after is not None:
+        out["retry-after"] = retry_after(exc.retry_after)
+    return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM, headers=out)
 
 
 def _field(body: dict[str, Any], name: str) -> Any:
@@ -312,13 +335,19 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         return {"lifted": req.path_params["user"]}
 
     async def admin_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        edek = await run_in_threadpool(groups.admin_key, caller, req.path_params["id"])
+        async with _admitted(p, 1):
+            edek = await run_in_threadpool(groups.admin_key, caller, req.path_params["id"])
         return {"edek": b64e(edek)}
 
     async def transform(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        out = await run_in_threadpool(
-            tf.transform, caller, _bytes(body, "edek", 8192), _target(_field(body, "target"))
-        )
+        edek, target = _bytes(body, "edek", 8192), _target(_field(body, "target"))
+        async with _admitted(p, 1):
+            try:
+                out = await run_in_threadpool(tf.transform, caller, edek, target)
+            except ServiceError:
+                metrics.TRANSFORMS.labels("refused").inc()
+                raise
+        metrics.TRANSFORMS.labels("ok").inc()
         return {"edek": b64e(out)}
 
     async def transform_batch(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
@@ -331,7 +360,11 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             else _bad_item()
             for i in items
         ]
-        results = await run_in_threadpool(tf.transform_batch, caller, parsed)
+        async with _admitted(p, len(parsed)):
+            results = await run_in_threadpool(tf.transform_batch, caller, parsed)
+        done = sum(isinstance(r, bytes) for r in results)
+        metrics.TRANSFORMS.labels("ok").inc(done)
+        metrics.TRANSFORMS.labels("refused").inc(len(results) - done)
         return {
             "results": [
                 {"edek": b64e(r)} if isinstance(r, bytes) else {"error": r.problem()}
@@ -351,7 +384,8 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         return {"id": body["id"]}
 
     async def document_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        out = await run_in_threadpool(tf.document_key, caller, req.path_params["id"])
+        async with _admitted(p, 1):
+            out = await run_in_threadpool(tf.document_key, caller, req.path_params["id"])
         return {"owner": out["owner"], "via": out["via"], "edek": b64e(out["edek"])}
 
     async def grant(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
@@ -635,6 +669,37 @@ def _bad_item() -> Any:
     raise ServiceError("malformed_input", "each item must be an object")
 
 
+class _Admitted:
+    """``async with``: a place in the transform queue, or ``503 overloaded``."""
+
+    def __init__(self, parts: KeyServiceApp, weight: int) -> None:
+        self.parts, self.weight = parts, weight
+        self._inner: Any = None
+
+    async def __aenter__(self) -> None:
+        if self.parts.work is None:
+            return
+        self._inner = self.parts.work.admit(self.weight)
+        try:
+            await self._inner.__aenter__()
+        except OverloadedError as exc:
+            self._inner = None
+            metrics.TRANSFORMS.labels("shed").inc(self.weight)
+            raise ServiceError(
+                "overloaded",
+                f"{self.parts.work.pending} transforms queued here",
+                retry_after=exc.retry_after,
+            ) from None
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._inner is not None:
+            await self._inner.__aexit__(*exc)
+
+
+def _admitted(parts: KeyServiceApp, weight: int) -> _Admitted:
+    return _Admitted(parts, weight)
+
+
 def verify_audit(parts: KeyServiceApp, expect: audit.SignedHead | None = None) -> audit.AuditReport:
     """Verify up to the head as read first, so appends racing the read do not matter; with
     ``expect``, also that the chain still holds that kept head."""
@@ -687,8 +752,9 @@ async def _authenticate(parts: KeyServiceApp, ep: Endpoint, request: Request, ra
 
 
 def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-    async def refuse(caller: Caller | None, exc: ServiceError) -> Response:
-        if not exc.audited:  # refused before reaching an operation: audit it here
+    async def refuse(request: Request, caller: Caller | None, exc: ServiceError) -> Response:
+        request.scope.setdefault(LOG_NOTE, {})["code"] = exc.code
+        if not exc.audited and exc.status < 500:  # refused before an operation: audit it
             actor = None if caller is None or caller is ANONYMOUS else caller
             await run_in_threadpool(
                 parts.ctx.refused, actor, f"{ep.method} {ep.path}", None, exc.code
@@ -696,11 +762,28 @@ def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[R
             exc.audited = True
         return _problem(exc)
 
+    def over_rate(request: Request, caller: Caller) -> ServiceError | None:
+        limiter = parts.users_limiter
+        if limiter is None:
+            return None
+        key = f"user:{caller.user_id}" if caller is not ANONYMOUS else client_address(request.scope)
+        wait = limiter.take(key, time.monotonic())
+        if not wait:
+            return None
+        metrics.RATE_LIMITED.labels("keyservice", "user").inc()
+        return ServiceError(
+            "rate_limited", f"at most {limiter.rate:g} requests a second", retry_after=wait
+        )
+
     async def endpoint(request: Request) -> Response:
         caller: Caller | None = None
         try:
             raw = await _read_body(request, parts.settings.max_body_bytes)
             caller = await _authenticate(parts, ep, request, raw)
+            limited = over_rate(request, caller)
+            if limited is not None:
+                request.scope.setdefault(LOG_NOTE, {})["code"] = limited.code
+                return _problem(limited)
             body: dict[str, Any] = {}
             if raw:
                 try:
@@ -709,15 +792,27 @@ def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[R
                     raise ServiceError("malformed_input", "body is not JSON") from None
                 if not isinstance(body, dict):
                     raise ServiceError("malformed_input", "body must be a JSON object")
-            return JSONResponse(await ep.handler(request, caller, body))
+            result = await ep.handler(request, caller, body)
+            if parts.db_outage is not None and parts.db_outage.failing:
+                parts.db_outage.ok()
+            return JSONResponse(result)
+        except StorageUnavailableError as exc:
+            if parts.db_outage is not None:
+                parts.db_outage.failed(exc)
+            return await refuse(
+                request, caller, ServiceError("unavailable", "database", retry_after=5)
+            )
         except ServiceError as exc:
-            return await refuse(caller, exc)
+            return await refuse(request, caller, exc)
         except MalformedInputError as exc:
-            return await refuse(caller, ServiceError("malformed_input", str(exc)))
+            return await refuse(request, caller, ServiceError("malformed_input", str(exc)))
         except ConflictError:
-            return await refuse(caller, ServiceError("conflict", "a concurrent change won; retry"))
+            return await refuse(
+                request, caller, ServiceError("conflict", "a concurrent change won; retry")
+            )
         except StorageError:
             log.exception("storage failure on %s %s", ep.method, ep.path)
+            request.scope.setdefault(LOG_NOTE, {})["code"] = "internal"
             return _problem(ServiceError("internal", "storage failure"))
 
     return endpoint
@@ -810,12 +905,26 @@ def create_app(
         )
     verifier = JwtVerifier(jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     parts = KeyServiceApp(
-        settings, db, keys, ctx, Users(ctx, verifier), Groups(ctx), Transforms(ctx)
+        settings,
+        db,
+        keys,
+        ctx,
+        Users(ctx, verifier),
+        Groups(ctx),
+        Transforms(ctx),
+        work=WorkQueue(settings.transform_concurrency, settings.transform_queue),
+        users_limiter=ClientLimiter(settings.rate_limit, settings.rate_burst),
+        db_outage=OncePerOutage(log, "the database"),
     )
     endpoints = build(parts)
     spec = openapi(endpoints)
+    # One route per path, whatever its methods, so that a 405 names them all in Allow.
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for ep in endpoints:
+        by_path.setdefault(ep.path, {})[ep.method] = ep
     routes: list[BaseRoute] = [
-        Route(ep.path, _wrap(parts, ep), methods=[ep.method]) for ep in endpoints
+        Route(path, _dispatch({m: _wrap(parts, ep) for m, ep in eps.items()}), methods=list(eps))
+        for path, eps in by_path.items()
     ]
 
     async def openapi_route(request: Request) -> Response:
@@ -824,14 +933,39 @@ def create_app(
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
-    routes += [Route("/openapi.json", openapi_route), Route("/healthz", health)]
+    async def ready(request: Request) -> Response:
+        checks = {
+            "database": await run_in_threadpool(_database_ready, parts),
+            "idp_keys": await run_in_threadpool(jwks.ready),
+        }
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    async def metrics_route(request: Request) -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    routes += [
+        Route("/openapi.json", openapi_route),
+        Route("/healthz", health),
+        Route("/readyz", ready),
+        Route("/metrics", metrics_route),
+    ]
     if settings.web_root is not None:  # the web client, from this origin (no CORS needed)
         routes.append(Mount("/web", StaticFiles(directory=settings.web_root, html=True)))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        if status == 404:
+            twin = _slash_twin(routes, request)
+            if twin is not None:  # the route exists without (or with) the trailing slash
+                request.scope.setdefault(LOG_NOTE, {})["code"] = "moved"
+                return _problem(ServiceError("moved", f"use {twin}"), {"location": twin})
         code = {404: "not_found", 405: "method_not_allowed"}.get(status, "malformed_input")
-        return _problem(ServiceError(code, "no such route" if status == 404 else ""))
+        request.scope.setdefault(LOG_NOTE, {})["code"] = code
+        detail = {404: "no such route", 405: f"allowed: {headers.get('Allow', '')}"}
+        return _problem(ServiceError(code, detail.get(status, "")), headers)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
@@ -847,11 +981,62 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # http_error answers a problem document instead
     app.add_middleware(CorsMiddleware, policy=OriginPolicy(settings.cors_origins))
+    app.add_middleware(
+        RequestMiddleware,
+        service="keyservice",
+        limiter=ClientLimiter(settings.address_rate_limit, settings.address_rate_burst),
+    )
     app.state.parts = parts
     return app
 
 
+def _dispatch(
+    by_method: dict[str, Callable[[Request], Awaitable[Response]]],
+) -> Callable[[Request], Awaitable[Response]]:
+    if "GET" in by_method:
+        by_method = {**by_method, "HEAD": by_method["GET"]}
+
+    async def endpoint(request: Request) -> Response:
+        return await by_method[request.method](request)
+
+    return endpoint
+
+
+def _slash_twin(routes: list[BaseRoute], request: Request) -> str | None:
+    """The path with the trailing slash added or taken away, if a route has it."""
+    path = request.url.path
+    twin = path.rstrip("/") if path.endswith("/") else path + "/"
+    if not twin or twin == path:
+        return None
+    scope = {**request.scope, "path": twin}
+    if any(route.matches(scope)[0] != Match.NONE for route in routes):
+        query = request.url.query
+        return twin + ("?" + query if query else "")
+    return None
+
+
+def _database_ready(parts: KeyServiceApp) -> str:
+    """``"ok"`` if the database answers and holds this code's schema, else why not."""
+    try:
+        version = parts.db.schema_version(timeout=2.0)
+    except StorageError as exc:
+        if parts.db_outage is not None:
+            parts.db_outage.failed(exc)
+        return f"unreachable ({exc})"
+    if parts.db_outage is not None:
+        parts.db_outage.ok()
+    if version != latest_version():
+        return f"schema at version {version}, this code needs {latest_version()}"
+    return "ok"
+
+
 def create_app_from_env() -> Starlette:
-    """Factory for uvicorn workers: settings come from ``SEALROOM_*`` variables."""
+    """Factory for uvicorn workers: settings come from ``SEALROOM_*`` variables. A worker
+    process (one with a multiprocessing parent: uvicorn's supervisor) dies with its parent,
+    so that a supervisor killed outright leaves no worker behind."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid)
     return create_app(Settings.from_env())

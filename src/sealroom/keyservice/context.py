@@ -19,6 +19,7 @@ from sealroom.keyservice import audit
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.storage import ConflictError, Database, Row, Tx
+from sealroom.ops import metrics
 
 __all__ = ["Caller", "Context", "check_id"]
 
@@ -89,7 +90,9 @@ class Context:
         try:
             with self.db.read_transaction() as tx:
                 data = read(tx)
+            started = time.perf_counter()
             result = compute(data)
+            metrics.COMPUTE_SECONDS.labels(action).observe(time.perf_counter() - started)
         except (ServiceError, MalformedInputError, SignatureError, ConflictError) as exc:
             raise self._refusal(caller, action, obj, exc) from None
         with self.db.transaction() as tx:
