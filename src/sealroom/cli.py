@@ -41,8 +41,12 @@ GRACEFUL_SHUTDOWN = 5
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    # Video, audio and plotting load only for the demos, so `serve` starts fast.
-    from sealroom.demo.meeting import run_demo  # noqa: PLC0415
+    # Video, audio and plotting load only for the demos, so `serve` starts fast; they come
+    # with the `demo` extra, which the library and the services do without.
+    try:
+        from sealroom.demo.meeting import run_demo  # noqa: PLC0415
+    except ImportError as exc:
+        _fail("demo", f"needs the demo extra ({exc.name}): pip install 'sealroom[demo]'")
 
     result = run_demo(
         sys.stdout,

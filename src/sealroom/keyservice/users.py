@@ -30,6 +30,8 @@ from sealroom.keyservice.storage import ConflictError, Row, Tx
 __all__ = ["DeviceRegistration", "Users", "device_transform_key"]
 
 HALF_BYTES = 16
+#: Every this many seconds, a request also deletes every device's expired nonces.
+NONCE_SWEEP_SECONDS = 60
 _ID_SUBJECT = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 
@@ -50,6 +52,7 @@ class DeviceRegistration:
 class Users:
     def __init__(self, ctx: Context, jwt: JwtVerifier) -> None:
         self.ctx, self.jwt = ctx, jwt
+        self._swept_at = 0  # when this process last deleted every expired nonce
 
     # --- authentication ---
 
@@ -92,6 +95,10 @@ class Users:
                     "DELETE FROM nonces WHERE device_id = ? AND expires_at < ?",
                     (req.device_id, now),
                 )
+                if now - self._swept_at >= NONCE_SWEEP_SECONDS:
+                    # Devices that went quiet never come back to delete their own.
+                    self._swept_at = now
+                    tx.execute("DELETE FROM nonces WHERE expires_at < ?", (now,))
                 try:
                     tx.execute(
                         "INSERT INTO nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)",
@@ -321,6 +328,8 @@ def _revoke(tx: Tx, device_id: str, now: int, reason: str) -> None:
         "revoke_reason = COALESCE(revoke_reason, ?) WHERE id = ?",
         (now, reason, device_id),
     )
+    # A revoked device is refused before its nonces are looked at: they guard nothing now.
+    tx.execute("DELETE FROM nonces WHERE device_id = ?", (device_id,))
 
 
 def device_transform_key(tx: Tx, caller: Caller) -> Row:

@@ -140,8 +140,8 @@ class RequestMiddleware:
             metrics.REQUESTS.labels(self.service, route, method, str(status)).inc()
             metrics.REQUEST_SECONDS.labels(self.service, route, method).observe(elapsed)
             level = logging.ERROR if status >= 500 else logging.INFO
-            if scope["path"] in self.exempt and status < 500:
-                level = logging.DEBUG
+            if scope["path"] in self.exempt and status != 500:
+                level = logging.DEBUG  # a probe's 503 is its answer, not a failure
             extra: dict[str, Any] = {
                 "method": method,
                 "route": route,
