@@ -44,6 +44,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from sealroom.api.origins import OriginPolicy
+from sealroom.conference import asyncapi
 from sealroom.conference.board import BoardLimits, BoardPost, BoardRefusedError
 from sealroom.conference.bus import BoardLostError, Bus, InProcessBus
 from sealroom.conference.handshake import open_channel
@@ -161,7 +162,7 @@ def create_conference_app(
                 if began and loop.time() - began > SEND_TIMEOUT:
                     log.warning(
                         "a client stopped reading; dropped",
-                        extra={"meeting": meeting, "user": user, "code": "send_timeout"},
+                        extra={"meeting": meeting, "user": user, "reason": "send_timeout"},
                     )
                     # Not a close: that would wait, socket and unsent frames held, for a
                     # peer that does not read. Drop the connection at once.
@@ -329,6 +330,11 @@ def create_conference_app(
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
+    spec = asyncapi.document()
+
+    async def asyncapi_route(request: Request) -> Response:
+        return JSONResponse(spec)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
@@ -351,6 +357,7 @@ def create_conference_app(
             Route("/healthz", health),
             Route("/readyz", ready),
             Route("/metrics", metrics_route),
+            Route("/asyncapi.json", asyncapi_route),
         ],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,

@@ -12,10 +12,11 @@ import json
 import logging
 import multiprocessing
 import time
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,10 +34,10 @@ from sealroom.api.reqsig import parse_headers
 from sealroom.crypto.pre import PublicKey, TransformKey
 from sealroom.crypto.signing import VerifyingKey
 from sealroom.errors import MalformedInputError, SignatureError
-from sealroom.keyservice import audit
+from sealroom.keyservice import audit, models
 from sealroom.keyservice.context import Caller, Context
 from sealroom.keyservice.cors import CorsMiddleware
-from sealroom.keyservice.errors import ServiceError
+from sealroom.keyservice.errors import CODES, ServiceError
 from sealroom.keyservice.groups import Groups
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
 from sealroom.keyservice.service_keys import ServiceKeys
@@ -99,7 +100,13 @@ class Endpoint:
     auth: str  # "none" | "jwt" | "device" | "either"
     summary: str
     handler: Handler
-    body: tuple[str, ...] = ()
+    #: The body's model (a TypedDict of :mod:`.models`), checked before the handler runs.
+    request: Any = None
+
+    @property
+    def response(self) -> Any:
+        """The answer's model: the handler's return annotation (mypy holds it to it)."""
+        return typing.get_type_hints(self.handler, include_extras=True)["return"]
 
 
 def _problem(exc: ServiceError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -170,7 +177,9 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
     p = app_parts
     users, groups, tf = p.users, p.groups, p.transforms
 
-    async def service_info(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def service_info(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.ServiceInfo:
         return {
             "version": __version__,
             "signing_key": b64e(p.ctx.verifying_key.to_bytes()),
@@ -178,10 +187,10 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "issuer": p.settings.jwt_issuer,
         }
 
-    async def escrow_half(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def escrow_half(req: Request, caller: Caller, body: dict[str, Any]) -> models.EscrowHalf:
         return {"half": b64e(await run_in_threadpool(users.escrow_half, caller))}
 
-    async def create_user(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def create_user(req: Request, caller: Caller, body: dict[str, Any]) -> models.CreatedUser:
         public, part = await run_in_threadpool(
             users.create_user,
             caller,
@@ -195,40 +204,48 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "service_part": b64e(part.to_bytes()),
         }
 
-    async def me(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        return _device_json(await run_in_threadpool(users.me, caller))
+    async def me(req: Request, caller: Caller, body: dict[str, Any]) -> models.UserRecord:
+        return cast(models.UserRecord, _device_json(await run_in_threadpool(users.me, caller)))
 
-    async def public_keys(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def public_keys(req: Request, caller: Caller, body: dict[str, Any]) -> models.UserKeys:
         found = await run_in_threadpool(users.public_keys, _str_list(body, "user_ids"))
-        return {"keys": {u: _device_json(k) for u, k in found.items()}}
+        return {"keys": {u: cast(models.UserKey, _device_json(k)) for u, k in found.items()}}
 
-    async def register_device(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def register_device(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.DeviceId:
         device_id = await run_in_threadpool(users.register_device, caller, _registration(body))
         return {"device_id": device_id}
 
-    async def list_devices(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def list_devices(req: Request, caller: Caller, body: dict[str, Any]) -> models.DeviceList:
         rows = await run_in_threadpool(users.list_devices, caller)
-        return {"devices": [_device_json(r) for r in rows]}
+        return {"devices": [cast(models.DeviceSummary, _device_json(r)) for r in rows]}
 
-    async def device_info(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        return _device_json(await run_in_threadpool(users.device_info, req.path_params["id"]))
+    async def device_info(req: Request, caller: Caller, body: dict[str, Any]) -> models.DeviceInfo:
+        info = await run_in_threadpool(users.device_info, req.path_params["id"])
+        return cast(models.DeviceInfo, _device_json(info))
 
-    async def device_by_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def device_by_key(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.DeviceInfo:
         key = b64d(req.path_params["key"], "signing key", max_bytes=32)
-        return _device_json(await run_in_threadpool(users.device_by_signing_key, key))
+        info = await run_in_threadpool(users.device_by_signing_key, key)
+        return cast(models.DeviceInfo, _device_json(info))
 
-    async def revoke_device(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def revoke_device(req: Request, caller: Caller, body: dict[str, Any]) -> models.Revoked:
         proof = _bytes(body, "proof", 64) if "proof" in body else None
         await run_in_threadpool(users.revoke_device, caller, req.path_params["id"], proof)
         return {"revoked": req.path_params["id"]}
 
-    async def rotate_device(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def rotate_device(req: Request, caller: Caller, body: dict[str, Any]) -> models.Rotated:
         if caller.device_id != req.path_params["id"]:
             raise ServiceError("forbidden", "a device rotates only itself")
         new_id = await run_in_threadpool(users.rotate_device, caller, _registration(body))
         return {"device_id": new_id, "revoked": caller.device_id}
 
-    async def create_group(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def create_group(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.CreatedGroup:
         public, part = await run_in_threadpool(
             groups.create,
             caller,
@@ -243,30 +260,33 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "service_part": b64e(part.to_bytes()),
         }
 
-    async def group_statement(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def group_statement(req: Request, caller: Caller, body: dict[str, Any]) -> models.GroupId:
         await run_in_threadpool(
             groups.set_key_statement, caller, req.path_params["id"], _bytes(body, "signature", 64)
         )
         return {"id": req.path_params["id"]}
 
-    async def list_groups(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def list_groups(req: Request, caller: Caller, body: dict[str, Any]) -> models.GroupList:
         return {"groups": await run_in_threadpool(groups.list_for, caller)}
 
-    async def get_group(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        return _device_json(await run_in_threadpool(groups.get, caller, req.path_params["id"]))
+    async def get_group(req: Request, caller: Caller, body: dict[str, Any]) -> models.GroupInfo:
+        info = await run_in_threadpool(groups.get, caller, req.path_params["id"])
+        return cast(models.GroupInfo, _device_json(info))
 
-    async def delete_group(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def delete_group(req: Request, caller: Caller, body: dict[str, Any]) -> models.Deleted:
         await run_in_threadpool(groups.delete, caller, req.path_params["id"])
         return {"deleted": req.path_params["id"]}
 
-    async def add_member(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def add_member(req: Request, caller: Caller, body: dict[str, Any]) -> models.Added:
         tk = TransformKey.from_bytes(_bytes(body, "transform_key"))
         await run_in_threadpool(
             groups.add_member, caller, req.path_params["id"], req.path_params["user"], tk
         )
         return {"added": req.path_params["user"]}
 
-    async def add_members(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def add_members(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.MemberResults:
         items = _field(body, "members")
         if not isinstance(items, list):
             raise ServiceError("malformed_input", "members must be a list")
@@ -283,13 +303,13 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             }
         }
 
-    async def remove_member(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def remove_member(req: Request, caller: Caller, body: dict[str, Any]) -> models.Removed:
         await run_in_threadpool(
             groups.remove_member, caller, req.path_params["id"], req.path_params["user"]
         )
         return {"removed": req.path_params["user"]}
 
-    async def add_admin(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def add_admin(req: Request, caller: Caller, body: dict[str, Any]) -> models.Added:
         await run_in_threadpool(
             groups.add_admin,
             caller,
@@ -299,18 +319,20 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         )
         return {"added": req.path_params["user"]}
 
-    async def remove_admin(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def remove_admin(req: Request, caller: Caller, body: dict[str, Any]) -> models.Removed:
         await run_in_threadpool(
             groups.remove_admin, caller, req.path_params["id"], req.path_params["user"]
         )
         return {"removed": req.path_params["user"]}
 
-    async def preapprove(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def preapprove(req: Request, caller: Caller, body: dict[str, Any]) -> models.Preapproved:
         ids = _str_list(body, "user_ids")
         await run_in_threadpool(groups.preapprove, caller, req.path_params["id"], ids)
         return {"preapproved": ids}
 
-    async def register_value(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def register_value(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.Registered:
         await run_in_threadpool(
             groups.register_value,
             caller,
@@ -320,26 +342,28 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         )
         return {"registered": True}
 
-    async def claim_manager(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def claim_manager(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.ManagerClaim:
         previous = await run_in_threadpool(groups.claim_manager, caller, req.path_params["id"])
         return {"manager": caller.user_id, "previous": previous}
 
-    async def ban(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def ban(req: Request, caller: Caller, body: dict[str, Any]) -> models.Banned:
         await run_in_threadpool(groups.ban, caller, req.path_params["id"], req.path_params["user"])
         return {"banned": req.path_params["user"]}
 
-    async def lift_ban(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def lift_ban(req: Request, caller: Caller, body: dict[str, Any]) -> models.Lifted:
         await run_in_threadpool(
             groups.lift_ban, caller, req.path_params["id"], req.path_params["user"]
         )
         return {"lifted": req.path_params["user"]}
 
-    async def admin_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def admin_key(req: Request, caller: Caller, body: dict[str, Any]) -> models.Edek:
         async with _admitted(p, 1):
             edek = await run_in_threadpool(groups.admin_key, caller, req.path_params["id"])
         return {"edek": b64e(edek)}
 
-    async def transform(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def transform(req: Request, caller: Caller, body: dict[str, Any]) -> models.Edek:
         edek, target = _bytes(body, "edek", 8192), _target(_field(body, "target"))
         async with _admitted(p, 1):
             try:
@@ -350,7 +374,9 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         metrics.TRANSFORMS.labels("ok").inc()
         return {"edek": b64e(out)}
 
-    async def transform_batch(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def transform_batch(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.TransformResults:
         items = _field(body, "items")
         if not isinstance(items, list):
             raise ServiceError("malformed_input", "items must be a list")
@@ -372,7 +398,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             ]
         }
 
-    async def create_document(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def create_document(req: Request, caller: Caller, body: dict[str, Any]) -> models.GroupId:
         grants = _field(body, "grants")
         if not isinstance(grants, list):
             raise ServiceError("malformed_input", "grants must be a list")
@@ -383,31 +409,36 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         await run_in_threadpool(tf.create_document, caller, _str(body, "id"), parsed)
         return {"id": body["id"]}
 
-    async def document_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def document_key(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.DocumentKey:
         async with _admitted(p, 1):
             out = await run_in_threadpool(tf.document_key, caller, req.path_params["id"])
         return {"owner": out["owner"], "via": out["via"], "edek": b64e(out["edek"])}
 
-    async def grant(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def grant(req: Request, caller: Caller, body: dict[str, Any]) -> models.Granted:
         target = Target(req.path_params["kind"], req.path_params["grantee"])
         await run_in_threadpool(
             tf.grant, caller, req.path_params["id"], target, _bytes(body, "edek", 8192)
         )
         return {"granted": target.label()}
 
-    async def revoke_grant(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def revoke_grant(req: Request, caller: Caller, body: dict[str, Any]) -> models.Revoked:
         target = Target(req.path_params["kind"], req.path_params["grantee"])
         await run_in_threadpool(tf.revoke_grant, caller, req.path_params["id"], target)
         return {"revoked": target.label()}
 
-    async def list_grants(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        return {"grants": await run_in_threadpool(tf.list_grants, caller, req.path_params["id"])}
+    async def list_grants(req: Request, caller: Caller, body: dict[str, Any]) -> models.GrantList:
+        grants = await run_in_threadpool(tf.list_grants, caller, req.path_params["id"])
+        return {"grants": cast(list[models.GrantRecord], grants)}
 
-    async def delete_document(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def delete_document(req: Request, caller: Caller, body: dict[str, Any]) -> models.Deleted:
         await run_in_threadpool(tf.delete_document, caller, req.path_params["id"])
         return {"deleted": req.path_params["id"]}
 
-    async def audit_verify(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def audit_verify(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.AuditReport:
         kept = req.query_params.get("expect_head")
         expect = audit.SignedHead.from_text(kept) if kept is not None else None
         if expect is not None:
@@ -436,7 +467,9 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "reason": report.reason,
         }
 
-    async def audit_entries(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def audit_entries(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.AuditEntries:
         if caller.user_id not in p.settings.auditors:
             raise ServiceError("forbidden", "only configured auditors read audit entries")
         try:
@@ -454,7 +487,8 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
                 )
             return rows
 
-        return {"entries": [_device_json(r) for r in await run_in_threadpool(read)]}
+        rows = await run_in_threadpool(read)
+        return {"entries": [cast(models.AuditEntry, _device_json(r)) for r in rows]}
 
     e = Endpoint
     return [
@@ -472,7 +506,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "jwt",
             "Create the caller's user",
             create_user,
-            ("public_key", "signing_key", "escrow_blob"),
+            models.CreateUserRequest,
         ),
         e("GET", "/v1/users/me", "either", "The caller's user, with its escrow blob", me),
         e(
@@ -481,7 +515,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "either",
             "Public keys of many users",
             public_keys,
-            ("user_ids",),
+            models.UserKeysRequest,
         ),
         e(
             "POST",
@@ -489,7 +523,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "either",
             "Register a device (JWT, or approved by a device)",
             register_device,
-            ("device_id", "name", "signing_key", "public_key", "certificate", "transform_key"),
+            models.DeviceRegistrationRequest,
         ),
         e("GET", "/v1/devices", "either", "The caller's devices", list_devices),
         e("GET", "/v1/devices/{id}", "either", "Public facts about a device", device_info),
@@ -506,7 +540,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "either",
             "Revoke a device",
             revoke_device,
-            ("proof?",),
+            models.RevokeDeviceRequest,
         ),
         e(
             "POST",
@@ -514,7 +548,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Replace this device's keys atomically",
             rotate_device,
-            ("device_id", "name", "signing_key", "public_key", "certificate", "transform_key"),
+            models.DeviceRegistrationRequest,
         ),
         e(
             "POST",
@@ -522,7 +556,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Create a group",
             create_group,
-            ("id", "public_key", "encrypted_group_key", "forward_only?"),
+            models.CreateGroupRequest,
         ),
         e("GET", "/v1/groups", "device", "Groups the caller is in", list_groups),
         e(
@@ -531,7 +565,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "An admin device signs the group's public key",
             group_statement,
-            ("signature",),
+            models.KeyStatementRequest,
         ),
         e("GET", "/v1/groups/{id}", "device", "A group's keys, admins and members", get_group),
         e("DELETE", "/v1/groups/{id}", "device", "Delete a group", delete_group),
@@ -541,7 +575,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Add a member",
             add_member,
-            ("transform_key",),
+            models.AddMemberRequest,
         ),
         e(
             "POST",
@@ -549,7 +583,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Add many members (up to 256), each with its transform key; each answered alone",
             add_members,
-            ("members",),
+            models.AddMembersRequest,
         ),
         e(
             "DELETE",
@@ -564,7 +598,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Add an admin",
             add_admin,
-            ("encrypted_group_key",),
+            models.AddAdminRequest,
         ),
         e("DELETE", "/v1/groups/{id}/admins/{user}", "device", "Remove an admin", remove_admin),
         e(
@@ -573,7 +607,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Pre-approve users",
             preapprove,
-            ("user_ids",),
+            models.PreapproveRequest,
         ),
         e(
             "POST",
@@ -582,7 +616,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "The manager registers a value encrypted to the group, naming its members"
             " (forward-only groups)",
             register_value,
-            ("edek", "members_digest"),
+            models.RegisterValueRequest,
         ),
         e(
             "PUT",
@@ -618,7 +652,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Transform an EDEK to the calling device",
             transform,
-            ("edek", "target"),
+            models.TransformRequest,
         ),
         e(
             "POST",
@@ -626,7 +660,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Transform many EDEKs",
             transform_batch,
-            ("items",),
+            models.TransformBatchRequest,
         ),
         e(
             "POST",
@@ -634,7 +668,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Create a managed document",
             create_document,
-            ("id", "grants"),
+            models.CreateDocumentRequest,
         ),
         e(
             "GET",
@@ -650,7 +684,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Grant access",
             grant,
-            ("edek",),
+            models.GrantRequest,
         ),
         e(
             "DELETE",
@@ -792,6 +826,11 @@ def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[R
                     raise ServiceError("malformed_input", "body is not JSON") from None
                 if not isinstance(body, dict):
                     raise ServiceError("malformed_input", "body must be a JSON object")
+            if ep.request is not None:
+                try:
+                    models.check(ep.request, body)
+                except models.ModelError as exc:
+                    raise ServiceError("malformed_input", str(exc)) from None
             result = await ep.handler(request, caller, body)
             if parts.db_outage is not None and parts.db_outage.failing:
                 parts.db_outage.ok()
@@ -819,7 +858,11 @@ def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[R
 
 
 def openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document: every route, its security, its body and its answer drawn
+    from the typed models, and the problem codes each answer may carry."""
     paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    problem_ref = models.schema(models.Problem, schemas)
     security: dict[str, list[dict[str, list[str]]]] = {
         "jwt": [{"bearer": []}],
         "device": [{"device": []}],
@@ -829,12 +872,23 @@ def openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
     for ep in endpoints:
         op: dict[str, Any] = {
             "summary": ep.summary,
+            "operationId": ep.handler.__name__,
             "security": security[ep.auth],
             "responses": {
-                "200": {"description": "OK"},
+                "200": {
+                    "description": "OK",
+                    "content": {
+                        "application/json": {"schema": models.schema(ep.response, schemas)}
+                    },
+                },
+                "429": {
+                    "description": "Rate limited (code rate_limited); see Retry-After",
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                    "content": {PROBLEM: {"schema": problem_ref}},
+                },
                 "default": {
-                    "description": "Problem",
-                    "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    "description": "Problem: one of the codes of the ProblemCode schema",
+                    "content": {PROBLEM: {"schema": problem_ref}},
                 },
             },
         }
@@ -844,20 +898,13 @@ def openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
                 {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
                 for n in params
             ]
-        if ep.body:
-            required = [b for b in ep.body if not b.endswith("?")]
+        if ep.request is not None:
             op["requestBody"] = {
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": required,
-                            "properties": {b.rstrip("?"): {} for b in ep.body},
-                        }
-                    }
-                }
+                "required": True,
+                "content": {"application/json": {"schema": models.schema(ep.request, schemas)}},
             }
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
+    schemas["ProblemCode"] = {"enum": sorted(CODES), "description": "Problem.code values"}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Sealroom key service", "version": __version__},
@@ -872,18 +919,7 @@ def openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
                     "description": "Ed25519 request signature; see docs/keyservice.md",
                 },
             },
-            "schemas": {
-                "Problem": {
-                    "type": "object",
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "code": {"type": "string"},
-                        "detail": {"type": "string"},
-                    },
-                }
-            },
+            "schemas": dict(sorted(schemas.items())),
         },
     }
 

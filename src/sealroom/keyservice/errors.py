@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from sealroom.keyservice.models import Problem
+
 __all__ = ["CODES", "ServiceError"]
 
 #: code → (HTTP status, title)
@@ -58,7 +60,7 @@ class ServiceError(Exception):
         #: Set once the refusal has its audit entry, so that it is recorded exactly once.
         self.audited = False
 
-    def problem(self) -> dict[str, object]:
+    def problem(self) -> Problem:
         return {
             "type": f"urn:sealroom:error:{self.code}",
             "title": self.title,
