@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from sealroom.sdk import BasicSplitTrust, Client
 from sealroom.sdk.meeting import MeetingClient
 
 TIMING = Timing(join_retry_delays=(0.2, 0.5, 1.0, 1.0), leave_debounce=0.3, ratchet_interval=5.0)
-USERS = [f"user{i}" for i in range(8)]
+USERS = [f"user{i}" for i in range(40)]  # each opens ~20 meetings in 10 minutes (quota: 32)
 
 
 def rss_kib(pid: int) -> int:
@@ -266,7 +267,17 @@ def picture(samples: list[dict[str, Any]], path: Path, warmup: float) -> None:
     print(f"picture: {path}")
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM ends the run like Ctrl-C, so the services are stopped on the way out."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0, help="minutes before the baseline")
