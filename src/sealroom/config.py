@@ -330,7 +330,7 @@ TABLE: Final[tuple[Setting, ...]] = (
     Setting(
         "transform_queue",
         _KS,
-        32,
+        8,
         "transforms waiting per worker before 503 with Retry-After (a batch counts each item)",
         _int(0, 100_000),
     ),

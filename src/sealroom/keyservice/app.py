@@ -8,6 +8,7 @@ never a 500, and no response or log line carries a secret.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -359,13 +360,13 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         return {"lifted": req.path_params["user"]}
 
     async def admin_key(req: Request, caller: Caller, body: dict[str, Any]) -> models.Edek:
-        async with _admitted(p, 1):
+        async with _computing(p):
             edek = await run_in_threadpool(groups.admin_key, caller, req.path_params["id"])
         return {"edek": b64e(edek)}
 
     async def transform(req: Request, caller: Caller, body: dict[str, Any]) -> models.Edek:
         edek, target = _bytes(body, "edek", 8192), _target(_field(body, "target"))
-        async with _admitted(p, 1):
+        async with _computing(p):
             try:
                 out = await run_in_threadpool(tf.transform, caller, edek, target)
             except ServiceError:
@@ -386,7 +387,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             else _bad_item()
             for i in items
         ]
-        async with _admitted(p, len(parsed)):
+        async with _computing(p):
             results = await run_in_threadpool(tf.transform_batch, caller, parsed)
         done = sum(isinstance(r, bytes) for r in results)
         metrics.TRANSFORMS.labels("ok").inc(done)
@@ -412,7 +413,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
     async def document_key(
         req: Request, caller: Caller, body: dict[str, Any]
     ) -> models.DocumentKey:
-        async with _admitted(p, 1):
+        async with _computing(p):
             out = await run_in_threadpool(tf.document_key, caller, req.path_params["id"])
         return {"owner": out["owner"], "via": out["via"], "edek": b64e(out["edek"])}
 
@@ -703,35 +704,30 @@ def _bad_item() -> Any:
     raise ServiceError("malformed_input", "each item must be an object")
 
 
-class _Admitted:
-    """``async with``: a place in the transform queue, or ``503 overloaded``."""
-
-    def __init__(self, parts: KeyServiceApp, weight: int) -> None:
-        self.parts, self.weight = parts, weight
-        self._inner: Any = None
-
-    async def __aenter__(self) -> None:
-        if self.parts.work is None:
-            return
-        self._inner = self.parts.work.admit(self.weight)
-        try:
-            await self._inner.__aenter__()
-        except OverloadedError as exc:
-            self._inner = None
-            metrics.TRANSFORMS.labels("shed").inc(self.weight)
-            raise ServiceError(
-                "overloaded",
-                f"{self.parts.work.pending} transforms queued here",
-                retry_after=exc.retry_after,
-            ) from None
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._inner is not None:
-            await self._inner.__aexit__(*exc)
+def _batch_weight(raw: bytes) -> int:
+    """How many transforms a batch asks for (1 if the body does not say: it will be
+    refused as malformed anyway)."""
+    try:
+        items = json.loads(raw).get("items")
+    except (ValueError, RecursionError, AttributeError):
+        return 1
+    return len(items) if isinstance(items, list) else 1
 
 
-def _admitted(parts: KeyServiceApp, weight: int) -> _Admitted:
-    return _Admitted(parts, weight)
+#: The endpoints that compute pairings, and how many transforms a request asks for: they
+#: take a place in the transform queue before anything else happens (503 when it is full).
+_GATED: Final[dict[tuple[str, str], Callable[[bytes], int]]] = {
+    ("POST", "/v1/transform"): lambda raw: 1,
+    ("POST", "/v1/transform/batch"): _batch_weight,
+    ("GET", "/v1/documents/{id}/key"): lambda raw: 1,
+    ("GET", "/v1/groups/{id}/admin-key"): lambda raw: 1,
+}
+
+
+def _computing(parts: KeyServiceApp) -> Any:
+    """``async with``: one of the places to compute (the request already holds its place in
+    the queue, taken in :func:`_wrap`)."""
+    return parts.work.running() if parts.work is not None else contextlib.nullcontext()
 
 
 def verify_audit(parts: KeyServiceApp, expect: audit.SignedHead | None = None) -> audit.AuditReport:
@@ -809,10 +805,34 @@ def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[R
             "rate_limited", f"at most {limiter.rate:g} requests a second", retry_after=wait
         )
 
+    weigh = _GATED.get((ep.method, ep.path))
+
     async def endpoint(request: Request) -> Response:
-        caller: Caller | None = None
         try:
             raw = await _read_body(request, parts.settings.max_body_bytes)
+        except ServiceError as exc:
+            return await refuse(request, None, exc)
+        if weigh is None or parts.work is None:
+            return await handle(request, raw)
+        try:
+            taken = parts.work.reserve(weigh(raw))
+        except OverloadedError as exc:  # before authentication: a refusal costs nothing
+            metrics.TRANSFORMS.labels("shed").inc(weigh(raw))
+            shed = ServiceError(
+                "overloaded",
+                f"{parts.work.pending} transforms queued here",
+                retry_after=exc.retry_after,
+            )
+            request.scope.setdefault(LOG_NOTE, {})["code"] = shed.code
+            return _problem(shed)
+        try:
+            return await handle(request, raw)
+        finally:
+            parts.work.release(taken)
+
+    async def handle(request: Request, raw: bytes) -> Response:
+        caller: Caller | None = None
+        try:
             caller = await _authenticate(parts, ep, request, raw)
             limited = over_rate(request, caller)
             if limited is not None:
@@ -1054,7 +1074,8 @@ def _slash_twin(routes: list[BaseRoute], request: Request) -> str | None:
 
 
 def _database_ready(parts: KeyServiceApp) -> str:
-    """``"ok"`` if the database answers and holds this code's schema, else why not."""
+    """``"ok"`` if the database answers and holds this code's schema (or a newer one, during
+    a rolling upgrade), else why not."""
     try:
         version = parts.db.schema_version(timeout=2.0)
     except StorageError as exc:
@@ -1063,7 +1084,7 @@ def _database_ready(parts: KeyServiceApp) -> str:
         return f"unreachable ({exc})"
     if parts.db_outage is not None:
         parts.db_outage.ok()
-    if version != latest_version():
+    if version < latest_version():  # a newer release's schema is fine: migrations only add
         return f"schema at version {version}, this code needs {latest_version()}"
     return "ok"
 

@@ -52,7 +52,7 @@ class Settings:
     #: Transforms computed at once per worker process.
     transform_concurrency: int = 2
     #: Transforms that may wait per worker process; beyond it ``503 overloaded``.
-    transform_queue: int = 32
+    transform_queue: int = 8
     extra: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -112,17 +112,34 @@ class WorkQueue:
             self._running, self._loop = asyncio.Semaphore(self.concurrency), loop
         return self._running
 
-    @asynccontextmanager
-    async def admit(self, weight: int = 1) -> AsyncIterator[None]:
+    def reserve(self, weight: int = 1) -> int:
+        """Take a place for a job of ``weight`` (its weight, at least 1), or raise
+        :class:`OverloadedError` at once. Cheap: taken before the request is even
+        authenticated, so a refused request costs almost nothing."""
         weight = max(1, weight)
         if self.pending > 0 and self.pending + weight > self.limit:
             # Come back once about what is queued now has been worked off.
             raise OverloadedError(self.pending * self._seconds_per_job / self.concurrency)
         self.pending += weight
         metrics.TRANSFORM_QUEUE.inc(weight)
+        return weight
+
+    def release(self, weight: int) -> None:
+        self.pending -= weight
+        metrics.TRANSFORM_QUEUE.dec(weight)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Hold one of the ``concurrency`` places to compute (after :meth:`reserve`)."""
+        async with self._semaphore():
+            yield
+
+    @asynccontextmanager
+    async def admit(self, weight: int = 1) -> AsyncIterator[None]:
+        """:meth:`reserve`, then :meth:`running`, then :meth:`release`."""
+        taken = self.reserve(weight)
         try:
-            async with self._semaphore():
+            async with self.running():
                 yield
         finally:
-            self.pending -= weight
-            metrics.TRANSFORM_QUEUE.dec(weight)
+            self.release(taken)
