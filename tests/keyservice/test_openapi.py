@@ -112,7 +112,9 @@ def test_a_whole_flow_keeps_to_the_models(make_env: Callable[..., Env], database
             alice.verify_audit()
             alice._call("GET", "/v1/audit", query="limit=5")
             alice._call("GET", f"/v1/devices/{bob.client.device_id}")
-            with pytest.raises(ServiceRefusedError, match="members_digest must be a string"):
+            with pytest.raises(
+                ServiceRefusedError, match="members_digest must be a base64url string"
+            ):
                 alice._call("POST", "/v1/groups/team/values", {"edek": "AA", "members_digest": 7})
             alice.delete_group("team")
     finally:

@@ -309,3 +309,33 @@ def env_idp_token(tmp_path: Path) -> str:
     from sealroom.idp import DevIdp
 
     return DevIdp(tmp_path / "idp").issue("alice", "sealroom-keyservice")
+
+
+def _cached(raw: bytes) -> bool:
+    from sealroom.keyservice import context
+
+    return any(index[0] == raw for index in context._CACHE._keys)
+
+
+@SQLITE
+def test_deleted_transform_keys_do_not_stay_in_memory(env: Env) -> None:
+    with env.client("alice") as alice, env.client("bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        alice.create_group("g")
+        alice.add_member("g", "bob")
+        doc = alice.encrypt_document("d", b"x", groups=["g"])
+        assert bob.decrypt_document(doc) == b"x"  # loads bob's member and device keys
+        with env.parts.db.transaction() as tx:
+            member = tx.one("SELECT transform_key FROM group_members WHERE user_id = 'bob'")
+            device = tx.one(
+                "SELECT transform_key FROM devices WHERE id = ?", (bob.client.device_id,)
+            )
+        assert member is not None
+        assert device is not None
+        assert _cached(bytes(member["transform_key"]))
+        assert _cached(bytes(device["transform_key"]))
+        bob.rotate_device()  # the old device's key is deleted, in the database and here
+        assert not _cached(bytes(device["transform_key"]))
+        alice.delete_group("g")  # and so are the group's member keys
+        assert not _cached(bytes(member["transform_key"]))

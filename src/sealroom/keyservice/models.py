@@ -498,10 +498,13 @@ def check(tp: Any, value: Any, where: str = "body") -> None:
     origin = get_origin(tp)
     if origin is Annotated:
         base, *meta = get_args(tp)
-        check(base, value, where)
         for m in meta:
-            if isinstance(m, Base64) and len(value) > -(-m.max_bytes * 4 // 3):
-                raise ModelError(f"{where}: longer than {m.max_bytes} bytes")
+            if isinstance(m, Base64):
+                if not isinstance(value, str):
+                    raise ModelError(f"{where} must be a base64url string")
+                if len(value) > -(-m.max_bytes * 4 // 3):
+                    raise ModelError(f"{where}: longer than {m.max_bytes} bytes")
+        check(base, value, where)
         return
     if _is_typeddict(tp):
         if not isinstance(value, dict):

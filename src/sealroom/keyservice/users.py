@@ -30,6 +30,7 @@ from sealroom.keyservice.storage import ConflictError, Row, Tx
 __all__ = ["DeviceRegistration", "Users", "device_transform_key"]
 
 HALF_BYTES = 16
+_DEVICE_KEY = "SELECT transform_key FROM devices WHERE id = ?"
 #: Every this many seconds, a request also deletes every device's expired nonces.
 NONCE_SWEEP_SECONDS = 60
 _ID_SUBJECT = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
@@ -264,6 +265,7 @@ class Users:
                     )
                 except SignatureError:
                     raise ServiceError("forbidden", "proof not signed by the user") from None
+            self.ctx.forget_transform_keys(tx, _DEVICE_KEY, (device_id,))
             _revoke(tx, device_id, self.ctx.now(), "revoked")
 
         self.ctx.run(caller, "revoke_device", f"device:{device_id}", fn)
@@ -275,6 +277,7 @@ class Users:
 
         def fn(tx: Tx) -> str:
             self._insert_checked(tx, caller, reg)
+            self.ctx.forget_transform_keys(tx, _DEVICE_KEY, (old,))
             _revoke(tx, old, self.ctx.now(), "rotated")
             return reg.device_id
 
