@@ -47,6 +47,7 @@ from sealroom.api.reqsig import sign_request
 from sealroom.crypto.pre import PublicKey, encrypt, generate_plaintext
 from sealroom.crypto.signing import SigningKey
 from sealroom.demo.services import Services, free_port, wait_until_up
+from sealroom.keyservice.settings import Settings
 from sealroom.sdk import BasicSplitTrust, SyncClient
 
 PG_DSN = os.environ.get("SEALROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -212,7 +213,7 @@ class _OverloadServices(Services):
     """The IdP and one key-service worker with the given transform queue (the per-user rate
     limit raised: one user sends everything here, and the queue is what is measured)."""
 
-    def __init__(self, tmp: Path, queue: int) -> None:
+    def __init__(self, tmp: Path, queue: int, concurrency: int) -> None:
         self.dir = tmp
         idp_port, ks_port = free_port(), free_port()
         self.idp, self.ks = f"http://127.0.0.1:{idp_port}", f"http://127.0.0.1:{ks_port}"
@@ -233,6 +234,7 @@ class _OverloadServices(Services):
         wait_until_up(jwks, self._procs[0])
         argv = [*cmd, "keyservice", "--port", str(ks_port), "--database-url", self.database_url,
                 "--secrets-file", str(self.secrets), "--transform-queue", str(queue),
+                "--transform-concurrency", str(concurrency),
                 "--rate-limit", "1000000", "--rate-burst", "1000000",
                 "--address-rate-limit", "1000000", "--address-rate-burst", "1000000"]  # fmt: skip
         self._procs.append(
@@ -296,12 +298,14 @@ async def open_loop(
     }
 
 
-def overload_run(queue: int, capacity: float | None, seconds: float) -> dict[str, Any]:
+def overload_run(
+    queue: int, concurrency: int, capacity: float | None, seconds: float
+) -> dict[str, Any]:
     """One key service with ``queue``: its capacity (unless given), its unloaded latency,
     and twice its capacity."""
     with tempfile.TemporaryDirectory(prefix="sealroom-overload-") as d:
         tmp = Path(d)
-        servers = _OverloadServices(tmp, queue)
+        servers = _OverloadServices(tmp, queue, concurrency)
         try:
             signer, device, bodies = setup(servers, tmp, 16)
             asyncio.run(load(servers.ks, signer, device, bodies, 1.0, 8))  # warm up
@@ -314,7 +318,13 @@ def overload_run(queue: int, capacity: float | None, seconds: float) -> dict[str
             )
         finally:
             servers.stop()
-    return {"queue": queue, "capacity_rps": capacity, "unloaded": calm, "overload": storm}
+    return {
+        "queue": queue,
+        "concurrency": concurrency,
+        "capacity_rps": capacity,
+        "unloaded": calm,
+        "overload": storm,
+    }
 
 
 def overload_picture(runs: list[dict[str, Any]], path: Path) -> None:
@@ -330,7 +340,7 @@ def overload_picture(runs: list[dict[str, Any]], path: Path) -> None:
     curves = [("unloaded (30 % of capacity)", runs[0]["unloaded"]["latencies"])]
     for run in runs:
         label = (
-            f"2x capacity, queue {run['queue']} (503 beyond)"
+            f"2x capacity, {run['concurrency']} computing + {run['queue']} waiting (503 beyond)"
             if run["queue"] < 1000
             else "2x capacity, unbounded queue (before)"
         )
@@ -350,24 +360,31 @@ def overload_picture(runs: list[dict[str, Any]], path: Path) -> None:
 
 
 def overload_main(args: argparse.Namespace) -> int:
-    print("[1/2] bounded queue (the default) ...", file=sys.stderr, flush=True)
-    bounded = overload_run(8, None, args.seconds)
+    print("[1/2] bounded queue ...", file=sys.stderr, flush=True)
+    bounded = overload_run(args.transform_queue, args.transform_concurrency, None, args.seconds)
     print("[2/2] unbounded queue (as before), same offered load ...", file=sys.stderr, flush=True)
-    unbounded = overload_run(100_000, bounded["capacity_rps"], args.seconds)
+    unbounded = overload_run(
+        100_000, args.transform_concurrency, bounded["capacity_rps"], args.seconds
+    )
     calm = bounded["unloaded"]
     print(
         f"\ncapacity: {bounded['capacity_rps']:.1f} transforms/s (one worker, 8 in flight); "
         f"unloaded ({calm['offered_rps']:.0f}/s offered): p50 {calm['p50_ms']:.1f} ms, "
-        f"p99 {calm['p99_ms']:.1f} ms"
+        f"p99 {calm['p99_ms']:.1f} ms, {calm['shed_503']} of {calm['sent']} shed"
     )
     print(f"twice the capacity for {args.seconds:.0f} s, Poisson arrivals, a connection each:")
+    print("(queue: transforms computing + waiting per worker; beyond them 503 overloaded)")
     print(
         f"{'queue':<22}{'offered/s':>10}{'admitted/s':>11}{'shed 503':>10}{'p50 ms':>9}"
         f"{'p99 ms':>9}{'max ms':>9}{'p99/unloaded':>14}{'load-gen CPU':>14}"
     )
     for run in (bounded, unbounded):
         o = run["overload"]
-        name = "2 + 8 (default)" if run["queue"] < 1000 else "unbounded (before)"
+        name = (
+            f"{run['concurrency']} + {run['queue']}"
+            if run["queue"] < 1000
+            else "unbounded (before)"
+        )
         print(
             f"{name:<22}{o['offered_rps']:>10.1f}{o['admitted_rps']:>11.1f}"
             f"{o['shed_503']:>10}{o['p50_ms']:>9.1f}{o['p99_ms']:>9.1f}{o['max_ms']:>9.1f}"
@@ -391,6 +408,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     parser.add_argument(
         "--overload", action="store_true", help="measure load shedding at twice the capacity"
+    )
+    defaults = Settings()
+    parser.add_argument(
+        "--transform-concurrency",
+        type=int,
+        default=defaults.transform_concurrency,
+        help="with --overload: transforms computed at once (the service's default)",
+    )
+    parser.add_argument(
+        "--transform-queue",
+        type=int,
+        default=defaults.transform_queue,
+        help="with --overload: transforms waiting (the service's default)",
     )
     args = parser.parse_args(argv)
     if args.overload:

@@ -323,15 +323,16 @@ TABLE: Final[tuple[Setting, ...]] = (
     Setting(
         "transform_concurrency",
         _KS,
-        2,
-        "transforms computed at once per worker (pairings hold the GIL)",
+        1,
+        "transforms computed at once per worker (pairings hold the GIL: more interleave, not add)",
         _int(1, 256),
     ),
     Setting(
         "transform_queue",
         _KS,
-        8,
-        "transforms waiting per worker before 503 with Retry-After (a batch counts each item)",
+        2,
+        "transforms waiting per worker before 503 with Retry-After (a batch counts each "
+        "item); more absorbs bursts, fewer keeps latency low under overload",
         _int(0, 100_000),
     ),
     # conferencing service

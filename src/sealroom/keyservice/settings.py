@@ -49,10 +49,12 @@ class Settings:
     #: bound on junk (many users behind one proxy or NAT share it, so it is higher).
     address_rate_limit: float = 200.0
     address_rate_burst: int = 2000
-    #: Transforms computed at once per worker process.
-    transform_concurrency: int = 2
-    #: Transforms that may wait per worker process; beyond it ``503 overloaded``.
-    transform_queue: int = 8
+    #: Transforms computed at once per worker process (pairings hold the GIL, so more would
+    #: interleave rather than add; measured in ``bench/keyservice.py --overload``).
+    transform_concurrency: int = 1
+    #: Transforms that may wait per worker process; beyond it ``503 overloaded``. Small, so
+    #: that under overload the admitted ones finish about as fast as without load.
+    transform_queue: int = 2
     extra: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
