@@ -112,9 +112,7 @@ def test_a_whole_flow_keeps_to_the_models(make_env: Callable[..., Env], database
             alice.verify_audit()
             alice._call("GET", "/v1/audit", query="limit=5")
             alice._call("GET", f"/v1/devices/{bob.client.device_id}")
-            with pytest.raises(
-                ServiceRefusedError, match="members_digest must be a base64url string"
-            ):
+            with pytest.raises(ServiceRefusedError, match="malformed_input"):
                 alice._call("POST", "/v1/groups/team/values", {"edek": "AA", "members_digest": 7})
             alice.delete_group("team")
     finally:
@@ -146,6 +144,7 @@ def test_a_whole_flow_keeps_to_the_models(make_env: Callable[..., Env], database
         else:
             problem = json.loads(answer)
             models.check(models.Problem, problem, "problem")
-            if ep.path == "/v1/groups/{id}/values" and status == 400:
-                assert "members_digest" in problem["detail"]  # the model named the field
+            if ep.request is not None and status == 400:  # a body that does not fit the model
+                with pytest.raises(models.ModelError):
+                    models.check(ep.request, json.loads(body))
     assert len(checked) >= 28, sorted(set(routes) - checked)

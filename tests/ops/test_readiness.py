@@ -115,7 +115,7 @@ async def _ready(client: httpx.AsyncClient) -> httpx.Response:
     return await client.get("/readyz")
 
 
-async def _until(client: httpx.AsyncClient, status: int, timeout: float = 30) -> httpx.Response:
+async def _until(client: httpx.AsyncClient, status: int, timeout: float = 60) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while True:
         answer = await _ready(client)

@@ -2,11 +2,12 @@
 from them for the OpenAPI document.
 
 Each body is a ``TypedDict``: handlers are annotated to return their response model (mypy
-checks the keys and value types), every request body is checked against its model before
-a handler runs (:func:`check`: a wrong type is ``malformed_input`` naming the field), and
-:func:`schema` turns a model into JSON Schema. Binary values are base64url strings
-(``B64``); ids are ``Id``. A test runs whole flows and checks every answer against its
-endpoint's response model, so the document cannot drift from what the service says.
+checks the keys and value types), each handler parses its body field by field after its own
+authorization checks (a wrong type is ``malformed_input``), and :func:`schema` turns a model
+into JSON Schema. :func:`check` tells whether a value fits a model. Binary values are
+base64url strings (``B64``); ids are ``Id``. A test runs whole flows and checks every
+request and answer against its endpoint's models, so the document cannot drift from what
+the service says.
 """
 
 # No ``from __future__ import annotations`` here: Python 3.11's TypedDict sees

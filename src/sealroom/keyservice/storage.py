@@ -387,6 +387,9 @@ class PostgresDatabase:
             kwargs=kwargs,
             open=True,
             check=ConnectionPool.check_connection,
+            # After a server outage, give up a backing-off attempt after 5 s: the next
+            # request starts a fresh one, so the pool is back within seconds of the server.
+            reconnect_timeout=5.0,
         )
         _migrate(self)
 
