@@ -154,7 +154,11 @@ def run_one(backend: str, workers: int, args: argparse.Namespace) -> dict[str, A
             with psycopg.connect(PG_DSN, autocommit=True) as conn:
                 conn.execute(f"CREATE SCHEMA {schema}")
             url = f"{PG_DSN}?schema={schema}"
-        servers = Services(tmp, url, workers=workers)
+        # One user sends every request, with --concurrency in flight: lift the per-user
+        # rate limit, and queue as many as are in flight (capacity is measured, not shedding).
+        unlimited = ("--rate-limit", "1000000", "--rate-burst", "1000000",
+                     "--transform-queue", str(max(args.concurrency, 2)))  # fmt: skip
+        servers = Services(tmp, url, workers=workers, keyservice_args=unlimited)
         try:
             signer, device, bodies = setup(servers, tmp, 16)
             asyncio.run(load(servers.ks, signer, device, bodies, 1.0, args.concurrency))

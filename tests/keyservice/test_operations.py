@@ -339,3 +339,20 @@ def test_deleted_transform_keys_do_not_stay_in_memory(env: Env) -> None:
         assert not _cached(bytes(device["transform_key"]))
         alice.delete_group("g")  # and so are the group's member keys
         assert not _cached(bytes(member["transform_key"]))
+
+
+@SQLITE
+def test_the_sdk_waits_as_retry_after_asks_then_goes_on(env: Env) -> None:
+    import time
+
+    from sealroom.ops.limits import ClientLimiter
+
+    with env.client("alice") as alice:
+        alice.initialize()
+        env.parts.users_limiter = ClientLimiter(2.0, 1)  # one at once, then two a second
+        began = time.monotonic()
+        for _ in range(3):
+            alice.list_devices()  # each beyond the first is told 429, Retry-After: 1
+        assert time.monotonic() - began >= 2.0
+        text = env.http().get("/metrics").text
+        assert 'sealroom_rate_limited_total{scope="user",service="keyservice"}' in text

@@ -94,6 +94,7 @@ def test_both_services_log_json_lines_with_request_ids_and_no_secret(
             "/v1/users", content=b"{broken", headers={"authorization": "Bearer " + bad_token}
         )
         forged = raw.get("/v1/users/me", headers={"authorization": "Bearer " + bad_token + "x"})
+        raw.close()
         secrets: list[bytes | str] = [
             alice.client.ks.device_key.expose_secret_bytes(),  # type: ignore[union-attr]
             alice.client.ks.signing_key.expose_secret_bytes(),  # type: ignore[union-attr]

@@ -49,7 +49,10 @@ class Services:
         *,
         workers: int = 1,
         quiet: bool = True,
+        keyservice_args: tuple[str, ...] = (),
     ) -> None:
+        """``keyservice_args``: more flags for the key service (a benchmark raises its
+        per-user rate limit and its transform queue, say)."""
         self.dir = data_dir
         ports = {n: free_port() for n in ("idp", "ks", "conf")}
         self.idp, self.ks, self.conf = (
@@ -76,6 +79,7 @@ class Services:
                 str(ports["ks"]),
                 "--workers",
                 str(workers),
+                *keyservice_args,
             ],
             [*cmd, "conference", "--jwks-url", jwks, "--port", str(ports["conf"])],
         ]

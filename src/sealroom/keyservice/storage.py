@@ -395,7 +395,9 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        with self._connection(30.0) as conn, conn.transaction():
+        # A request waits at most 5 s for a connection (all busy, or the server away), then
+        # fails with StorageUnavailableError (503 unavailable), rather than hanging.
+        with self._connection(5.0) as conn, conn.transaction():
             yield _PostgresTx(conn)
 
     read_transaction = transaction
