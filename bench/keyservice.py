@@ -244,7 +244,11 @@ class _OverloadServices(Services):
         self._procs.append(
             subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         )
-        wait_until_up(f"{self.ks}/healthz", self._procs[1])
+        try:
+            wait_until_up(f"{self.ks}/healthz", self._procs[1])
+        except BaseException:
+            self.stop()  # the IdP too
+            raise
 
 
 async def open_loop(
