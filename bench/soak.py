@@ -93,12 +93,16 @@ class Stack:
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         log = (tmp / "services.log").open("wb")
-        self.procs["idp"] = subprocess.Popen(argv["idp"], env=env, stdout=log, stderr=log)
-        wait_until_up(jwks, self.procs["idp"])
-        for name in ("ks", "conf"):
-            self.procs[name] = subprocess.Popen(argv[name], env=env, stdout=log, stderr=log)
-        wait_until_up(f"{self.ks}/healthz", self.procs["ks"])
-        wait_until_up(f"{self.conf}/healthz", self.procs["conf"])
+        try:
+            self.procs["idp"] = subprocess.Popen(argv["idp"], env=env, stdout=log, stderr=log)
+            wait_until_up(jwks, self.procs["idp"])
+            for name in ("ks", "conf"):
+                self.procs[name] = subprocess.Popen(argv[name], env=env, stdout=log, stderr=log)
+            wait_until_up(f"{self.ks}/healthz", self.procs["ks"])
+            wait_until_up(f"{self.conf}/healthz", self.procs["conf"])
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         for p in self.procs.values():
