@@ -1,4 +1,6 @@
-# Quick start: `make demo` and `make test`. Both set up .venv on first use.
+# Quick start: `make demo` and `make test`. Both set up .venv on first use, with the `demo`
+# extra (PyAV, numpy, matplotlib: the demo's media and pictures) and the `dev` tools; the
+# library itself (`pip install sealroom`) needs neither.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +12,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,demo]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -38,6 +38,14 @@ MODULES = [
     "sealroom.conference.handshake",
     "sealroom.conference.board",
     "sealroom.conference.quota",
+    "sealroom.conference.asyncapi",
+    "sealroom.keyservice.models",
+    "sealroom.keyservice.settings",
+    "sealroom.config",
+    "sealroom.ops.logs",
+    "sealroom.ops.metrics",
+    "sealroom.ops.limits",
+    "sealroom.ops.http",
 ]
 
 
@@ -80,6 +88,10 @@ def test_only_the_pairing_module_imports_the_backend() -> None:
         ("media", ("sealroom.keyservice", "sealroom.sdk", "sealroom.meeting", "sealroom.cli")),
         ("meeting", ("sealroom.keyservice", "sealroom.sdk", "sealroom.conference", "sealroom.cli")),
         ("conference", ("sealroom.sdk", "sealroom.cli")),
+        (
+            "ops",
+            ("sealroom.keyservice", "sealroom.conference", "sealroom.sdk", "sealroom.cli"),
+        ),
     ],
 )
 def test_dependencies_point_one_way(package: str, forbidden: tuple[str, ...]) -> None:
@@ -93,3 +105,13 @@ def test_dependencies_point_one_way(package: str, forbidden: tuple[str, ...]) ->
         for name in forbidden:
             assert f"from {name}" not in text, (path, name)
             assert f"import {name}" not in text, (path, name)
+
+
+def test_the_settings_table_imports_no_service() -> None:
+    from pathlib import Path
+
+    import sealroom
+
+    text = (Path(sealroom.__file__).parent / "config.py").read_text()
+    for name in ("keyservice", "conference", "sdk", "cli", "ops"):
+        assert f"sealroom.{name}" not in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -48,3 +49,21 @@ def stop_processes(
         except subprocess.TimeoutExpired:
             signal_one(p, signal.SIGKILL)
             p.wait()
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux), so
+    that a supervisor killed with SIGKILL, which can stop nothing, leaves no child behind.
+    If ``parent`` has already died (this process was re-parented), exit at once. A no-op
+    where ``prctl`` is missing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return
+    prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)

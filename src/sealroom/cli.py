@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
+import functools
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any, NoReturn
 
 import psycopg
 import uvicorn
 
-from sealroom import __version__
-from sealroom._process import has_exited, stop_processes
+from sealroom import __version__, config
+from sealroom._process import die_with_parent, has_exited, stop_processes
 from sealroom.conference.app import ConferenceSettings, create_conference_app
+from sealroom.conference.board import BoardLimits
 from sealroom.conference.bus import Bus, InProcessBus, NatsBus, RedisBus
 from sealroom.crypto.signing import VerifyingKey
 from sealroom.errors import MalformedInputError, SignatureError
@@ -27,6 +33,7 @@ from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.settings import Settings
 from sealroom.keyservice.storage import StorageError, open_database
+from sealroom.ops import logs
 
 # Seconds a stopping service waits for open connections; a client that stopped reading
 # would otherwise hold its socket, and the shutdown, open for ever.
@@ -34,8 +41,12 @@ GRACEFUL_SHUTDOWN = 5
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    # Video, audio and plotting load only for the demos, so `serve` starts fast.
-    from sealroom.demo.meeting import run_demo  # noqa: PLC0415
+    # Video, audio and plotting load only for the demos, so `serve` starts fast; they come
+    # with the `demo` extra, which the library and the services do without.
+    try:
+        from sealroom.demo.meeting import run_demo  # noqa: PLC0415
+    except ImportError as exc:
+        _fail("demo", f"needs the demo extra ({exc.name}): pip install 'sealroom[demo]'")
 
     result = run_demo(
         sys.stdout,
@@ -53,58 +64,62 @@ def _cmd_demo_unwrap(args: argparse.Namespace) -> int:
     return 0 if demo_unwrap.run(sys.stdout) else 1
 
 
+def _fail(command: str, message: str) -> NoReturn:
+    """One line on stderr and exit status 2: the command cannot start as configured."""
+    print(f"sealroom {command}: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def _resolve(command: str, args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        return config.resolve(command, args)
+    except config.ConfigError as exc:
+        _fail(command, str(exc))
+
+
+def _serve_children(args: argparse.Namespace, values: dict[str, Any]) -> dict[str, list[str]]:
+    """Each child's argv: the flags ``serve`` was given that the child reads, and nothing
+    else (the children read the same SEALROOM_* variables themselves), plus the web
+    client's root and origin, which ``serve`` works out."""
+    cmd = [sys.executable, "-m", "sealroom"]
+    keyservice = [*cmd, "keyservice", *config.given_flags(args, "keyservice")]
+    conference = [*cmd, "conference", *config.given_flags(args, "conference")]
+    web_root = None if values["no_web"] else (values["web_root"] or default_web_root())
+    if web_root is not None and values["web_root"] is None:
+        keyservice += ["--web-root", str(web_root)]
+    if web_root is not None:
+        # The web client comes from the key service's origin: the key service needs no CORS
+        # for it, and the channel admits that origin (both spellings of a loopback address),
+        # with the origins configured (by flag or variable) kept.
+        origins = _served_origins(values["host"], values["keyservice_port"])
+        conference = _without_flag(conference, "--allowed-origin")
+        for origin in [*origins, *values["allowed_origins"]]:
+            conference += ["--allowed-origin", origin]
+    return {"key service": keyservice, "conferencing service": conference}
+
+
+def _without_flag(argv: list[str], flag: str) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == flag:
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     """The key service and the conferencing service together, for real use.
 
     SIGTERM, or SIGINT (Ctrl-C) or SIGHUP unless ignored at start, stops both; exit status
     0 then. If either service exits on its own, the other is stopped and the status is 1.
+    Each child dies with ``serve`` even if ``serve`` is killed with SIGKILL.
     """
-    cmd = [sys.executable, "-m", "sealroom"]
-    jwks = ["--jwks-url", args.jwks_url] if args.jwks_url else ["--jwks-file", str(args.jwks_file)]
-    web_root = None if args.no_web else (args.web_root or default_web_root())
-    web = ["--web-root", str(web_root)] if web_root is not None else []
-    # The web client comes from the key service's origin: the key service needs no CORS for
-    # it, and the channel admits that origin (both spellings of a loopback address).
-    page_origins = _served_origins(args.host, args.keyservice_port) if web_root else []
-    cors = [a for o in args.cors_origin or [] for a in ("--cors-origin", o)]
-    allowed = [
-        a for o in page_origins + (args.allowed_origin or []) for a in ("--allowed-origin", o)
-    ]
-    services = {
-        "key service": [
-            *cmd,
-            "keyservice",
-            "--database-url",
-            args.database_url,
-            "--secrets-file",
-            str(args.secrets_file),
-            *jwks,
-            "--jwt-issuer",
-            args.jwt_issuer,
-            "--host",
-            args.host,
-            "--port",
-            str(args.keyservice_port),
-            "--workers",
-            str(args.workers),
-            *web,
-            *cors,
-        ],
-        "conferencing service": [
-            *cmd,
-            "conference",
-            *jwks,
-            "--jwt-issuer",
-            args.jwt_issuer,
-            "--bus",
-            args.bus,
-            "--host",
-            args.host,
-            "--port",
-            str(args.conference_port),
-            *allowed,
-        ],
-    }
+    values = _resolve("serve", args)
+    services = _serve_children(args, values)
     # SIGTERM always stops both. So do SIGINT (Ctrl-C) and SIGHUP (the terminal closed),
     # unless this process started with them ignored (a shell's background job, nohup): by
     # Unix convention those stay ignored.
@@ -119,23 +134,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in stop_signals}
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    me = os.getpid()
+    host, ks_port, conf_port = values["host"], values["keyservice_port"], values["conference_port"]
     try:
         for name, argv in services.items():
             if requested:
                 break
             # Their own process group: a terminal's Ctrl-C reaches only us, and we stop them.
-            procs[name] = subprocess.Popen(argv, process_group=0)
+            # SIGTERM from the kernel if we die, however we die.
+            procs[name] = subprocess.Popen(
+                argv,
+                process_group=0,
+                preexec_fn=functools.partial(die_with_parent, me),  # noqa: PLW1509
+            )
         if not requested:
             print(
-                f"key service on http://{args.host}:{args.keyservice_port}, conferencing "
-                f"service on http://{args.host}:{args.conference_port} (Ctrl-C stops both)",
+                f"key service on http://{host}:{ks_port}, conferencing "
+                f"service on http://{host}:{conf_port} (Ctrl-C stops both)",
                 flush=True,
             )
-            if web_root is not None:
-                print(f"web client on http://{args.host}:{args.keyservice_port}/web/", flush=True)
+            if "--web-root" in services["key service"] or values["web_root"] is not None:
+                print(f"web client on http://{host}:{ks_port}/web/", flush=True)
                 print(
-                    f"meeting page: http://{args.host}:{args.keyservice_port}/web/meeting.html"
-                    f"?conference=ws://{args.host}:{args.conference_port}&meeting=MEETING",
+                    f"meeting page: http://{host}:{ks_port}/web/meeting.html"
+                    f"?conference=ws://{host}:{conf_port}&meeting=MEETING",
                     flush=True,
                 )
         while not requested and not any(has_exited(p) for p in procs.values()):
@@ -164,77 +186,131 @@ def _served_origins(host: str, port: int) -> list[str]:
     return [f"http://{h}:{port}" for h in hosts if h not in ("0.0.0.0", "::")]  # noqa: S104
 
 
-def _keyservice_settings(args: argparse.Namespace) -> Settings:
-    base = (
-        Settings.from_env()
-        if (os.environ.get("SEALROOM_JWKS_URL") or os.environ.get("SEALROOM_JWKS_FILE"))
-        else None
-    )
-    values = {
-        k: v
-        for k, v in {
-            "database_url": args.database_url,
-            "secrets_file": args.secrets_file,
-            "jwt_issuer": args.jwt_issuer,
-            "jwks_url": args.jwks_url,
-            "jwks_file": args.jwks_file,
-            "jwt_audience": args.jwt_audience,
-            "host": args.host,
-            "port": args.port,
-            "workers": args.workers,
-            "auditors": tuple(args.auditor) if args.auditor else None,
-            "cors_origins": tuple(args.cors_origin) if args.cors_origin else None,
-            "web_root": args.web_root,
-        }.items()
-        if v is not None
+def _uvicorn_options(command: str, values: dict[str, Any]) -> dict[str, Any]:
+    forwarded = values.get("forwarded_allow_ips") or ()
+    return {
+        "log_config": logs.logging_config(command, values["log_level"], values["log_format"]),
+        "log_level": values["log_level"],
+        "access_log": False,  # sealroom.access logs each request, with its request id
+        "proxy_headers": bool(forwarded),
+        "forwarded_allow_ips": ",".join(forwarded) if forwarded else None,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
     }
-    settings = dataclasses.replace(base, **values) if base else Settings(**values)
-    settings.validate()
-    return settings
+
+
+def _preflight_keyservice(settings: Settings) -> None:
+    """Open the database (applying migrations) and the secrets file once, here, so that a
+    bad one is one line naming the setting rather than a traceback from every worker."""
+    try:
+        ServiceKeys.load_or_create(settings.secrets_file)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _fail(
+            "keyservice",
+            f"{config.setting('secrets_file').env}: {settings.secrets_file} is not a "
+            f"readable Sealroom secrets file ({type(exc).__name__}); restore it from a backup",
+        )
+    try:
+        open_database(settings.database_url).close()
+    except (StorageError, psycopg.Error, sqlite3.Error, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:200] if isinstance(exc, StorageError) else ""
+        _fail(
+            "keyservice",
+            f"{config.setting('database_url').env}: cannot open the database "
+            f"({type(exc).__name__}{': ' + reason if reason else ''})",
+        )
+
+
+def _metrics_dir(workers: int) -> None:
+    """Several workers share /metrics through PROMETHEUS_MULTIPROC_DIR: made fresh when not
+    set, emptied of an earlier run's files when it is."""
+    existing = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if existing:
+        folder = Path(existing)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink(missing_ok=True)
+    elif workers > 1:
+        folder = Path(tempfile.mkdtemp(prefix="sealroom-metrics-"))
+        atexit.register(shutil.rmtree, folder, True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
 def _cmd_keyservice(args: argparse.Namespace) -> int:
-    settings = _keyservice_settings(args)
+    values = _resolve("keyservice", args)
+    logs.configure("keyservice", values["log_level"], values["log_format"])
+    try:
+        settings = Settings.from_config(values)
+    except ValueError as exc:
+        _fail("keyservice", str(exc))
+    _preflight_keyservice(settings)
+    _metrics_dir(values["workers"])
     os.environ.update(settings.to_env())  # worker processes read their settings from here
     uvicorn.run(
         "sealroom.keyservice.app:create_app_from_env",
         factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        host=values["host"],
+        port=values["keyservice_port"],
+        workers=values["workers"],
+        **_uvicorn_options("keyservice", values),
     )
     return 0
 
 
 def _cmd_idp(args: argparse.Namespace) -> int:
-    idp = DevIdp(Path(args.data_dir), issuer=args.issuer)
-    print(f"development IdP (NOT for production) on http://{args.host}:{args.port}", flush=True)
-    app = create_idp_app(idp, cors_origins=args.cors_origin or ())
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    values = _resolve("idp", args)
+    logs.configure("idp", values["log_level"], values["log_format"])
+    try:
+        idp = DevIdp(Path(values["idp_data_dir"]), issuer=values["jwt_issuer"])
+    except (OSError, ValueError) as exc:
+        _fail("idp", f"{config.setting('idp_data_dir').env}: {type(exc).__name__}: {exc}")
+    host, port = values["host"], values["idp_port"]
+    print(f"development IdP (NOT for production) on http://{host}:{port}", flush=True)
+    app = create_idp_app(idp, cors_origins=values["cors_origins"])
+    uvicorn.run(app, host=host, port=port, **_uvicorn_options("idp", values))
     return 0
 
 
-def _cmd_conference(args: argparse.Namespace) -> int:
-    jwks = JwksSource(url=args.jwks_url) if args.jwks_url else JwksSource(path=args.jwks_file)
-    settings = ConferenceSettings(
-        jwt_issuer=args.jwt_issuer, allowed_origins=tuple(args.allowed_origin or ())
+def conference_settings(values: dict[str, Any]) -> ConferenceSettings:
+    """The conferencing service's settings from :func:`sealroom.config.resolve`'s values."""
+    board = dataclasses.replace(
+        BoardLimits(),
+        idle_seconds=values["board_idle_seconds"],
+        max_memory_bytes=values["board_max_memory_bytes"],
     )
+    return ConferenceSettings(
+        jwt_issuer=values["jwt_issuer"],
+        jwt_audience=values["conference_audience"],
+        allowed_origins=tuple(values["allowed_origins"]),
+        board=board,
+        post_rate=values["post_rate"],
+        post_burst=values["post_burst"],
+        connect_rate=values["connect_rate"],
+        connect_burst=values["connect_burst"],
+    )
+
+
+def _cmd_conference(args: argparse.Namespace) -> int:
+    values = _resolve("conference", args)
+    logs.configure("conference", values["log_level"], values["log_format"])
+    jwks = (
+        JwksSource(url=values["jwks_url"])
+        if values["jwks_url"]
+        else JwksSource(path=values["jwks_file"])
+    )
+    settings = conference_settings(values)
     bus: Bus
-    if args.bus == "redis":
-        bus = RedisBus(args.redis_url, prefix=args.prefix, limits=settings.board)
-    elif args.bus == "nats":
-        bus = NatsBus(args.nats_url, prefix=args.prefix, limits=settings.board)
+    if values["bus"] == "redis":
+        bus = RedisBus(values["redis_url"], prefix=values["bus_prefix"], limits=settings.board)
+    elif values["bus"] == "nats":
+        bus = NatsBus(values["nats_url"], prefix=values["bus_prefix"], limits=settings.board)
     else:
         bus = InProcessBus(settings.board)
     app = create_conference_app(settings, jwks, bus)
     uvicorn.run(
         app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        host=values["host"],
+        port=values["conference_port"],
+        **_uvicorn_options("conference", values),
     )
     return 0
 
@@ -359,60 +435,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="run the key service and the conferencing service",
-        description="For real use: both services, on SQLite (default) or "
-        "PostgreSQL, trusting your identity provider's JWKS.",
+        description="For real use: both services, on SQLite (default) or PostgreSQL, "
+        "trusting your identity provider's JWKS. Every option also reads its SEALROOM_* "
+        "variable (see docs/operations.md); serve passes its children only the options it "
+        "was given, and they read the same variables.",
     )
-    serve.add_argument("--database-url", default="sqlite:///sealroom-keyservice.db")
-    serve.add_argument(
-        "--secrets-file", type=Path, default=Path("sealroom-keyservice-secrets.json")
-    )
-    serve.add_argument("--jwks-url", help="the IdP's JWKS URL")
-    serve.add_argument("--jwks-file", type=Path, help="the IdP's JWKS as a file")
-    serve.add_argument("--jwt-issuer", default="sealroom-dev-idp")
-    serve.add_argument("--bus", choices=["inprocess", "redis", "nats"], default="inprocess")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--keyservice-port", type=int, default=8470)
-    serve.add_argument("--conference-port", type=int, default=8472)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument(
-        "--web-root",
-        type=Path,
-        help="the web client to serve under /web/ on the key service's origin "
-        "(default: web/ of this checkout, if there is one)",
-    )
-    serve.add_argument("--no-web", action="store_true", help="do not serve the web client")
-    serve.add_argument(
-        "--cors-origin", action="append", help="another origin whose pages may call the key service"
-    )
-    serve.add_argument(
-        "--allowed-origin", action="append", help="another origin whose pages may open the channel"
-    )
+    config.add_arguments(serve, "serve")
     serve.set_defaults(func=_cmd_serve)
 
     ks = sub.add_parser(
         "keyservice",
         help="run the key service (uvicorn)",
         description="Run the key service. Options override SEALROOM_* "
-        "environment variables; see docs/keyservice.md.",
+        "environment variables; see docs/operations.md.",
     )
-    ks.add_argument(
-        "--database-url",
-        help="sqlite:///file.db or postgresql://… (default: sqlite:///sealroom-keyservice.db)",
-    )
-    ks.add_argument("--secrets-file", type=Path, help="service signing and master keys")
-    ks.add_argument("--jwt-issuer", help="expected JWT issuer")
-    ks.add_argument("--jwks-url", help="the IdP's JWKS URL")
-    ks.add_argument("--jwks-file", type=Path, help="the IdP's JWKS as a file")
-    ks.add_argument("--jwt-audience", help="this service's audience")
-    ks.add_argument("--auditor", action="append", help="a user allowed to read audit entries")
-    ks.add_argument(
-        "--cors-origin", action="append", help="a web origin whose pages may call the API"
-    )
-    ks.add_argument("--web-root", type=Path, help="static files to serve under /web/")
-    ks.add_argument("--host", help="listen address (default 127.0.0.1)")
-    ks.add_argument("--port", type=int, help="listen port (default 8470)")
-    ks.add_argument("--workers", type=int, help="worker processes (default 1)")
-    ks.add_argument("--log-level", default="warning")
+    config.add_arguments(ks, "keyservice")
     ks.set_defaults(func=_cmd_keyservice)
 
     idp = sub.add_parser(
@@ -421,37 +458,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Issue JWTs for any user on request, serve the JWKS, and "
         "keep the provider's half of each escrow secret. Development only.",
     )
-    idp.add_argument("--data-dir", default=".sealroom-idp")
-    idp.add_argument("--issuer", default="sealroom-dev-idp")
-    idp.add_argument("--host", default="127.0.0.1")
-    idp.add_argument("--port", type=int, default=8471)
-    idp.add_argument(
-        "--cors-origin", action="append", help="a web origin whose pages may ask for tokens"
-    )
-    idp.add_argument("--log-level", default="warning")
+    config.add_arguments(idp, "idp")
     idp.set_defaults(func=_cmd_idp)
 
     conf = sub.add_parser(
         "conference",
         help="run the conferencing service (channel + relay)",
         description="One WebSocket channel per meeting and an SFrame relay. "
-        "With --bus redis or nats, several instances serve one meeting.",
+        "With --bus redis or nats, several instances serve one meeting. Options override "
+        "SEALROOM_* environment variables; see docs/operations.md.",
     )
-    conf.add_argument("--jwks-url", help="the IdP's JWKS URL")
-    conf.add_argument("--jwks-file", type=Path, help="the IdP's JWKS as a file")
-    conf.add_argument("--jwt-issuer", default="sealroom-dev-idp")
-    conf.add_argument("--bus", choices=["inprocess", "redis", "nats"], default="inprocess")
-    conf.add_argument("--redis-url", default="redis://127.0.0.1:6379")
-    conf.add_argument("--nats-url", default="nats://127.0.0.1:4222")
-    conf.add_argument("--prefix", default="sealroom", help="key or subject prefix on the bus")
-    conf.add_argument(
-        "--allowed-origin",
-        action="append",
-        help="a web origin whose pages may open the channel (others are refused)",
-    )
-    conf.add_argument("--host", default="127.0.0.1")
-    conf.add_argument("--port", type=int, default=8472)
-    conf.add_argument("--log-level", default="warning")
+    config.add_arguments(conf, "conference")
     conf.set_defaults(func=_cmd_conference)
 
     aud = sub.add_parser("audit", help="audit-log tools")

@@ -159,7 +159,13 @@ def test_posts_beyond_the_rate_get_a_typed_error_and_the_connection_goes_on(idp:
             assert a.receive_json()["message"]["seq"] == seq
         a.send_text(_text(_message("alice", seq=4)))
         reply = a.receive_json()
-        assert reply == {"type": "error", "code": "rate_limited", "detail": reply["detail"]}
+        assert reply == {
+            "type": "error",
+            "code": "rate_limited",
+            "detail": reply["detail"],
+            "retry_after": reply["retry_after"],
+        }
+        assert 990 < reply["retry_after"] <= 1000  # one post per 1,000 s: the next in ~1,000
         frame = Sender(os.urandom(32), 1, 0).encrypt(b"", b"still here")
         a.send_bytes(frame)  # media is not rate limited here; the connection goes on
         for _ in range(3):

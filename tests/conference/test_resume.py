@@ -130,6 +130,7 @@ def test_the_channel_gives_positions_resumes_and_batches(tmp_path: Path) -> None
             assert exc.value.code == 4400
         gone = "/v1/meetings/m1/channel?after=0123456789ab.3"
         with client.websocket_connect(gone, headers=auth) as lost:
+            assert lost.receive_json()["code"] == "board_lost"  # said, then closed
             with pytest.raises(WebSocketDisconnect) as exc:
                 lost.receive_json()
             assert exc.value.code == 4410

@@ -114,7 +114,7 @@ def test_the_web_client_is_served_from_the_service_origin(
         e.close()
 
 
-def test_origins_are_normalized_and_bad_ones_refused() -> None:
+def test_origins_are_normalized_and_bad_ones_refused(tmp_path: Path) -> None:
     assert normalize_origin("HTTPS://App.Example.com:443/") == APP
     assert normalize_origin("http://127.0.0.1:8470") == "http://127.0.0.1:8470"
     for bad in ["app.example.com", "https://a.example/path", "ftp://a.example", "*", "null"]:
@@ -122,7 +122,13 @@ def test_origins_are_normalized_and_bad_ones_refused() -> None:
             normalize_origin(bad)
     with pytest.raises(ValueError, match="origin"):
         Settings(jwks_file=Path("x"), cors_origins=("https://ok.example", "*")).validate()
-    env = {"SEALROOM_JWKS_FILE": "x", "SEALROOM_CORS_ORIGINS": f"{APP},http://localhost:3000"}
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{"kid": "k", "kty": "OKP"}]}))
+    env = {
+        "SEALROOM_JWKS_FILE": str(jwks),
+        "SEALROOM_CORS_ORIGINS": f"{APP},http://localhost:3000",
+        "SEALROOM_SECRETS_FILE": str(tmp_path / "secrets.json"),
+    }
     assert Settings.from_env(env).cors_origins == (APP, "http://localhost:3000")
     assert own_origin("http", {"host": "Keys.Example:80"}) == "http://keys.example"
     assert own_origin("wss", {"host": "keys.example"}) == "https://keys.example"

@@ -37,12 +37,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from sealroom.api.origins import OriginPolicy
+from sealroom.conference import asyncapi
 from sealroom.conference.board import (
     POSITION,
     BoardLimits,
@@ -57,6 +59,9 @@ from sealroom.errors import MalformedInputError
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
 from sealroom.media.sframe import SFrameError, decode_header
 from sealroom.meeting.messages import MAX_MESSAGE_BYTES, BoardMessage
+from sealroom.ops import metrics
+from sealroom.ops.http import ABORT, RequestMiddleware, problem_body
+from sealroom.ops.limits import ClientLimiter
 
 __all__ = ["AUDIENCE", "MAX_FRAME_BYTES", "ConferenceSettings", "create_conference_app"]
 
@@ -100,6 +105,12 @@ class ConferenceSettings:
     channels_per_user: int = 16
     """Channels one user may hold open at once (per service process): a few devices, each in
     a meeting or two. Beyond it: ``too_many_channels`` (4429)."""
+    connect_rate: float = 20.0
+    """Channel handshakes a second from one client address (per service process); beyond
+    it the handshake is answered ``429`` with ``Retry-After``. Many participants may share
+    one address (an office's NAT), hence the generous burst."""
+    connect_burst: int = 1000
+    """Handshakes one address may make at once before ``connect_rate`` applies."""
 
 
 def create_conference_app(
@@ -127,6 +138,7 @@ def create_conference_app(
         if user is None:
             return
         conn = uuid.uuid4().hex
+        log.info("channel opened", extra={"meeting": meeting, "user": user})
         posts = TokenBucket(settings.post_rate, settings.post_burst, time.monotonic())
         lock = asyncio.Lock()  # one sender at a time; the close happens under it too
         media_ready = asyncio.Event()
@@ -161,18 +173,45 @@ def create_conference_app(
                 await asyncio.sleep(SEND_TIMEOUT / 4)
                 began = sending_since[0]
                 if began and loop.time() - began > SEND_TIMEOUT:
-                    log.warning("meeting %s: a client stopped reading; dropped", meeting)
+                    log.warning(
+                        "a client stopped reading; dropped",
+                        extra={"meeting": meeting, "user": user, "reason": "send_timeout"},
+                    )
+                    # Not a close: that would wait, socket and unsent frames held, for a
+                    # peer that does not read. Drop the connection at once.
+                    abort = ws.scope.get(ABORT)
+                    if abort is not None:
+                        abort()
                     finished.set()
                     return
 
         async def broken(direction: str, reason: str, exc: Exception | None) -> None:
             """The broker failed: say so to the client (1011) instead of going quiet."""
             what = type(exc).__name__ if exc is not None else "ended"
-            log.warning("meeting %s: %s relay failed: %s", meeting, direction, what)
+            metrics.BROKER_ERRORS.labels(type(the_bus).__name__, direction).inc()
+            log.warning(
+                "%s relay failed: %s",
+                direction,
+                what,
+                extra={"meeting": meeting, "code": reason},
+            )
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_TIMEOUT), lock:
                     if is_open():
                         await ws.close(code=1011, reason=reason)
+
+        async def lost(exc: BoardLostError) -> None:
+            """The board is gone (the broker lost it, or a client resumed on one that
+            expired): say so, never go quiet. 4410: the client must join again."""
+            log.error("board lost", extra={"meeting": meeting, "code": "board_lost"})
+            detail = str(exc) or "this meeting's board is gone"
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_TIMEOUT), lock:
+                    if is_open():
+                        await ws.send_text(
+                            json.dumps({"type": "error", "code": "board_lost", "detail": detail})
+                        )
+                        await ws.close(code=4410, reason="board_lost")
 
         async def send_board() -> None:
             if not batch:
@@ -209,6 +248,7 @@ def create_conference_app(
             async for sender, frame in the_bus.media(meeting, media_ready):
                 if sender != conn:
                     await send(frame)
+                    metrics.FRAMES_RELAYED.inc()
 
         async def relay(direction: str, forward: Callable[[], Awaitable[None]]) -> None:
             """One direction of the relay; whichever way it ends, the connection ends."""
@@ -218,12 +258,8 @@ def create_conference_app(
             except _ClientGoneError:
                 finished.set()
                 return
-            except BoardLostError:
-                log.warning("meeting %s: a client resumed on a board that is gone", meeting)
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(CLOSE_TIMEOUT), lock:
-                        if is_open():
-                            await ws.close(code=4410, reason="board_lost")
+            except BoardLostError as exc:
+                await lost(exc)
                 finished.set()
                 return
             except Exception as exc:
@@ -255,31 +291,46 @@ def create_conference_app(
             if event.get("bytes") is not None:
                 frame: bytes = event["bytes"]
                 if len(frame) > settings.max_frame_bytes:
+                    metrics.FRAMES_DROPPED.labels("refused").inc()
                     await error("frame_too_large", f"at most {settings.max_frame_bytes}")
                     return
                 try:
                     decode_header(frame)
                 except SFrameError:
+                    metrics.FRAMES_DROPPED.labels("refused").inc()
                     await error("malformed_frame", "not an SFrame frame")
                     return
                 await the_bus.send_media(meeting, conn, frame)
             elif event.get("text") is not None:
-                if not posts.take(time.monotonic()):
-                    await error("rate_limited", f"at most {settings.post_rate:g} posts a second")
+                now = time.monotonic()
+                if not posts.take(now):
+                    metrics.RATE_LIMITED.labels("conference", "post").inc()
+                    await error(
+                        "rate_limited",
+                        f"at most {settings.post_rate:g} posts a second",
+                        retry_after=round(posts.wait(now), 3),
+                    )
                     return
                 problem = await _post(the_bus, meeting, user, event["text"])
                 if problem is not None:
                     await error(*problem)
 
-        async def error(code: str, detail: str) -> None:
-            await send(json.dumps({"type": "error", "code": code, "detail": detail}))
+        async def error(code: str, detail: str, **more: object) -> None:
+            log.info("refused", extra={"meeting": meeting, "user": user, "code": code})
+            await send(json.dumps({"type": "error", "code": code, "detail": detail, **more}))
 
         refusal = _over_quota(settings, opened, channels, user, meeting)
         if refusal is not None:
+            metrics.CHANNEL_CONNECTIONS.labels(refusal["code"]).inc()
+            log.info(
+                "channel refused", extra={"meeting": meeting, "user": user, "code": refusal["code"]}
+            )
             with contextlib.suppress(Exception):
                 await ws.send_text(json.dumps({"type": "error", **refusal}))
                 await ws.close(code=4429, reason=refusal["code"])
             return
+        metrics.CHANNEL_CONNECTIONS.labels("accepted").inc()
+        metrics.CHANNELS_OPEN.inc()
         # Media first: once a client sees any board message, frames sent to it arrive.
         media_task = asyncio.create_task(relay("media", send_media))
         ready = asyncio.create_task(media_ready.wait())
@@ -298,14 +349,44 @@ def create_conference_app(
             await finished.wait()
         finally:
             channels.close(user)
+            metrics.CHANNELS_OPEN.dec()
             for t in tasks:
                 t.cancel()
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+            log.info("channel closed", extra={"meeting": meeting, "user": user})
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True})
+
+    async def ready(request: Request) -> Response:
+        checks = {
+            "idp_keys": await asyncio.to_thread(jwks.ready),
+            "broker": await the_bus.ready(),
+        }
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    async def metrics_route(request: Request) -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    spec = asyncapi.document()
+
+    async def asyncapi_route(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        code, title = _HTTP_PROBLEMS.get(status, ("malformed_input", "The request is malformed"))
+        return Response(
+            problem_body(code, status, title, headers.get("Allow", "")),
+            status_code=status,
+            headers=headers,
+            media_type="application/problem+json",
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -313,11 +394,30 @@ def create_conference_app(
         await the_bus.close()
 
     app = Starlette(
-        routes=[WebSocketRoute("/v1/meetings/{id}/channel", channel), Route("/healthz", health)],
+        routes=[
+            WebSocketRoute("/v1/meetings/{id}/channel", channel),
+            Route("/healthz", health),
+            Route("/readyz", ready),
+            Route("/metrics", metrics_route),
+            Route("/asyncapi.json", asyncapi_route),
+        ],
+        exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
+    )
+    app.router.redirect_slashes = False
+    app.add_middleware(
+        RequestMiddleware,
+        service="conference",
+        limiter=ClientLimiter(settings.connect_rate, settings.connect_burst),
     )
     app.state.bus = the_bus
     return app
+
+
+_HTTP_PROBLEMS: Final[dict[int, tuple[str, str]]] = {
+    404: ("not_found", "No such object"),
+    405: ("method_not_allowed", "Method not allowed"),
+}
 
 
 def _over_quota(
@@ -357,8 +457,11 @@ async def _post(bus: Bus, meeting: str, user: str, text: str) -> tuple[str, str]
         return "wrong_meeting", "the message names another meeting"
     if message.user != user:
         return "wrong_user", "the message names another user than the token"
+    post = BoardPost.of(message)
     try:
-        await bus.post(BoardPost.of(message))
+        await bus.post(post)
     except BoardRefusedError as exc:
+        metrics.BOARD_POSTS.labels(post.lane, exc.code).inc()
         return exc.code, exc.detail
+    metrics.BOARD_POSTS.labels(post.lane, "ok").inc()
     return None

@@ -50,7 +50,7 @@ __all__ = [
 Lane = Literal["control", "participant"]
 RefusalCode = Literal[
     "not_allowed", "already_started", "board_full", "quota_exceeded", "message_too_large",
-    "service_full",
+    "service_full", "board_lost",
 ]  # fmt: skip
 CONTROL_KINDS: Final[frozenset[str]] = frozenset(
     {"start", "session-key", "roster", "manager", "remove", "admit", "end"}
@@ -190,8 +190,9 @@ class _Board:
 
 
 class BoardLostError(Exception):
-    """A client resumed after a position on a board that is gone (expired, evicted, or
-    lost by its broker): it must join the meeting again."""
+    """A board is gone: the broker restarted without persistence or the board was deleted,
+    expired or evicted, or a client resumed after a position on a board no longer there.
+    The meeting's history is gone; its participants must join again."""
 
 
 #: The shape of a board position: ``<board id>.<index>`` in memory and on Redis (whose index

@@ -7,6 +7,13 @@
 
 With Redis or NATS, several service processes can serve one meeting. Board history is kept
 for ``retention_seconds`` after a meeting's last post (the life of a meeting), then expires.
+
+Media is live only, on every bus: while the broker is away, frames are dropped (counted in
+``sealroom_frames_dropped{reason="broker_unavailable"}``), never buffered to be replayed
+later, whatever their size; a frame that reaches a receiver more than :data:`MAX_MEDIA_AGE`
+seconds after it was sent (it sat in a client library's buffer) is dropped as stale.
+Redis commands are retried through a short outage (a restart); a board that the broker lost
+(a restart without persistence) is reported with :class:`BoardLostError`, never as silence.
 Every bus keeps a board's two lanes and its caps (:mod:`sealroom.conference.board`) and
 refuses a post with :class:`~sealroom.conference.board.BoardRefusedError`; any other
 exception from ``post`` means that the broker failed.
@@ -16,7 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import secrets
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -27,6 +37,10 @@ import nats
 import redis.asyncio as redis
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, StreamConfig
 from nats.js.errors import APIError, NotFoundError
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sealroom.conference.board import (
     BoardLimits,
@@ -39,10 +53,16 @@ from sealroom.conference.board import (
 )
 from sealroom.errors import MalformedInputError
 from sealroom.meeting.messages import BoardMessage
+from sealroom.ops import metrics
+from sealroom.ops.logs import OncePerOutage
 
-__all__ = ["Bus", "InProcessBus", "NatsBus", "RedisBus"]
+__all__ = ["BoardLostError", "Bus", "InProcessBus", "NatsBus", "RedisBus"]
 
+log = logging.getLogger("sealroom.conference.bus")
 MEDIA_QUEUE: Final[int] = 256  # frames a slow receiver may fall behind before drops
+#: Seconds after which a frame is stale: dropped rather than delivered late.
+MAX_MEDIA_AGE: Final[float] = 2.0
+_KNOWN_BOARDS: Final[int] = 4096  # meetings whose board a process remembers having seen
 
 
 class Bus(Protocol):
@@ -66,6 +86,10 @@ class Bus(Protocol):
     ) -> AsyncIterator[tuple[str, bytes]]:
         """Live media frames of the meeting, as (sending connection, frame). ``ready`` is
         set once the subscription is live: every frame sent after that is delivered."""
+        ...
+
+    async def ready(self) -> str:
+        """``"ok"`` if the broker answers now, else why not (for ``/readyz``)."""
         ...
 
     async def close(self) -> None: ...
@@ -116,8 +140,10 @@ class InProcessBus:
     async def send_media(self, meeting: str, sender: str, frame: bytes) -> None:
         self._same_loop()
         for q in self._media_subs.get(meeting, set()):
-            with contextlib.suppress(asyncio.QueueFull):  # media is lossy: drop, never block
+            try:
                 q.put_nowait((sender, frame))
+            except asyncio.QueueFull:  # media is lossy: drop, never block
+                metrics.FRAMES_DROPPED.labels("slow_receiver").inc()
 
     async def media(
         self, meeting: str, ready: asyncio.Event | None = None
@@ -133,6 +159,9 @@ class InProcessBus:
         finally:
             _unsubscribe(self._media_subs, meeting, q)
 
+    async def ready(self) -> str:
+        return "ok"
+
     async def close(self) -> None:
         return None
 
@@ -146,14 +175,23 @@ def _unsubscribe(subs: dict[str, set[Any]], meeting: str, q: Any) -> None:
             del subs[meeting]
 
 
-def _pack(sender: str, frame: bytes) -> bytes:
+_STAMP = struct.Struct(">d")
+
+
+def _pack(sender: str, frame: bytes, now: float) -> bytes:
+    """sender length, sender, send time (wall clock, seconds), frame."""
     raw = sender.encode()
-    return bytes((len(raw),)) + raw + frame
+    return bytes((len(raw),)) + raw + _STAMP.pack(now) + frame
 
 
-def _unpack(data: bytes) -> tuple[str, bytes]:
+def _unpack(data: bytes, now: float) -> tuple[str, bytes] | None:
+    """The sender and frame, or None for a frame older than MAX_MEDIA_AGE (stale)."""
     n = data[0]
-    return data[1 : 1 + n].decode(), data[1 + n :]
+    (sent,) = _STAMP.unpack_from(data, 1 + n)
+    if now - sent > MAX_MEDIA_AGE:
+        metrics.FRAMES_DROPPED.labels("stale").inc()
+        return None
+    return data[1 : 1 + n].decode(), data[1 + n + _STAMP.size :]
 
 
 # One atomic step: the lane's rules and caps, the counters, the append, the expiry.
@@ -198,7 +236,12 @@ class RedisBus:
 
     Each open channel holds two Redis connections while it waits (its board read and its
     media subscription), so the pool allows ``max_connections`` (redis-py's default of 100
-    would stop a process at about 50 channels; Redis itself allows 10,000 clients)."""
+    would stop a process at about 50 channels; Redis itself allows 10,000 clients).
+
+    Commands are retried on connection errors for about :data:`REDIS_RETRY_SECONDS` (a
+    restart), on fresh connections; media publishes are not (a frame that cannot go now is
+    dropped). A board this process saw that is gone, or replaced (its first entry differs),
+    raises :class:`BoardLostError` in :meth:`board` and refuses posts (``board_lost``)."""
 
     def __init__(
         self,
@@ -209,10 +252,50 @@ class RedisBus:
         limits: BoardLimits | None = None,
         max_connections: int = 4096,
     ) -> None:
-        self._redis: Any = redis.from_url(url, max_connections=max_connections)
+        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=9)
+        self._redis: Any = redis.from_url(
+            url,
+            max_connections=max_connections,
+            retry=retry,
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            socket_connect_timeout=2.0,
+            health_check_interval=30,
+        )
+        # Media and the readiness check: no retries (a frame that cannot go now is dropped).
+        self._fast: Any = redis.from_url(
+            url, max_connections=max_connections, socket_connect_timeout=1.0, socket_timeout=2.0
+        )
         self._prefix, self._ttl = prefix, retention_seconds
         self.limits = limits or BoardLimits()
         self._script: Any = self._redis.register_script(_POST_SCRIPT)
+        self._first: OrderedDict[str, bytes] = OrderedDict()  # meeting -> first entry id
+        self.outage = OncePerOutage(log, "the Redis broker")
+
+    def _remember(self, meeting: str, first: bytes) -> None:
+        self._first[meeting] = first
+        self._first.move_to_end(meeting)
+        while len(self._first) > _KNOWN_BOARDS:
+            self._first.popitem(last=False)
+
+    async def _lost(self, meeting: str) -> bool:
+        """Whether the board this process saw for ``meeting`` is gone or replaced."""
+        seen = self._first.get(meeting)
+        if seen is None:
+            return False
+        first = await self._redis.xrange(self._board_key(meeting), count=1)
+        return not first or first[0][0] != seen
+
+    async def _guarded(self, operation: str, call: Any) -> Any:
+        """``await call()``, counting and logging (once an outage) a broker failure."""
+        try:
+            result = await call()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            metrics.BROKER_ERRORS.labels("redis", operation).inc()
+            self.outage.failed(exc)
+            raise
+        if self.outage.failing:
+            self.outage.ok()
+        return result
 
     def _board_key(self, meeting: str) -> str:
         return f"{self._prefix}:board:{{{meeting}}}"  # {…}: one cluster slot per meeting
@@ -221,20 +304,25 @@ class RedisBus:
         post.check_size(self.limits)
         key = self._board_key(post.meeting)
         lim = self.limits
-        result = await self._script(
-            keys=[key, key + ":meta", key + ":posters", key + ":users"],
-            args=[
-                post.lane,
-                post.kind,
-                post.user,
-                post.text,
-                self._ttl,
-                lim.max_control_posts,
-                lim.max_participant_posts,
-                lim.max_posts_per_user,
-                secrets.token_hex(6),
-                *sorted(post.grants),
-            ],
+        if await self._guarded("post", lambda: self._lost(post.meeting)):
+            raise BoardRefusedError("board_lost", "the broker lost this meeting's board")
+        result = await self._guarded(
+            "post",
+            lambda: self._script(
+                keys=[key, key + ":meta", key + ":posters", key + ":users"],
+                args=[
+                    post.lane,
+                    post.kind,
+                    post.user,
+                    post.text,
+                    self._ttl,
+                    lim.max_control_posts,
+                    lim.max_participant_posts,
+                    lim.max_posts_per_user,
+                    secrets.token_hex(6),
+                    *sorted(post.grants),
+                ],
+            ),
         )
         outcome = result.decode() if isinstance(result, bytes) else str(result)
         if outcome == "already_started":
@@ -256,24 +344,53 @@ class RedisBus:
         key, last, board_id = self._board_key(meeting), "0-0", None
         if after is not None:
             board_id, _, last = after.partition(".")
-            if not await self._board_is(key, board_id):
-                raise BoardLostError
+            if not await self._guarded("board", lambda: self._board_is(key, board_id)):
+                raise BoardLostError(f"meeting {meeting}'s board is gone")
+        elif await self._guarded("board", lambda: self._lost(meeting)):
+            raise BoardLostError(f"the broker no longer holds meeting {meeting}'s board")
         while True:
-            entries = await self._redis.xread({key: last}, block=1000, count=100)
+            entries = await self._guarded(
+                "board", functools.partial(self._redis.xread, {key: last}, block=1000, count=100)
+            )
+            # Quiet for a second: check that the board is still the one we read.
+            if (
+                not entries
+                and last != "0-0"
+                and await self._guarded(
+                    "board", functools.partial(self._gone, meeting, key, board_id)
+                )
+            ):
+                raise BoardLostError(f"the broker lost meeting {meeting}'s board")
             if entries and board_id is None:
-                raw = await self._redis.hget(key + ":meta", "id")
+                raw = await self._guarded("board", lambda: self._redis.hget(key + ":meta", "id"))
                 board_id = raw.decode() if raw is not None else "000000000000"
             for _stream, items in entries:
                 for entry_id, fields in items:
+                    if last == "0-0":
+                        self._remember(meeting, entry_id)
                     last = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
                     yield f"{board_id}.{last}", fields[b"m"].decode()
 
     async def _board_is(self, key: str, board_id: str) -> bool:
         raw = await self._redis.hget(key + ":meta", "id")
-        return raw is not None and raw.decode() == board_id
+        return raw is not None and bool(raw.decode() == board_id)
+
+    async def _gone(self, meeting: str, key: str, board_id: str | None) -> bool:
+        if await self._lost(meeting):
+            return True
+        return board_id is not None and not await self._board_is(key, board_id)
 
     async def send_media(self, meeting: str, sender: str, frame: bytes) -> None:
-        await self._redis.publish(f"{self._prefix}:media:{meeting}", _pack(sender, frame))
+        try:
+            await self._fast.publish(
+                f"{self._prefix}:media:{meeting}", _pack(sender, frame, time.time())
+            )
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            metrics.FRAMES_DROPPED.labels("broker_unavailable").inc()
+            self.outage.failed(exc)
+            return
+        if self.outage.failing:
+            self.outage.ok()
 
     async def media(
         self, meeting: str, ready: asyncio.Event | None = None
@@ -283,14 +400,26 @@ class RedisBus:
             await pubsub.subscribe(f"{self._prefix}:media:{meeting}")
             async for item in pubsub.listen():
                 if item.get("type") == "message":
-                    yield _unpack(item["data"])
+                    unpacked = _unpack(item["data"], time.time())
+                    if unpacked is not None:
+                        yield unpacked
                 elif item.get("type") == "subscribe" and ready is not None:
                     ready.set()  # Redis has confirmed the subscription
         finally:
-            await pubsub.aclose()
+            with contextlib.suppress(Exception):  # the broker may be gone
+                await pubsub.aclose()
+
+    async def ready(self) -> str:
+        try:
+            await asyncio.wait_for(self._fast.ping(), 2.0)
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+            self.outage.failed(exc)
+            return f"Redis unreachable ({type(exc).__name__})"
+        return "ok"
 
     async def close(self) -> None:
         await self._redis.aclose()
+        await self._fast.aclose()
 
 
 _FULL_SUBJECT: Final[int] = 10077  # JetStream: maximum messages per subject exceeded
@@ -338,6 +467,7 @@ class NatsBus:
         self._js: Any = None
         self._lock = asyncio.Lock()
         self._control: OrderedDict[str, _Control] = OrderedDict()
+        self.outage = OncePerOutage(log, "the NATS broker")
 
     @property
     def stream(self) -> str:
@@ -346,7 +476,16 @@ class NatsBus:
     async def _connect(self) -> Any:
         async with self._lock:
             if self._nc is None:
-                self._nc = await nats.connect(self._url)
+                self._nc = await nats.connect(
+                    self._url,
+                    max_reconnect_attempts=-1,  # a broker outage is waited out, not fatal
+                    reconnect_time_wait=1,
+                    ping_interval=10,  # a dead link is noticed in about 20 s, not 2 minutes
+                    max_outstanding_pings=2,
+                    disconnected_cb=self._disconnected,
+                    reconnected_cb=self._reconnected,
+                    error_cb=self._error,
+                )
                 self._js = self._nc.jetstream()
                 config = StreamConfig(
                     name=self.stream,
@@ -497,9 +636,24 @@ class NatsBus:
         finally:
             await sub.unsubscribe()
 
+    async def _disconnected(self) -> None:
+        self.outage.failed("disconnected")
+
+    async def _reconnected(self) -> None:
+        self.outage.ok()
+
+    async def _error(self, exc: Exception) -> None:
+        metrics.BROKER_ERRORS.labels("nats", "connection").inc()
+        self.outage.failed(exc)
+
     async def send_media(self, meeting: str, sender: str, frame: bytes) -> None:
         await self._connect()
-        await self._nc.publish(f"{self._prefix}.media.{meeting}", _pack(sender, frame))
+        if not self._nc.is_connected:
+            # nats-py would keep it in its reconnect buffer and send it, stale, after the
+            # outage (and a full buffer fails every publish): drop it instead.
+            metrics.FRAMES_DROPPED.labels("broker_unavailable").inc()
+            return
+        await self._nc.publish(f"{self._prefix}.media.{meeting}", _pack(sender, frame, time.time()))
 
     async def media(
         self, meeting: str, ready: asyncio.Event | None = None
@@ -515,13 +669,26 @@ class NatsBus:
                 self._require_connected()
                 ready.set()
             async for msg in sub.messages:
-                yield _unpack(msg.data)
+                unpacked = _unpack(msg.data, time.time())
+                if unpacked is not None:
+                    yield unpacked
         finally:
-            await sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     def _require_connected(self) -> None:
         if not self._nc.is_connected:
             raise ConnectionError("not connected to NATS")
+
+    async def ready(self) -> str:
+        try:
+            js = await asyncio.wait_for(self._connect(), 3.0)
+            if not self._nc.is_connected:
+                return "NATS disconnected (reconnecting)"
+            await asyncio.wait_for(js.stream_info(self.stream), 2.0)
+        except Exception as exc:  # any failure is "not ready", with its type
+            return f"NATS unavailable ({type(exc).__name__})"
+        return "ok"
 
     async def delete_stream(self) -> None:
         js = await self._connect()

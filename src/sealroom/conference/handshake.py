@@ -73,6 +73,10 @@ async def _first_message_token(ws: WebSocket) -> str:
 
 
 def _close_code(exc: ServiceError) -> int:
+    """4401 unauthenticated, 4403 refused, 1013 (try again later) when the IdP's keys are
+    unavailable, 4400 otherwise."""
+    if exc.status >= 500:
+        return 1013
     return 4401 if exc.status == 401 else 4403 if exc.status == 403 else 4400
 
 

@@ -1,4 +1,5 @@
-"""What one client may do at the conferencing service: posts per second per connection,
+"""What one client may do at the conferencing service: posts per second per connection
+(a :class:`~sealroom.ops.limits.TokenBucket`, shared with the key service's limits),
 distinct meetings per user per time window, and channels open at once per user. The
 clocked ones take ``now`` (monotonic) and never read a clock, so tests use plain numbers."""
 
@@ -6,27 +7,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from sealroom.ops.limits import TokenBucket
+
 __all__ = ["MeetingWindow", "OpenChannels", "TokenBucket"]
-
-
-class TokenBucket:
-    """``burst`` posts at once, then ``rate`` a second."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("a token bucket needs rate > 0 and burst >= 1")
-        self.rate, self.burst = rate, float(burst)
-        self._tokens, self._last = float(burst), now
-
-    def take(self, now: float) -> bool:
-        """Spend one token if there is one."""
-        elapsed = max(0.0, now - self._last)
-        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-        self._last = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
 
 
 class MeetingWindow:

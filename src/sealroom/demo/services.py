@@ -50,9 +50,12 @@ class Services:
         workers: int = 1,
         quiet: bool = True,
         web_root: Path | None = None,
+        keyservice_args: tuple[str, ...] = (),
     ) -> None:
         """With ``web_root``, the key service hands out the web client under /web/, and
-        pages from its origin may ask the IdP for tokens and open the channel."""
+        pages from its origin may ask the IdP for tokens and open the channel.
+        ``keyservice_args``: more flags for the key service (a benchmark raises its
+        per-user rate limit and its transform queue, say)."""
         self.dir = data_dir
         ports = {n: free_port() for n in ("idp", "ks", "conf")}
         self.idp, self.ks, self.conf = (
@@ -83,6 +86,7 @@ class Services:
                 "--workers",
                 str(workers),
                 *served,
+                *keyservice_args,
             ],
             [*cmd, "conference", "--jwks-url", jwks, "--port", str(ports["conf"]), *allowed],
         ]

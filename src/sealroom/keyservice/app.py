@@ -8,39 +8,55 @@ never a 500, and no response or log line carries a secret.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import multiprocessing
+import time
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from sealroom import __version__
+from sealroom._process import die_with_parent
 from sealroom.api.encoding import b64d, b64e
 from sealroom.api.origins import OriginPolicy
 from sealroom.api.reqsig import parse_headers
 from sealroom.crypto.pre import PublicKey, TransformKey
 from sealroom.crypto.signing import VerifyingKey
 from sealroom.errors import MalformedInputError, SignatureError
-from sealroom.keyservice import audit
+from sealroom.keyservice import audit, models
 from sealroom.keyservice.context import Caller, Context
 from sealroom.keyservice.cors import CorsMiddleware
-from sealroom.keyservice.errors import ServiceError
+from sealroom.keyservice.errors import CODES, ServiceError
 from sealroom.keyservice.groups import Groups
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
 from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.settings import Settings
-from sealroom.keyservice.storage import ConflictError, Database, StorageError, open_database
+from sealroom.keyservice.storage import (
+    ConflictError,
+    Database,
+    StorageError,
+    StorageUnavailableError,
+    latest_version,
+    open_database,
+)
 from sealroom.keyservice.transforms import Target, Transforms
 from sealroom.keyservice.users import DeviceRegistration, Users
+from sealroom.ops import metrics
+from sealroom.ops.http import LOG_NOTE, RequestMiddleware, client_address
+from sealroom.ops.limits import ClientLimiter, OverloadedError, WorkQueue, retry_after
+from sealroom.ops.logs import OncePerOutage
 
 __all__ = [
     "Endpoint",
@@ -67,6 +83,12 @@ class KeyServiceApp:
     users: Users
     groups: Groups
     transforms: Transforms
+    #: Transforms admitted and not finished, per process; full: ``503 overloaded``.
+    work: WorkQueue | None = None
+    #: Requests per authenticated user, per process; over it: ``429 rate_limited``.
+    users_limiter: ClientLimiter | None = None
+    #: The database's outages, logged once each.
+    db_outage: OncePerOutage | None = None
 
 
 Handler = Callable[[Request, Caller, dict[str, Any]], Awaitable[Any]]
@@ -79,11 +101,21 @@ class Endpoint:
     auth: str  # "none" | "jwt" | "device" | "either"
     summary: str
     handler: Handler
-    body: tuple[str, ...] = ()
+    #: The body's model (a TypedDict of :mod:`.models`): the OpenAPI document's, and what
+    #: the handler parses (it checks each field itself, after its own authorization).
+    request: Any = None
+
+    @property
+    def response(self) -> Any:
+        """The answer's model: the handler's return annotation (mypy holds it to it)."""
+        return typing.get_type_hints(self.handler, include_extras=True)["return"]
 
 
-def _problem(exc: ServiceError) -> JSONResponse:
-    return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM)
+def _problem(exc: ServiceError, headers: dict[str, str] | None = None) -> JSONResponse:
+    out = dict(headers or {})
+    if exc.retry_after is not None:
+        out["retry-after"] = retry_after(exc.retry_after)
+    return JSONResponse(exc.problem(), status_code=exc.status, media_type=PROBLEM, headers=out)
 
 
 def _field(body: dict[str, Any], name: str) -> Any:
@@ -147,7 +179,9 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
     p = app_parts
     users, groups, tf = p.users, p.groups, p.transforms
 
-    async def service_info(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def service_info(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.ServiceInfo:
         return {
             "version": __version__,
             "signing_key": b64e(p.ctx.verifying_key.to_bytes()),
@@ -155,10 +189,10 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "issuer": p.settings.jwt_issuer,
         }
 
-    async def escrow_half(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def escrow_half(req: Request, caller: Caller, body: dict[str, Any]) -> models.EscrowHalf:
         return {"half": b64e(await run_in_threadpool(users.escrow_half, caller))}
 
-    async def create_user(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def create_user(req: Request, caller: Caller, body: dict[str, Any]) -> models.CreatedUser:
         public, part = await run_in_threadpool(
             users.create_user,
             caller,
@@ -172,40 +206,48 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "service_part": b64e(part.to_bytes()),
         }
 
-    async def me(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        return _device_json(await run_in_threadpool(users.me, caller))
+    async def me(req: Request, caller: Caller, body: dict[str, Any]) -> models.UserRecord:
+        return cast(models.UserRecord, _device_json(await run_in_threadpool(users.me, caller)))
 
-    async def public_keys(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def public_keys(req: Request, caller: Caller, body: dict[str, Any]) -> models.UserKeys:
         found = await run_in_threadpool(users.public_keys, _str_list(body, "user_ids"))
-        return {"keys": {u: _device_json(k) for u, k in found.items()}}
+        return {"keys": {u: cast(models.UserKey, _device_json(k)) for u, k in found.items()}}
 
-    async def register_device(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def register_device(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.DeviceId:
         device_id = await run_in_threadpool(users.register_device, caller, _registration(body))
         return {"device_id": device_id}
 
-    async def list_devices(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def list_devices(req: Request, caller: Caller, body: dict[str, Any]) -> models.DeviceList:
         rows = await run_in_threadpool(users.list_devices, caller)
-        return {"devices": [_device_json(r) for r in rows]}
+        return {"devices": [cast(models.DeviceSummary, _device_json(r)) for r in rows]}
 
-    async def device_info(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        return _device_json(await run_in_threadpool(users.device_info, req.path_params["id"]))
+    async def device_info(req: Request, caller: Caller, body: dict[str, Any]) -> models.DeviceInfo:
+        info = await run_in_threadpool(users.device_info, req.path_params["id"])
+        return cast(models.DeviceInfo, _device_json(info))
 
-    async def device_by_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def device_by_key(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.DeviceInfo:
         key = b64d(req.path_params["key"], "signing key", max_bytes=32)
-        return _device_json(await run_in_threadpool(users.device_by_signing_key, key))
+        info = await run_in_threadpool(users.device_by_signing_key, key)
+        return cast(models.DeviceInfo, _device_json(info))
 
-    async def revoke_device(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def revoke_device(req: Request, caller: Caller, body: dict[str, Any]) -> models.Revoked:
         proof = _bytes(body, "proof", 64) if "proof" in body else None
         await run_in_threadpool(users.revoke_device, caller, req.path_params["id"], proof)
         return {"revoked": req.path_params["id"]}
 
-    async def rotate_device(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def rotate_device(req: Request, caller: Caller, body: dict[str, Any]) -> models.Rotated:
         if caller.device_id != req.path_params["id"]:
             raise ServiceError("forbidden", "a device rotates only itself")
         new_id = await run_in_threadpool(users.rotate_device, caller, _registration(body))
         return {"device_id": new_id, "revoked": caller.device_id}
 
-    async def create_group(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def create_group(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.CreatedGroup:
         public, part = await run_in_threadpool(
             groups.create,
             caller,
@@ -220,30 +262,33 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "service_part": b64e(part.to_bytes()),
         }
 
-    async def group_statement(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def group_statement(req: Request, caller: Caller, body: dict[str, Any]) -> models.GroupId:
         await run_in_threadpool(
             groups.set_key_statement, caller, req.path_params["id"], _bytes(body, "signature", 64)
         )
         return {"id": req.path_params["id"]}
 
-    async def list_groups(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def list_groups(req: Request, caller: Caller, body: dict[str, Any]) -> models.GroupList:
         return {"groups": await run_in_threadpool(groups.list_for, caller)}
 
-    async def get_group(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        return _device_json(await run_in_threadpool(groups.get, caller, req.path_params["id"]))
+    async def get_group(req: Request, caller: Caller, body: dict[str, Any]) -> models.GroupInfo:
+        info = await run_in_threadpool(groups.get, caller, req.path_params["id"])
+        return cast(models.GroupInfo, _device_json(info))
 
-    async def delete_group(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def delete_group(req: Request, caller: Caller, body: dict[str, Any]) -> models.Deleted:
         await run_in_threadpool(groups.delete, caller, req.path_params["id"])
         return {"deleted": req.path_params["id"]}
 
-    async def add_member(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def add_member(req: Request, caller: Caller, body: dict[str, Any]) -> models.Added:
         tk = TransformKey.from_bytes(_bytes(body, "transform_key"))
         await run_in_threadpool(
             groups.add_member, caller, req.path_params["id"], req.path_params["user"], tk
         )
         return {"added": req.path_params["user"]}
 
-    async def add_members(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def add_members(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.MemberResults:
         items = _field(body, "members")
         if not isinstance(items, list):
             raise ServiceError("malformed_input", "members must be a list")
@@ -260,13 +305,13 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             }
         }
 
-    async def remove_member(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def remove_member(req: Request, caller: Caller, body: dict[str, Any]) -> models.Removed:
         await run_in_threadpool(
             groups.remove_member, caller, req.path_params["id"], req.path_params["user"]
         )
         return {"removed": req.path_params["user"]}
 
-    async def add_admin(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def add_admin(req: Request, caller: Caller, body: dict[str, Any]) -> models.Added:
         await run_in_threadpool(
             groups.add_admin,
             caller,
@@ -276,18 +321,20 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         )
         return {"added": req.path_params["user"]}
 
-    async def remove_admin(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def remove_admin(req: Request, caller: Caller, body: dict[str, Any]) -> models.Removed:
         await run_in_threadpool(
             groups.remove_admin, caller, req.path_params["id"], req.path_params["user"]
         )
         return {"removed": req.path_params["user"]}
 
-    async def preapprove(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def preapprove(req: Request, caller: Caller, body: dict[str, Any]) -> models.Preapproved:
         ids = _str_list(body, "user_ids")
         await run_in_threadpool(groups.preapprove, caller, req.path_params["id"], ids)
         return {"preapproved": ids}
 
-    async def register_value(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def register_value(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.Registered:
         await run_in_threadpool(
             groups.register_value,
             caller,
@@ -297,31 +344,41 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         )
         return {"registered": True}
 
-    async def claim_manager(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def claim_manager(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.ManagerClaim:
         previous = await run_in_threadpool(groups.claim_manager, caller, req.path_params["id"])
         return {"manager": caller.user_id, "previous": previous}
 
-    async def ban(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def ban(req: Request, caller: Caller, body: dict[str, Any]) -> models.Banned:
         await run_in_threadpool(groups.ban, caller, req.path_params["id"], req.path_params["user"])
         return {"banned": req.path_params["user"]}
 
-    async def lift_ban(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def lift_ban(req: Request, caller: Caller, body: dict[str, Any]) -> models.Lifted:
         await run_in_threadpool(
             groups.lift_ban, caller, req.path_params["id"], req.path_params["user"]
         )
         return {"lifted": req.path_params["user"]}
 
-    async def admin_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        edek = await run_in_threadpool(groups.admin_key, caller, req.path_params["id"])
+    async def admin_key(req: Request, caller: Caller, body: dict[str, Any]) -> models.Edek:
+        async with _computing(p):
+            edek = await run_in_threadpool(groups.admin_key, caller, req.path_params["id"])
         return {"edek": b64e(edek)}
 
-    async def transform(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        out = await run_in_threadpool(
-            tf.transform, caller, _bytes(body, "edek", 8192), _target(_field(body, "target"))
-        )
+    async def transform(req: Request, caller: Caller, body: dict[str, Any]) -> models.Edek:
+        edek, target = _bytes(body, "edek", 8192), _target(_field(body, "target"))
+        async with _computing(p):
+            try:
+                out = await run_in_threadpool(tf.transform, caller, edek, target)
+            except ServiceError:
+                metrics.TRANSFORMS.labels("refused").inc()
+                raise
+        metrics.TRANSFORMS.labels("ok").inc()
         return {"edek": b64e(out)}
 
-    async def transform_batch(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def transform_batch(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.TransformResults:
         items = _field(body, "items")
         if not isinstance(items, list):
             raise ServiceError("malformed_input", "items must be a list")
@@ -331,7 +388,11 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             else _bad_item()
             for i in items
         ]
-        results = await run_in_threadpool(tf.transform_batch, caller, parsed)
+        async with _computing(p):
+            results = await run_in_threadpool(tf.transform_batch, caller, parsed)
+        done = sum(isinstance(r, bytes) for r in results)
+        metrics.TRANSFORMS.labels("ok").inc(done)
+        metrics.TRANSFORMS.labels("refused").inc(len(results) - done)
         return {
             "results": [
                 {"edek": b64e(r)} if isinstance(r, bytes) else {"error": r.problem()}
@@ -339,7 +400,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             ]
         }
 
-    async def create_document(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def create_document(req: Request, caller: Caller, body: dict[str, Any]) -> models.GroupId:
         grants = _field(body, "grants")
         if not isinstance(grants, list):
             raise ServiceError("malformed_input", "grants must be a list")
@@ -350,30 +411,36 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
         await run_in_threadpool(tf.create_document, caller, _str(body, "id"), parsed)
         return {"id": body["id"]}
 
-    async def document_key(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        out = await run_in_threadpool(tf.document_key, caller, req.path_params["id"])
+    async def document_key(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.DocumentKey:
+        async with _computing(p):
+            out = await run_in_threadpool(tf.document_key, caller, req.path_params["id"])
         return {"owner": out["owner"], "via": out["via"], "edek": b64e(out["edek"])}
 
-    async def grant(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def grant(req: Request, caller: Caller, body: dict[str, Any]) -> models.Granted:
         target = Target(req.path_params["kind"], req.path_params["grantee"])
         await run_in_threadpool(
             tf.grant, caller, req.path_params["id"], target, _bytes(body, "edek", 8192)
         )
         return {"granted": target.label()}
 
-    async def revoke_grant(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def revoke_grant(req: Request, caller: Caller, body: dict[str, Any]) -> models.Revoked:
         target = Target(req.path_params["kind"], req.path_params["grantee"])
         await run_in_threadpool(tf.revoke_grant, caller, req.path_params["id"], target)
         return {"revoked": target.label()}
 
-    async def list_grants(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
-        return {"grants": await run_in_threadpool(tf.list_grants, caller, req.path_params["id"])}
+    async def list_grants(req: Request, caller: Caller, body: dict[str, Any]) -> models.GrantList:
+        grants = await run_in_threadpool(tf.list_grants, caller, req.path_params["id"])
+        return {"grants": cast(list[models.GrantRecord], grants)}
 
-    async def delete_document(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def delete_document(req: Request, caller: Caller, body: dict[str, Any]) -> models.Deleted:
         await run_in_threadpool(tf.delete_document, caller, req.path_params["id"])
         return {"deleted": req.path_params["id"]}
 
-    async def audit_verify(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def audit_verify(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.AuditReport:
         kept = req.query_params.get("expect_head")
         expect = audit.SignedHead.from_text(kept) if kept is not None else None
         if expect is not None:
@@ -402,7 +469,9 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "reason": report.reason,
         }
 
-    async def audit_entries(req: Request, caller: Caller, body: dict[str, Any]) -> Any:
+    async def audit_entries(
+        req: Request, caller: Caller, body: dict[str, Any]
+    ) -> models.AuditEntries:
         if caller.user_id not in p.settings.auditors:
             raise ServiceError("forbidden", "only configured auditors read audit entries")
         try:
@@ -420,7 +489,8 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
                 )
             return rows
 
-        return {"entries": [_device_json(r) for r in await run_in_threadpool(read)]}
+        rows = await run_in_threadpool(read)
+        return {"entries": [cast(models.AuditEntry, _device_json(r)) for r in rows]}
 
     e = Endpoint
     return [
@@ -438,7 +508,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "jwt",
             "Create the caller's user",
             create_user,
-            ("public_key", "signing_key", "escrow_blob"),
+            models.CreateUserRequest,
         ),
         e("GET", "/v1/users/me", "either", "The caller's user, with its escrow blob", me),
         e(
@@ -447,7 +517,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "either",
             "Public keys of many users",
             public_keys,
-            ("user_ids",),
+            models.UserKeysRequest,
         ),
         e(
             "POST",
@@ -455,7 +525,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "either",
             "Register a device (JWT, or approved by a device)",
             register_device,
-            ("device_id", "name", "signing_key", "public_key", "certificate", "transform_key"),
+            models.DeviceRegistrationRequest,
         ),
         e("GET", "/v1/devices", "either", "The caller's devices", list_devices),
         e("GET", "/v1/devices/{id}", "either", "Public facts about a device", device_info),
@@ -472,7 +542,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "either",
             "Revoke a device",
             revoke_device,
-            ("proof?",),
+            models.RevokeDeviceRequest,
         ),
         e(
             "POST",
@@ -480,7 +550,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Replace this device's keys atomically",
             rotate_device,
-            ("device_id", "name", "signing_key", "public_key", "certificate", "transform_key"),
+            models.DeviceRegistrationRequest,
         ),
         e(
             "POST",
@@ -488,7 +558,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Create a group",
             create_group,
-            ("id", "public_key", "encrypted_group_key", "forward_only?"),
+            models.CreateGroupRequest,
         ),
         e("GET", "/v1/groups", "device", "Groups the caller is in", list_groups),
         e(
@@ -497,7 +567,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "An admin device signs the group's public key",
             group_statement,
-            ("signature",),
+            models.KeyStatementRequest,
         ),
         e("GET", "/v1/groups/{id}", "device", "A group's keys, admins and members", get_group),
         e("DELETE", "/v1/groups/{id}", "device", "Delete a group", delete_group),
@@ -507,7 +577,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Add a member",
             add_member,
-            ("transform_key",),
+            models.AddMemberRequest,
         ),
         e(
             "POST",
@@ -515,7 +585,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Add many members (up to 256), each with its transform key; each answered alone",
             add_members,
-            ("members",),
+            models.AddMembersRequest,
         ),
         e(
             "DELETE",
@@ -530,7 +600,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Add an admin",
             add_admin,
-            ("encrypted_group_key",),
+            models.AddAdminRequest,
         ),
         e("DELETE", "/v1/groups/{id}/admins/{user}", "device", "Remove an admin", remove_admin),
         e(
@@ -539,7 +609,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Pre-approve users",
             preapprove,
-            ("user_ids",),
+            models.PreapproveRequest,
         ),
         e(
             "POST",
@@ -548,7 +618,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "The manager registers a value encrypted to the group, naming its members"
             " (forward-only groups)",
             register_value,
-            ("edek", "members_digest"),
+            models.RegisterValueRequest,
         ),
         e(
             "PUT",
@@ -584,7 +654,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Transform an EDEK to the calling device",
             transform,
-            ("edek", "target"),
+            models.TransformRequest,
         ),
         e(
             "POST",
@@ -592,7 +662,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Transform many EDEKs",
             transform_batch,
-            ("items",),
+            models.TransformBatchRequest,
         ),
         e(
             "POST",
@@ -600,7 +670,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Create a managed document",
             create_document,
-            ("id", "grants"),
+            models.CreateDocumentRequest,
         ),
         e(
             "GET",
@@ -616,7 +686,7 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
             "device",
             "Grant access",
             grant,
-            ("edek",),
+            models.GrantRequest,
         ),
         e(
             "DELETE",
@@ -633,6 +703,32 @@ def build(app_parts: KeyServiceApp) -> list[Endpoint]:
 
 def _bad_item() -> Any:
     raise ServiceError("malformed_input", "each item must be an object")
+
+
+def _batch_weight(raw: bytes) -> int:
+    """How many transforms a batch asks for (1 if the body does not say: it will be
+    refused as malformed anyway)."""
+    try:
+        items = json.loads(raw).get("items")
+    except (ValueError, RecursionError, AttributeError):
+        return 1
+    return len(items) if isinstance(items, list) else 1
+
+
+#: The endpoints that compute pairings, and how many transforms a request asks for: they
+#: take a place in the transform queue before anything else happens (503 when it is full).
+_GATED: Final[dict[tuple[str, str], Callable[[bytes], int]]] = {
+    ("POST", "/v1/transform"): lambda raw: 1,
+    ("POST", "/v1/transform/batch"): _batch_weight,
+    ("GET", "/v1/documents/{id}/key"): lambda raw: 1,
+    ("GET", "/v1/groups/{id}/admin-key"): lambda raw: 1,
+}
+
+
+def _computing(parts: KeyServiceApp) -> Any:
+    """``async with``: one of the places to compute (the request already holds its place in
+    the queue, taken in :func:`_wrap`)."""
+    return parts.work.running() if parts.work is not None else contextlib.nullcontext()
 
 
 def verify_audit(parts: KeyServiceApp, expect: audit.SignedHead | None = None) -> audit.AuditReport:
@@ -687,8 +783,9 @@ async def _authenticate(parts: KeyServiceApp, ep: Endpoint, request: Request, ra
 
 
 def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-    async def refuse(caller: Caller | None, exc: ServiceError) -> Response:
-        if not exc.audited:  # refused before reaching an operation: audit it here
+    async def refuse(request: Request, caller: Caller | None, exc: ServiceError) -> Response:
+        request.scope.setdefault(LOG_NOTE, {})["code"] = exc.code
+        if not exc.audited and exc.status < 500:  # refused before an operation: audit it
             actor = None if caller is None or caller is ANONYMOUS else caller
             await run_in_threadpool(
                 parts.ctx.refused, actor, f"{ep.method} {ep.path}", None, exc.code
@@ -696,11 +793,52 @@ def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[R
             exc.audited = True
         return _problem(exc)
 
+    def over_rate(request: Request, caller: Caller) -> ServiceError | None:
+        limiter = parts.users_limiter
+        if limiter is None:
+            return None
+        key = f"user:{caller.user_id}" if caller is not ANONYMOUS else client_address(request.scope)
+        wait = limiter.take(key, time.monotonic())
+        if not wait:
+            return None
+        metrics.RATE_LIMITED.labels("keyservice", "user").inc()
+        return ServiceError(
+            "rate_limited", f"at most {limiter.rate:g} requests a second", retry_after=wait
+        )
+
+    weigh = _GATED.get((ep.method, ep.path))
+
     async def endpoint(request: Request) -> Response:
-        caller: Caller | None = None
         try:
             raw = await _read_body(request, parts.settings.max_body_bytes)
+        except ServiceError as exc:
+            return await refuse(request, None, exc)
+        if weigh is None or parts.work is None:
+            return await handle(request, raw)
+        try:
+            taken = parts.work.reserve(weigh(raw))
+        except OverloadedError as exc:  # before authentication: a refusal costs nothing
+            metrics.TRANSFORMS.labels("shed").inc(weigh(raw))
+            shed = ServiceError(
+                "overloaded",
+                f"{parts.work.pending} transforms queued here",
+                retry_after=exc.retry_after,
+            )
+            request.scope.setdefault(LOG_NOTE, {})["code"] = shed.code
+            return _problem(shed)
+        try:
+            return await handle(request, raw)
+        finally:
+            parts.work.release(taken)
+
+    async def handle(request: Request, raw: bytes) -> Response:
+        caller: Caller | None = None
+        try:
             caller = await _authenticate(parts, ep, request, raw)
+            limited = over_rate(request, caller)
+            if limited is not None:
+                request.scope.setdefault(LOG_NOTE, {})["code"] = limited.code
+                return _problem(limited)
             body: dict[str, Any] = {}
             if raw:
                 try:
@@ -709,22 +847,38 @@ def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[R
                     raise ServiceError("malformed_input", "body is not JSON") from None
                 if not isinstance(body, dict):
                     raise ServiceError("malformed_input", "body must be a JSON object")
-            return JSONResponse(await ep.handler(request, caller, body))
+            result = await ep.handler(request, caller, body)
+            if parts.db_outage is not None and parts.db_outage.failing:
+                parts.db_outage.ok()
+            return JSONResponse(result)
+        except StorageUnavailableError as exc:
+            if parts.db_outage is not None:
+                parts.db_outage.failed(exc)
+            return await refuse(
+                request, caller, ServiceError("unavailable", "database", retry_after=5)
+            )
         except ServiceError as exc:
-            return await refuse(caller, exc)
+            return await refuse(request, caller, exc)
         except MalformedInputError as exc:
-            return await refuse(caller, ServiceError("malformed_input", str(exc)))
+            return await refuse(request, caller, ServiceError("malformed_input", str(exc)))
         except ConflictError:
-            return await refuse(caller, ServiceError("conflict", "a concurrent change won; retry"))
+            return await refuse(
+                request, caller, ServiceError("conflict", "a concurrent change won; retry")
+            )
         except StorageError:
             log.exception("storage failure on %s %s", ep.method, ep.path)
+            request.scope.setdefault(LOG_NOTE, {})["code"] = "internal"
             return _problem(ServiceError("internal", "storage failure"))
 
     return endpoint
 
 
 def openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document: every route, its security, its body and its answer drawn
+    from the typed models, and the problem codes each answer may carry."""
     paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    problem_ref = models.schema(models.Problem, schemas)
     security: dict[str, list[dict[str, list[str]]]] = {
         "jwt": [{"bearer": []}],
         "device": [{"device": []}],
@@ -734,12 +888,23 @@ def openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
     for ep in endpoints:
         op: dict[str, Any] = {
             "summary": ep.summary,
+            "operationId": ep.handler.__name__,
             "security": security[ep.auth],
             "responses": {
-                "200": {"description": "OK"},
+                "200": {
+                    "description": "OK",
+                    "content": {
+                        "application/json": {"schema": models.schema(ep.response, schemas)}
+                    },
+                },
+                "429": {
+                    "description": "Rate limited (code rate_limited); see Retry-After",
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                    "content": {PROBLEM: {"schema": problem_ref}},
+                },
                 "default": {
-                    "description": "Problem",
-                    "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    "description": "Problem: one of the codes of the ProblemCode schema",
+                    "content": {PROBLEM: {"schema": problem_ref}},
                 },
             },
         }
@@ -749,20 +914,13 @@ def openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
                 {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
                 for n in params
             ]
-        if ep.body:
-            required = [b for b in ep.body if not b.endswith("?")]
+        if ep.request is not None:
             op["requestBody"] = {
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": required,
-                            "properties": {b.rstrip("?"): {} for b in ep.body},
-                        }
-                    }
-                }
+                "required": True,
+                "content": {"application/json": {"schema": models.schema(ep.request, schemas)}},
             }
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
+    schemas["ProblemCode"] = {"enum": sorted(CODES), "description": "Problem.code values"}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Sealroom key service", "version": __version__},
@@ -777,18 +935,7 @@ def openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
                     "description": "Ed25519 request signature; see docs/keyservice.md",
                 },
             },
-            "schemas": {
-                "Problem": {
-                    "type": "object",
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "code": {"type": "string"},
-                        "detail": {"type": "string"},
-                    },
-                }
-            },
+            "schemas": dict(sorted(schemas.items())),
         },
     }
 
@@ -810,12 +957,26 @@ def create_app(
         )
     verifier = JwtVerifier(jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     parts = KeyServiceApp(
-        settings, db, keys, ctx, Users(ctx, verifier), Groups(ctx), Transforms(ctx)
+        settings,
+        db,
+        keys,
+        ctx,
+        Users(ctx, verifier),
+        Groups(ctx),
+        Transforms(ctx),
+        work=WorkQueue(settings.transform_concurrency, settings.transform_queue),
+        users_limiter=ClientLimiter(settings.rate_limit, settings.rate_burst),
+        db_outage=OncePerOutage(log, "the database"),
     )
     endpoints = build(parts)
     spec = openapi(endpoints)
+    # One route per path, whatever its methods, so that a 405 names them all in Allow.
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for ep in endpoints:
+        by_path.setdefault(ep.path, {})[ep.method] = ep
     routes: list[BaseRoute] = [
-        Route(ep.path, _wrap(parts, ep), methods=[ep.method]) for ep in endpoints
+        Route(path, _dispatch({m: _wrap(parts, ep) for m, ep in eps.items()}), methods=list(eps))
+        for path, eps in by_path.items()
     ]
 
     async def openapi_route(request: Request) -> Response:
@@ -824,14 +985,39 @@ def create_app(
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
-    routes += [Route("/openapi.json", openapi_route), Route("/healthz", health)]
+    async def ready(request: Request) -> Response:
+        checks = {
+            "database": await run_in_threadpool(_database_ready, parts),
+            "idp_keys": await run_in_threadpool(jwks.ready),
+        }
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    async def metrics_route(request: Request) -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    routes += [
+        Route("/openapi.json", openapi_route),
+        Route("/healthz", health),
+        Route("/readyz", ready),
+        Route("/metrics", metrics_route),
+    ]
     if settings.web_root is not None:  # the web client, from this origin (no CORS needed)
         routes.append(Mount("/web", StaticFiles(directory=settings.web_root, html=True)))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+        if status == 404:
+            twin = _slash_twin(routes, request)
+            if twin is not None:  # the route exists without (or with) the trailing slash
+                request.scope.setdefault(LOG_NOTE, {})["code"] = "moved"
+                return _problem(ServiceError("moved", f"use {twin}"), {"location": twin})
         code = {404: "not_found", 405: "method_not_allowed"}.get(status, "malformed_input")
-        return _problem(ServiceError(code, "no such route" if status == 404 else ""))
+        request.scope.setdefault(LOG_NOTE, {})["code"] = code
+        detail = {404: "no such route", 405: f"allowed: {headers.get('Allow', '')}"}
+        return _problem(ServiceError(code, detail.get(status, "")), headers)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
@@ -847,11 +1033,63 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # http_error answers a problem document instead
     app.add_middleware(CorsMiddleware, policy=OriginPolicy(settings.cors_origins))
+    app.add_middleware(
+        RequestMiddleware,
+        service="keyservice",
+        limiter=ClientLimiter(settings.address_rate_limit, settings.address_rate_burst),
+    )
     app.state.parts = parts
     return app
 
 
+def _dispatch(
+    by_method: dict[str, Callable[[Request], Awaitable[Response]]],
+) -> Callable[[Request], Awaitable[Response]]:
+    if "GET" in by_method:
+        by_method = {**by_method, "HEAD": by_method["GET"]}
+
+    async def endpoint(request: Request) -> Response:
+        return await by_method[request.method](request)
+
+    return endpoint
+
+
+def _slash_twin(routes: list[BaseRoute], request: Request) -> str | None:
+    """The path with the trailing slash added or taken away, if a route has it."""
+    path = request.url.path
+    twin = path.rstrip("/") if path.endswith("/") else path + "/"
+    if not twin or twin == path:
+        return None
+    scope = {**request.scope, "path": twin}
+    if any(route.matches(scope)[0] != Match.NONE for route in routes):
+        query = request.url.query
+        return twin + ("?" + query if query else "")
+    return None
+
+
+def _database_ready(parts: KeyServiceApp) -> str:
+    """``"ok"`` if the database answers and holds this code's schema (or a newer one, during
+    a rolling upgrade), else why not."""
+    try:
+        version = parts.db.schema_version(timeout=2.0)
+    except StorageError as exc:
+        if parts.db_outage is not None:
+            parts.db_outage.failed(exc)
+        return f"unreachable ({exc})"
+    if parts.db_outage is not None:
+        parts.db_outage.ok()
+    if version < latest_version():  # a newer release's schema is fine: migrations only add
+        return f"schema at version {version}, this code needs {latest_version()}"
+    return "ok"
+
+
 def create_app_from_env() -> Starlette:
-    """Factory for uvicorn workers: settings come from ``SEALROOM_*`` variables."""
+    """Factory for uvicorn workers: settings come from ``SEALROOM_*`` variables. A worker
+    process (one with a multiprocessing parent: uvicorn's supervisor) dies with its parent,
+    so that a supervisor killed outright leaves no worker behind."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid)
     return create_app(Settings.from_env())

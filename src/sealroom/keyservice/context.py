@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TypeVar
 
 from sealroom.crypto.pairing import Scalar
@@ -19,6 +19,7 @@ from sealroom.keyservice import audit
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.storage import ConflictError, Database, Row, Tx
+from sealroom.ops import metrics
 
 __all__ = ["Caller", "Context", "check_id"]
 
@@ -47,9 +48,45 @@ class Caller:
         return self.device_id
 
 
-@lru_cache(maxsize=8192)
-def _load_transform_key(raw: bytes, service_key: VerifyingKey) -> VerifiedTransformKey:
-    return TransformKey.from_bytes(raw).verify(service_key)
+#: Verified transform keys a process keeps (about 3.7 KiB each with their bytes).
+TRANSFORM_KEY_CACHE = 8192
+
+
+class _KeyCache:
+    """Verified transform keys by their stored bytes, least recently used first out. A key
+    deleted from the database (a revoked or rotated device, a removed member, a deleted
+    group) is forgotten here too by the process that deleted it, so that what the service
+    deletes does not linger in its memory."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: OrderedDict[tuple[bytes, bytes], VerifiedTransformKey] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, raw: bytes, service_key: VerifyingKey) -> VerifiedTransformKey:
+        index = (raw, service_key.to_bytes())
+        with self._lock:
+            found = self._keys.get(index)
+            if found is not None:
+                self._keys.move_to_end(index)
+                return found
+        verified = TransformKey.from_bytes(raw).verify(service_key)
+        with self._lock:
+            self._keys[index] = verified
+            while len(self._keys) > self.size:
+                self._keys.popitem(last=False)
+        return verified
+
+    def forget(self, raw: bytes) -> None:
+        with self._lock:
+            for index in [i for i in self._keys if i[0] == raw]:
+                del self._keys[index]
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+_CACHE = _KeyCache(TRANSFORM_KEY_CACHE)
 
 
 class Context:
@@ -89,7 +126,9 @@ class Context:
         try:
             with self.db.read_transaction() as tx:
                 data = read(tx)
+            started = time.perf_counter()
             result = compute(data)
+            metrics.COMPUTE_SECONDS.labels(action).observe(time.perf_counter() - started)
         except (ServiceError, MalformedInputError, SignatureError, ConflictError) as exc:
             raise self._refusal(caller, action, obj, exc) from None
         with self.db.transaction() as tx:
@@ -158,7 +197,14 @@ class Context:
 
     def load_transform_key(self, raw: bytes) -> VerifiedTransformKey:
         """A stored (augmented, service-signed) transform key, verified; cached by content."""
-        return _load_transform_key(bytes(raw), self.verifying_key)
+        return _CACHE.get(bytes(raw), self.verifying_key)
+
+    def forget_transform_keys(self, tx: Tx, select: str, params: tuple[object, ...]) -> None:
+        """Drop from the cache the transform keys that ``select`` (a query of one
+        ``transform_key`` column) finds: they are about to be deleted."""
+        for row in tx.all(select, params):
+            if row["transform_key"] is not None:
+                _CACHE.forget(bytes(row["transform_key"]))
 
     def augmentation_secret(self, purpose: str, sealed: bytes) -> AugmentationSecret:
         return AugmentationSecret(Scalar.from_bytes(self.keys.open(purpose, bytes(sealed))))

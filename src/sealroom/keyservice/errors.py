@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from sealroom.keyservice.models import Problem
+
 __all__ = ["CODES", "ServiceError"]
 
 #: code → (HTTP status, title)
@@ -35,6 +37,10 @@ CODES: Final[dict[str, tuple[int, str]]] = {
     "conflict": (409, "The object already exists or is in the way"),
     "membership_mismatch": (409, "The group's members are not the ones the manager named"),
     "method_not_allowed": (405, "Method not allowed"),
+    "moved": (307, "The resource is at the path in Location"),
+    "rate_limited": (429, "Too many requests"),
+    "overloaded": (503, "The service is at capacity; retry after the time in Retry-After"),
+    "unavailable": (503, "A service the key service needs is unreachable; retry later"),
     "internal": (500, "Internal error"),
 }
 
@@ -42,17 +48,19 @@ CODES: Final[dict[str, tuple[int, str]]] = {
 class ServiceError(Exception):
     """A refusal with a stable code."""
 
-    def __init__(self, code: str, detail: str = "") -> None:
+    def __init__(self, code: str, detail: str = "", *, retry_after: float | None = None) -> None:
         if code not in CODES:
             raise ValueError(f"unknown error code {code}")
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.status, self.title = CODES[code]
         self.detail = detail
+        #: Seconds for a ``Retry-After`` header (429 and 503).
+        self.retry_after = retry_after
         #: Set once the refusal has its audit entry, so that it is recorded exactly once.
         self.audited = False
 
-    def problem(self) -> dict[str, object]:
+    def problem(self) -> Problem:
         return {
             "type": f"urn:sealroom:error:{self.code}",
             "title": self.title,

@@ -34,6 +34,8 @@ from sealroom.keyservice.users import device_transform_key
 
 __all__ = ["Groups", "check_forward_only", "parse_edek", "value_fingerprint"]
 
+_MEMBER_KEY = "SELECT transform_key FROM group_members WHERE group_id = ? AND user_id = ?"
+
 MAX_EDEK_BYTES = 8192
 #: Registered values kept per forward-only group (a long meeting rekeys a few hundred times).
 MAX_VALUES_PER_GROUP = 100_000
@@ -225,6 +227,9 @@ class Groups:
 
         def fn(tx: Tx) -> None:
             self._require_admin(tx, group_id, caller)
+            self.ctx.forget_transform_keys(
+                tx, "SELECT transform_key FROM group_members WHERE group_id = ?", (group_id,)
+            )
             for table in (
                 "group_members",
                 "group_admins",
@@ -304,6 +309,7 @@ class Groups:
             _purpose(group_id), bytes(group["augmentation_secret"])
         )
         augmented = augment_transform_key(verified, secret, self.ctx.keys.signing_key)
+        self.ctx.forget_transform_keys(tx, _MEMBER_KEY, (group_id, user_id))
         tx.execute(
             "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", (group_id, user_id)
         )
@@ -328,6 +334,7 @@ class Groups:
         def fn(tx: Tx) -> None:
             if user_id != caller.user_id:
                 self._require_admin(tx, group_id, caller)
+            self.ctx.forget_transform_keys(tx, _MEMBER_KEY, (group_id, user_id))
             if not tx.execute(
                 "DELETE FROM group_members WHERE group_id = ? AND user_id = ?", (group_id, user_id)
             ):
@@ -463,6 +470,7 @@ class Groups:
             self._require_forward_only(group)
             if user_id == caller.user_id:
                 raise ServiceError("conflict", "the manager cannot ban itself")
+            self.ctx.forget_transform_keys(tx, _MEMBER_KEY, (group_id, user_id))
             for table in ("group_members", "group_admins", "group_bans"):  # admin rights too
                 tx.execute(
                     f"DELETE FROM {table} WHERE group_id = ? AND user_id = ?",  # noqa: S608

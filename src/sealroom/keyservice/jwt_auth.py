@@ -8,6 +8,7 @@ within ±2 minutes of now.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import httpx
 import jwt
 
 from sealroom.keyservice.errors import ServiceError
+from sealroom.ops.logs import OncePerOutage
 
 __all__ = ["ALGORITHMS", "Claims", "JwksSource", "JwtVerifier"]
 
@@ -25,6 +27,7 @@ ALGORITHMS: Final[tuple[str, ...]] = ("ES256", "EdDSA", "RS256")
 IAT_WINDOW_SECONDS: Final[int] = 120
 _JWKS_TTL_SECONDS: Final[float] = 300.0
 _JWKS_MIN_REFRESH_SECONDS: Final[float] = 10.0
+log = logging.getLogger("sealroom.idp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,8 @@ class JwksSource:
         self._lock = threading.Lock()
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = 0.0
+        self._tried_at = float("-inf")
+        self.outage = OncePerOutage(log, "the IdP's keys (JWKS)")
         if document is not None:
             self._keys = self._parse(document)
             self._fetched_at = float("inf")
@@ -77,21 +82,44 @@ class JwksSource:
         fetched: dict[str, Any] = response.json()
         return fetched
 
+    def _refresh(self, now: float) -> bool:
+        """Fetch the keys (under the lock); False if that failed (logged once an outage)."""
+        self._tried_at = now
+        try:
+            keys = self._parse(self._load())
+        except (OSError, ValueError, httpx.HTTPError) as exc:
+            self.outage.failed(exc)
+            return False
+        self._keys, self._fetched_at = keys, now
+        if keys:
+            self.outage.ok()
+        else:
+            self.outage.failed("the JWKS holds no usable key")
+        return True
+
     def key(self, kid: str) -> jwt.PyJWK | None:
         now = time.monotonic()
         with self._lock:
             stale = now - self._fetched_at > _JWKS_TTL_SECONDS
             unknown = kid not in self._keys and now - self._fetched_at > _JWKS_MIN_REFRESH_SECONDS
-            if stale or unknown:
-                try:
-                    self._keys = self._parse(self._load())
-                    self._fetched_at = now
-                except (OSError, ValueError, httpx.HTTPError):
-                    if not self._keys:
-                        raise ServiceError(
-                            "invalid_token", "identity provider keys unavailable"
-                        ) from None
+            recent_failure = now - self._tried_at < 1.0 and self._fetched_at < self._tried_at
+            if (stale or unknown) and not recent_failure:
+                self._refresh(now)
+            if not self._keys:
+                raise ServiceError("unavailable", "the identity provider's keys are unavailable")
             return self._keys.get(kid)
+
+    def ready(self) -> str:
+        """``"ok"`` once keys are loaded (fetching them if none are yet), else why not."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._keys and now - self._tried_at >= 1.0:
+                self._refresh(now)
+            if self._keys:
+                return "ok"
+            return "the IdP's keys are not loaded" + (
+                " (fetch failing)" if self.outage.failing else ""
+            )
 
 
 class JwtVerifier:

@@ -1,12 +1,17 @@
-"""Key-service settings: a documented dataclass, read from ``SEALROOM_*`` variables."""
+"""Key-service settings: a documented dataclass, read from ``SEALROOM_*`` variables.
+
+The variables, flags and defaults are the rows of :data:`sealroom.config.TABLE` whose
+names are these fields; where to listen and how many workers are the command line's.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
+from sealroom import config
 from sealroom.api.origins import normalize_origin
 
 __all__ = ["Settings"]
@@ -35,31 +40,34 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     #: A folder of static files (the web client) to serve under ``/web/``; none by default.
     web_root: Path | None = None
-    #: Where ``sealroom keyservice`` listens.
-    host: str = "127.0.0.1"
-    port: int = 8470
-    workers: int = 1
+    #: Requests a second one user may keep up, per worker process; beyond it
+    #: ``429 rate_limited`` with ``Retry-After`` (anonymous requests count by address).
+    rate_limit: float = 20.0
+    #: Requests one user may make at once before ``rate_limit`` applies.
+    rate_burst: int = 200
+    #: Requests a second from one client address, before authentication, per worker: a
+    #: bound on junk (many users behind one proxy or NAT share it, so it is higher).
+    address_rate_limit: float = 200.0
+    address_rate_burst: int = 2000
+    #: Transforms computed at once per worker process (pairings hold the GIL, so more would
+    #: interleave rather than add; measured in ``bench/keyservice.py --overload``).
+    transform_concurrency: int = 1
+    #: Transforms that may wait per worker process; beyond it ``503 overloaded``. Small, so
+    #: that under overload the admitted ones finish about as fast as without load.
+    transform_queue: int = 2
     extra: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            if f.name == "extra":
-                continue
-            raw = env.get(f"SEALROOM_{f.name.upper()}")
-            if raw is None or raw == "":
-                continue
-            if f.name in ("max_body_bytes", "port", "workers"):
-                values[f.name] = int(raw)
-            elif f.name in ("secrets_file", "jwks_file", "web_root"):
-                values[f.name] = Path(raw)
-            elif f.name in ("auditors", "cors_origins"):
-                values[f.name] = tuple(a for a in raw.split(",") if a)
-            else:
-                values[f.name] = raw
-        settings = cls(**values)  # type: ignore[arg-type]
+        """The settings from ``SEALROOM_*`` variables (:class:`sealroom.config.ConfigError`
+        names a bad one)."""
+        return cls.from_config(config.resolve("keyservice", None, environ))
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, Any]) -> Settings:
+        """The settings from :func:`sealroom.config.resolve`'s values."""
+        names = {f.name for f in fields(cls)} - {"extra"}
+        settings = cls(**{k: v for k, v in values.items() if k in names})
         settings.validate()
         return settings
 
@@ -84,3 +92,10 @@ class Settings:
             normalize_origin(origin)  # ValueError names a malformed entry
         if self.web_root is not None and not self.web_root.is_dir():
             raise ValueError(f"web_root {self.web_root} is not a folder")
+        if (
+            min(self.rate_limit, self.address_rate_limit) <= 0
+            or min(self.rate_burst, self.address_rate_burst) < 1
+        ):
+            raise ValueError("rate_limit must be above 0 and rate_burst at least 1")
+        if self.transform_concurrency < 1 or self.transform_queue < 0:
+            raise ValueError("transform_concurrency >= 1 and transform_queue >= 0")

@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 __all__ = [
     "MIGRATIONS",
@@ -29,7 +29,9 @@ __all__ = [
     "Row",
     "SqliteDatabase",
     "StorageError",
+    "StorageUnavailableError",
     "Tx",
+    "latest_version",
     "open_database",
 ]
 
@@ -42,6 +44,10 @@ class StorageError(Exception):
 
 class ConflictError(StorageError):
     """A uniqueness constraint refused the write."""
+
+
+class StorageUnavailableError(StorageError):
+    """The database cannot be reached right now (down, restarting, out of connections)."""
 
 
 class Tx(Protocol):
@@ -69,7 +75,17 @@ class Database(Protocol):
         """Like :meth:`transaction`, for reads only: it takes no write lock."""
         ...
 
+    def schema_version(self, timeout: float = 2.0) -> int:
+        """The newest migration applied; :class:`StorageUnavailableError` if the database
+        cannot be reached within ``timeout`` seconds (for the readiness check)."""
+        ...
+
     def close(self) -> None: ...
+
+
+#: The schema version this code needs (readiness requires the database to be at it).
+def latest_version() -> int:
+    return MIGRATIONS[-1][0]
 
 
 _APPEND_ONLY_SQLITE = [
@@ -308,6 +324,11 @@ class SqliteDatabase:
             else:
                 self._conn.execute("COMMIT")
 
+    def schema_version(self, timeout: float = 2.0) -> int:
+        with self.read_transaction() as tx:
+            row = tx.one("SELECT MAX(version) AS v FROM schema_migrations")
+        return int(row["v"]) if row and row["v"] is not None else 0
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -358,15 +379,45 @@ class PostgresDatabase:
             if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
                 raise ValueError("schema name must be a plain lower-case identifier")
             kwargs["options"] = f"-c search_path={schema}"
-        self._pool = ConnectionPool(dsn, min_size=1, max_size=max_size, kwargs=kwargs, open=True)
+        # check: a connection broken by a server restart is replaced when taken, not used.
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            kwargs=kwargs,
+            open=True,
+            check=ConnectionPool.check_connection,
+            # After a server outage, give up a backing-off attempt after 5 s: the next
+            # request starts a fresh one, so the pool is back within seconds of the server.
+            reconnect_timeout=5.0,
+        )
         _migrate(self)
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        with self._pool.connection() as conn, conn.transaction():
+        # A request waits at most 5 s for a connection (all busy, or the server away), then
+        # fails with StorageUnavailableError (503 unavailable), rather than hanging.
+        with self._connection(5.0) as conn, conn.transaction():
             yield _PostgresTx(conn)
 
     read_transaction = transaction
+
+    @contextmanager
+    def _connection(self, timeout: float) -> Iterator[Any]:
+        """A pooled connection; the server being away is :class:`StorageUnavailableError`."""
+        try:
+            with self._pool.connection(timeout=timeout) as conn:
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise StorageUnavailableError(type(exc).__name__) from None
+
+    def schema_version(self, timeout: float = 2.0) -> int:
+        with self._connection(timeout) as conn:
+            try:
+                row = conn.execute("SELECT MAX(version) AS v FROM schema_migrations").fetchone()
+            except psycopg.OperationalError as exc:
+                raise StorageUnavailableError(type(exc).__name__) from None
+        return int(row["v"]) if row and row["v"] is not None else 0
 
     def close(self) -> None:
         self._pool.close()

@@ -30,6 +30,9 @@ from sealroom.keyservice.storage import ConflictError, Row, Tx
 __all__ = ["DeviceRegistration", "Users", "device_transform_key"]
 
 HALF_BYTES = 16
+_DEVICE_KEY = "SELECT transform_key FROM devices WHERE id = ?"
+#: Every this many seconds, a request also deletes every device's expired nonces.
+NONCE_SWEEP_SECONDS = 60
 _ID_SUBJECT = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 
@@ -50,6 +53,7 @@ class DeviceRegistration:
 class Users:
     def __init__(self, ctx: Context, jwt: JwtVerifier) -> None:
         self.ctx, self.jwt = ctx, jwt
+        self._swept_at = 0  # when this process last deleted every expired nonce
 
     # --- authentication ---
 
@@ -92,6 +96,10 @@ class Users:
                     "DELETE FROM nonces WHERE device_id = ? AND expires_at < ?",
                     (req.device_id, now),
                 )
+                if now - self._swept_at >= NONCE_SWEEP_SECONDS:
+                    # Devices that went quiet never come back to delete their own.
+                    self._swept_at = now
+                    tx.execute("DELETE FROM nonces WHERE expires_at < ?", (now,))
                 try:
                     tx.execute(
                         "INSERT INTO nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)",
@@ -257,6 +265,7 @@ class Users:
                     )
                 except SignatureError:
                     raise ServiceError("forbidden", "proof not signed by the user") from None
+            self.ctx.forget_transform_keys(tx, _DEVICE_KEY, (device_id,))
             _revoke(tx, device_id, self.ctx.now(), "revoked")
 
         self.ctx.run(caller, "revoke_device", f"device:{device_id}", fn)
@@ -268,6 +277,7 @@ class Users:
 
         def fn(tx: Tx) -> str:
             self._insert_checked(tx, caller, reg)
+            self.ctx.forget_transform_keys(tx, _DEVICE_KEY, (old,))
             _revoke(tx, old, self.ctx.now(), "rotated")
             return reg.device_id
 
@@ -321,6 +331,8 @@ def _revoke(tx: Tx, device_id: str, now: int, reason: str) -> None:
         "revoke_reason = COALESCE(revoke_reason, ?) WHERE id = ?",
         (now, reason, device_id),
     )
+    # A revoked device is refused before its nonces are looked at: they guard nothing now.
+    tx.execute("DELETE FROM nonces WHERE device_id = ?", (device_id,))
 
 
 def device_transform_key(tx: Tx, caller: Caller) -> Row:

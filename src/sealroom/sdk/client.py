@@ -8,6 +8,7 @@ are pinned on first sight; a change raises :class:`KeyChangedError` (after a
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
@@ -20,7 +21,7 @@ import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, BinaryIO, Final, Protocol, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -197,6 +198,31 @@ class Client:
         self, method: str, path: str, body: Any = None, *, auth: str = "device", query: str = ""
     ) -> dict[str, Any]:
         raw = json.dumps(body).encode() if body is not None else b""
+        url = path + ("?" + query if query else "")
+        waited = 0.0
+        while True:
+            headers = await self._headers(method, path, query, raw, auth)
+            response = await self._http.request(method, url, content=raw, headers=headers)
+            wait = _shed_wait(response)
+            if wait is None or waited + wait > SHED_WAIT_SECONDS:
+                break
+            # Rate limited (429) or shedding load (503): come back when the service says,
+            # with a fresh signature, for a few seconds at most.
+            waited += wait
+            await asyncio.sleep(wait)
+        try:
+            data: dict[str, Any] = response.json() if response.content else {}
+        except ValueError:
+            data = {}
+        if response.status_code >= 400:
+            raise ServiceRefusedError(
+                str(data.get("code", "unknown")), response.status_code, str(data.get("detail", ""))
+            )
+        return data
+
+    async def _headers(
+        self, method: str, path: str, query: str, raw: bytes, auth: str
+    ) -> dict[str, str]:
         headers = {"content-type": "application/json"} if raw else {}
         if auth == "jwt":
             headers["authorization"] = "Bearer " + str(
@@ -214,17 +240,7 @@ class Client:
                 body=raw,
                 now=self._clock(),
             )
-        url = path + ("?" + query if query else "")
-        response = await self._http.request(method, url, content=raw, headers=headers)
-        try:
-            data: dict[str, Any] = response.json() if response.content else {}
-        except ValueError:
-            data = {}
-        if response.status_code >= 400:
-            raise ServiceRefusedError(
-                str(data.get("code", "unknown")), response.status_code, str(data.get("detail", ""))
-            )
-        return data
+        return headers
 
     def _pin(self, subject: str, old: bytes | None, new: bytes) -> bool:
         """True if ``new`` may be used: first sight, unchanged, or accepted by the app."""
@@ -894,6 +910,21 @@ class Client:
         tail was cut, or the log wiped, by someone with database access)."""
         query = urlencode({"expect_head": expect_head}) if expect_head is not None else ""
         return await self._call("GET", "/v1/audit/verify", query=query)
+
+
+#: Seconds a call may spend waiting, as ``Retry-After`` asks, on a 429 or 503 before it
+#: raises :class:`ServiceRefusedError`.
+SHED_WAIT_SECONDS: Final[float] = 10.0
+
+
+def _shed_wait(response: httpx.Response) -> float | None:
+    """The seconds a 429 or 503 asks to wait (``Retry-After``, whole seconds), or None."""
+    if response.status_code not in (429, 503):
+        return None
+    value = response.headers.get("retry-after", "")
+    if not value.isdigit():
+        return None
+    return float(min(int(value), 60))
 
 
 def _check_authorship(sealer: Sealer, owner: str, any_sealer: bool) -> None:

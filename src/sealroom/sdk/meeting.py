@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+import httpx
 import websockets
 
 from sealroom.api.encoding import b64d
@@ -453,17 +454,18 @@ class MeetingClient:
             return None
 
     async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        """``call()``, again after a transient failure (the service unreachable or
-        failing), backing off; a refusal (4xx) is not retried."""
+        """``call()``, again after a transient failure (the service unreachable, failing
+        or shedding load: 5xx, 429), backing off; a refusal (4xx) or a check that fails
+        here (an SdkError: a revoked device, a bad certificate) is not retried."""
         delay = RETRY_SECONDS
         while True:
             try:
                 return await call()
             except ServiceRefusedError as exc:
-                if exc.status < 500:
-                    raise
-            except SdkError:
-                pass
+                if exc.status < 500 and exc.status != 429:
+                    raise  # a refusal: asking again changes nothing
+            except httpx.TransportError:
+                pass  # the key service unreachable
             self.events.put_nowait(MeetingEvent("retrying", {"in": delay}))
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
@@ -624,6 +626,8 @@ class MeetingClient:
             return None, exc.code
         except SdkError as exc:
             return None, f"sdk:{type(exc).__name__}"
+        except httpx.TransportError:
+            return None, "unreachable"  # the session retries as for any failed call
         return {}, None
 
     def security_code(self) -> str | None:
