@@ -6,10 +6,15 @@ then keeps ``--concurrency`` device-signed ``POST /v1/transform`` requests (grou
 device, two hops) in flight for ``--seconds``. It prints requests per second, p50 and p99
 latency, and the scale-up from 1 to 2 workers, and draws the figures to a PNG.
 
+It also prints the pairing-bound ceiling measured in the same run (issue 10): two hops cost
+3 pairings of math, so W workers on W cores can do at most W / (3 · one pairing) transforms
+a second, and each figure as a fraction of it.
+
 The load generator runs on the same 2-core machine as the workers, so it takes CPU from
-them (its share is printed). It opens a new connection per request, so that the kernel
-spreads requests across the workers as a load balancer would; with long-lived keep-alive
-connections most of them land on one worker and the scale-up is hidden.
+them (its share is printed); it is kept lean (raw sockets, one signature per request). It
+opens a new connection per request, so that the kernel spreads requests across the workers
+as a load balancer would; with long-lived keep-alive connections most of them land on one
+worker and the scale-up is hidden.
 
     .venv/bin/python bench/keyservice.py [--seconds 8] [--concurrency 8] [--out bench/out]
 
@@ -93,41 +98,67 @@ def setup(servers: Services, tmp: Path, distinct_edeks: int) -> tuple[SigningKey
         return ks.signing_key, ks.device_id, bodies
 
 
+async def _exchange(host: str, port: int, request: bytes) -> tuple[int, float]:
+    """One request on a connection of its own (so that the kernel spreads them across the
+    workers, as a load balancer would); its status and latency."""
+    start = time.perf_counter()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        status = int((await reader.readline()).split()[1])
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        await reader.readexactly(length)
+    finally:
+        writer.close()
+    return status, time.perf_counter() - start
+
+
+def _request(signer: SigningKey, device: str, body: bytes) -> bytes:
+    headers = sign_request(
+        signer, device, method="POST", path="/v1/transform", query="", body=body, now=time.time()
+    )
+    lines = [
+        "POST /v1/transform HTTP/1.1",
+        "host: 127.0.0.1",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
 async def load(
     url: str, signer: SigningKey, device: str, bodies: list[bytes], seconds: float, concurrency: int
 ) -> dict[str, Any]:
+    """Keep ``concurrency`` transforms in flight for ``seconds``. The load generator is
+    lean (raw sockets, a signature per request and little else): it shares the 2 cores with
+    the workers, and what it takes is printed."""
+    host, _, port = url.removeprefix("http://").partition(":")
     latencies: list[float] = []
     errors = 0
     stop = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as http:
 
-        async def worker(n: int) -> None:
-            nonlocal errors
-            i = n
-            while time.monotonic() < stop:
-                body = bodies[i % len(bodies)]
-                i += concurrency
-                headers = sign_request(
-                    signer,
-                    device,
-                    method="POST",
-                    path="/v1/transform",
-                    query="",
-                    body=body,
-                    now=time.time(),
-                )
-                headers["content-type"] = "application/json"
-                start = time.perf_counter()
-                r = await http.post("/v1/transform", content=body, headers=headers)
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - start)
-                else:
-                    errors += 1
+    async def worker(n: int) -> None:
+        nonlocal errors
+        i = n
+        while time.monotonic() < stop:
+            request = _request(signer, device, bodies[i % len(bodies)])
+            i += concurrency
+            status, latency = await _exchange(host, int(port), request)
+            if status == 200:
+                latencies.append(latency)
+            else:
+                errors += 1
 
-        began, cpu0 = time.monotonic(), time.process_time()
-        await asyncio.gather(*(worker(n) for n in range(concurrency)))
-        elapsed, cpu = time.monotonic() - began, time.process_time() - cpu0
+    began, cpu0 = time.monotonic(), time.process_time()
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    elapsed, cpu = time.monotonic() - began, time.process_time() - cpu0
     latencies.sort()
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return {
@@ -139,6 +170,19 @@ async def load(
         "p99_ms": q[98] * 1000,
         "loadgen_cores": cpu / elapsed,
     }
+
+
+def pairing_seconds(rounds: int = 300) -> float:
+    """One pymcl pairing here, now (the median of ``rounds``): the unit of the ceiling."""
+    from sealroom.crypto.pairing import G1, G2, pair
+
+    p, q = G1.generator(), G2.generator()
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        pair(p, q)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def run_one(backend: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -437,22 +481,29 @@ def main(argv: list[str] | None = None) -> int:
     if "postgres" not in backends:
         print(f"PostgreSQL not reachable at {PG_DSN}: measuring SQLite only")
     results = []
+    t_pair = pairing_seconds()
     configs = [(b, w) for b in backends for w in (1, 2)]
     for i, (backend, workers) in enumerate(configs, 1):
         print(
             f"[{i}/{len(configs)}] {backend}, {workers} worker(s) ...", file=sys.stderr, flush=True
         )
-        results.append(run_one(backend, workers, args))
+        results.append(run_one(backend, workers, args) | {"ceiling_rps": workers / (3 * t_pair)})
     print(f"\ntransform over HTTP: {args.concurrency} requests in flight, {args.seconds:.0f} s")
     print(
         f"{'backend':<10}{'workers':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-        f"{'load-gen CPU':>14}"
+        f"{'load-gen CPU':>14}{'ceiling':>10}{'of ceiling':>11}"
     )
     for r in results:
         print(
             f"{r['backend']:<10}{r['workers']:>8}{r['rps']:>9.1f}{r['p50_ms']:>9.1f}"
             f"{r['p99_ms']:>9.1f}{r['errors']:>8}{r['loadgen_cores']:>13.0%}"
+            f"{r['ceiling_rps']:>10.0f}{r['rps'] / r['ceiling_rps']:>11.0%}"
         )
+    print(
+        f"ceiling: a transform's two hops cost 3 pairings of math; one pairing took "
+        f"{t_pair * 1e6:.0f} µs here (median, measured before the runs), so W workers on W "
+        f"cores could do at most W / (3 x {t_pair * 1e3:.3f} ms) transforms a second"
+    )
     for backend in backends:
         one = next(r for r in results if r["backend"] == backend and r["workers"] == 1)
         two = next(r for r in results if r["backend"] == backend and r["workers"] == 2)

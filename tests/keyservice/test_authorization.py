@@ -129,15 +129,53 @@ def test_replayed_request_is_refused(env: Env) -> None:
         alice.initialize()
         nonce = b"\x07" * 16
         now = time.time()
-        first = _signed(env, alice, "GET", "/v1/devices", now=now, nonce=nonce)
+        body = json.dumps({"user_ids": ["alice"]}).encode()
+        first = _signed(env, alice, "POST", "/v1/users/keys", body=body, now=now, nonce=nonce)
         assert first.status_code == 200
         before = len(_audit_outcomes(env))
-        second = _signed(env, alice, "GET", "/v1/devices", now=now, nonce=nonce)
+        second = _signed(env, alice, "POST", "/v1/users/keys", body=body, now=now, nonce=nonce)
         assert second.status_code == 401
         assert second.json()["code"] == "replayed_request"
         assert second.headers["content-type"] == "application/problem+json"
         # Recorded, but not as alice's: a replay proves only that she signed it once.
         assert (None, "authenticate", "refused:replayed_request") in _audit_outcomes(env)[before:]
+
+
+def test_a_replayed_change_is_refused_and_changes_nothing(env: Env) -> None:
+    with env.client("alice") as alice, env.client("bob") as bob:
+        alice.initialize()
+        bob.initialize()
+        alice.create_group("team")
+        nonce = b"\x08" * 16
+        now = time.time()
+        path = "/v1/groups/team/admins/bob"
+        first = _signed(env, alice, "DELETE", path, now=now, nonce=nonce)
+        assert first.json()["code"] == "not_found"  # refused: bob is no admin yet...
+        alice.add_admin("team", "bob")
+        again = _signed(env, alice, "DELETE", path, now=now, nonce=nonce)
+        assert again.json()["code"] == "replayed_request"  # ...and the replay stays refused
+        assert "bob" in alice.group("team")["admins"]
+
+
+def test_a_signed_read_writes_nothing(env: Env) -> None:
+    with env.client("alice") as alice:
+        alice.initialize()
+        _signed(env, alice, "GET", "/v1/devices")  # last use noted, at most once a minute
+
+        def state() -> tuple[int, int, object]:
+            with env.parts.db.read_transaction() as tx:
+                nonces = tx.one("SELECT COUNT(*) AS n FROM nonces")
+                audit = tx.one("SELECT COUNT(*) AS n FROM audit")
+                used = tx.one("SELECT last_used_at FROM devices")
+            assert nonces is not None
+            assert audit is not None
+            assert used is not None
+            return int(nonces["n"]), int(audit["n"]), used["last_used_at"]
+
+        before = state()
+        for _ in range(5):
+            assert _signed(env, alice, "GET", "/v1/devices").status_code == 200
+        assert state() == before
 
 
 @pytest.mark.parametrize(("skew", "code"), [(-600, "stale_request"), (600, "stale_request")])

@@ -237,12 +237,12 @@ def test_nonces_of_rotated_and_revoked_devices_are_deleted(
             alice.initialize()
             phone.initialize()
             old = alice.client.device_id
-            alice.list_devices()
+            alice.user_public_keys(["alice"])  # a signed change-or-query: its nonce is kept
             assert _nonces(env, old) > 0
             alice.rotate_device()
             assert _nonces(env, old) == 0  # it can sign nothing any more
             lost = phone.client.device_id
-            phone.list_devices()
+            phone.user_public_keys(["alice"])
             assert _nonces(env, lost) > 0
             alice.revoke_device(lost)
             assert _nonces(env, lost) == 0
@@ -251,12 +251,12 @@ def test_nonces_of_rotated_and_revoked_devices_are_deleted(
             with env.client("bob") as bob:
                 bob.initialize()
                 quiet = bob.client.device_id
-                bob.list_devices()
+                bob.user_public_keys(["bob"])
                 assert _nonces(env, quiet) > 0
                 with env.parts.db.transaction() as tx:  # ... and time passes
                     tx.execute("UPDATE nonces SET expires_at = 0 WHERE device_id = ?", (quiet,))
-                env.parts.users._swept_at -= 61
-                alice.list_devices()
+                env.parts.ctx._swept_at -= 61
+                alice.user_public_keys(["alice"])
                 assert _nonces(env, quiet) == 0
     finally:
         env.close()

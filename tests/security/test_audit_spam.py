@@ -43,11 +43,16 @@ def test_replaying_a_victims_request_is_capped(tmp_path: Path) -> None:
         victim.initialize()
         signer, device = device_keys(victim)
         nonce = b"\x05" * 16
-        first = ks.signed(signer, device, "GET", "/v1/devices", now=clock[0], nonce=nonce)
+        body = b'{"user_ids": ["victim"]}'  # a signed POST (a GET keeps no nonce: a read)
+        first = ks.signed(
+            signer, device, "POST", "/v1/users/keys", body=body, now=clock[0], nonce=nonce
+        )
         assert first.status_code == 200
         before = len(ks.audit())
         for _ in range(200):  # someone who captured it sends it again and again
-            r = ks.signed(signer, device, "GET", "/v1/devices", now=clock[0], nonce=nonce)
+            r = ks.signed(
+                signer, device, "POST", "/v1/users/keys", body=body, now=clock[0], nonce=nonce
+            )
             assert r.json()["code"] == "replayed_request"
         added = ks.audit()[before:]
         assert 0 < len(added) <= ANONYMOUS_REFUSALS_PER_SECOND

@@ -848,6 +848,8 @@ def _wrap(parts: KeyServiceApp, ep: Endpoint) -> Callable[[Request], Awaitable[R
                 if not isinstance(body, dict):
                     raise ServiceError("malformed_input", "body must be a JSON object")
             result = await ep.handler(request, caller, body)
+            if caller.nonce is not None and not caller.nonce.stored:
+                await run_in_threadpool(parts.ctx.store_nonce, caller)  # it recorded nothing
             if parts.db_outage is not None and parts.db_outage.failing:
                 parts.db_outage.ok()
             return JSONResponse(result)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sealroom.crypto.pairing import Scalar
@@ -25,6 +25,8 @@ __all__ = ["Caller", "Context", "check_id"]
 
 T = TypeVar("T")
 ANONYMOUS_REFUSALS_PER_SECOND = 50
+#: Expired nonces are deleted at most this often, by each process.
+NONCE_SWEEP_SECONDS = 60
 R = TypeVar("R")
 _ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
@@ -35,12 +37,50 @@ def check_id(value: object, what: str) -> str:
     return value
 
 
+@dataclass(slots=True)
+class PendingNonce:
+    """A device-signed request's nonce, not stored yet."""
+
+    device_id: str
+    value: bytes
+    expires_at: int
+    stored: bool = False  # in a transaction that committed
+    _tx: object = None  # the transaction it was last written in
+
+    def store(self, tx: Tx) -> None:
+        """Keep it in ``tx`` (once per transaction, and not after one that committed);
+        ``replayed_request`` if it was used before."""
+        if self.stored or self._tx is tx:
+            return
+        try:
+            tx.execute(
+                "INSERT INTO nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)",
+                (self.device_id, self.value, self.expires_at),
+            )
+        except ConflictError:
+            raise ServiceError("replayed_request") from None
+        self._tx = tx
+
+    def committed(self, tx: Tx) -> None:
+        """``tx`` committed: if it holds the nonce, the nonce is kept for good."""
+        if self._tx is tx:
+            self.stored = True
+
+
+def _committed(caller: Caller | None, tx: Tx) -> None:
+    if caller is not None and caller.nonce is not None:
+        caller.nonce.committed(tx)
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who is asking: a user from a JWT, or a user's registered device."""
 
     user_id: str
     device_id: str | None = None
+    #: A signed request's nonce, kept in the same transaction as what the request does (its
+    #: audit entry), so that a request costs one write; None for reads (GETs do not write).
+    nonce: PendingNonce | None = field(default=None, compare=False)
 
     def require_device(self) -> str:
         if self.device_id is None:
@@ -99,6 +139,7 @@ class Context:
         self.verifying_key = keys.signing_key.verifying_key
         self._anon_second, self._anon_count, self._anon_skipped = 0, 0, 0
         self._anon_lock = threading.Lock()
+        self._swept_at = 0  # when this process last deleted the expired nonces
 
     def now(self) -> int:
         return int(self.clock())
@@ -107,9 +148,12 @@ class Context:
         """Run ``fn`` in one transaction with an audit entry; audit a refusal apart."""
         try:
             with self.db.transaction() as tx:
+                if caller is not None and caller.nonce is not None:
+                    caller.nonce.store(tx)  # first: a replay changes nothing
                 result = fn(tx)
                 self.record(tx, caller, action, obj, "ok")
-                return result
+            _committed(caller, tx)
+            return result
         except (ServiceError, MalformedInputError, SignatureError, ConflictError) as exc:
             raise self._refusal(caller, action, obj, exc) from None
 
@@ -133,6 +177,7 @@ class Context:
             raise self._refusal(caller, action, obj, exc) from None
         with self.db.transaction() as tx:
             self.record(tx, caller, action, obj, "ok")
+        _committed(caller, tx)
         return result
 
     def _refusal(
@@ -155,6 +200,9 @@ class Context:
     def record(
         self, tx: Tx, caller: Caller | None, action: str, obj: str | None, outcome: str
     ) -> None:
+        if caller is not None and caller.nonce is not None:
+            caller.nonce.store(tx)  # a replay fails here, and the whole transaction with it
+        self._sweep(tx)
         audit.append(
             tx,
             self.keys.signing_key,
@@ -178,8 +226,32 @@ class Context:
                 return
             if skipped:
                 outcome += f" (+{skipped} skipped)"
-        with self.db.transaction() as tx:
-            self.record(tx, caller, action, obj, outcome)
+        try:
+            with self.db.transaction() as tx:
+                self.record(tx, caller, action, obj, outcome)
+            _committed(caller, tx)
+        except ServiceError:  # its nonce was used before: the request is a replay
+            if caller is None or caller.nonce is None:
+                raise
+            caller.nonce.stored = True
+            with self.db.transaction() as tx:
+                self.record(tx, caller, action, obj, "refused:replayed_request")
+
+    def store_nonce(self, caller: Caller) -> None:
+        """A signed request that recorded nothing still uses up its nonce."""
+        if caller.nonce is not None and not caller.nonce.stored:
+            with self.db.transaction() as tx:
+                caller.nonce.store(tx)
+                self._sweep(tx)
+            _committed(caller, tx)
+
+    def _sweep(self, tx: Tx) -> None:
+        """Delete expired nonces (devices that went quiet never come back for theirs),
+        at most once a NONCE_SWEEP_SECONDS per process, in a write already under way."""
+        now = self.now()
+        if now - self._swept_at >= NONCE_SWEEP_SECONDS:
+            self._swept_at = now
+            tx.execute("DELETE FROM nonces WHERE expires_at < ?", (now,))
 
     def _count_anonymous(self) -> int:
         """-1 to skip this entry, else how many were skipped before it."""

@@ -22,7 +22,7 @@ from sealroom.crypto.pre import (
 )
 from sealroom.crypto.signing import VerifyingKey
 from sealroom.errors import SignatureError
-from sealroom.keyservice.context import Caller, Context, check_id
+from sealroom.keyservice.context import Caller, Context, PendingNonce, check_id
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.jwt_auth import JwtVerifier
 from sealroom.keyservice.storage import ConflictError, Row, Tx
@@ -32,7 +32,12 @@ __all__ = ["DeviceRegistration", "Users", "device_transform_key"]
 HALF_BYTES = 16
 _DEVICE_KEY = "SELECT transform_key FROM devices WHERE id = ?"
 #: Every this many seconds, a request also deletes every device's expired nonces.
-NONCE_SWEEP_SECONDS = 60
+#: A device's last use is written at most this often (a signed request writes nothing else
+#: beside its nonce, which goes with what the request does, in one transaction).
+LAST_USED_SECONDS = 60
+#: Methods that change nothing: their signed requests are not replay-protected by a stored
+#: nonce (a replay returns the same answer to whoever replays it, within the 60 s window).
+SAFE_METHODS = frozenset({"GET", "HEAD"})
 _ID_SUBJECT = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 
 
@@ -53,7 +58,6 @@ class DeviceRegistration:
 class Users:
     def __init__(self, ctx: Context, jwt: JwtVerifier) -> None:
         self.ctx, self.jwt = ctx, jwt
-        self._swept_at = 0  # when this process last deleted every expired nonce
 
     # --- authentication ---
 
@@ -75,8 +79,17 @@ class Users:
         now = ctx.now()
         with ctx.db.read_transaction() as tx:
             row = tx.one(
-                "SELECT user_id, signing_key, revoked_at FROM devices WHERE id = ?",
+                "SELECT user_id, signing_key, revoked_at, last_used_at FROM devices WHERE id = ?",
                 (req.device_id,),
+            )
+            seen = (
+                row is not None
+                and method not in SAFE_METHODS
+                and tx.one(
+                    "SELECT 1 AS x FROM nonces WHERE device_id = ? AND nonce = ?",
+                    (req.device_id, req.nonce),
+                )
+                is not None
             )
         try:
             if row is None:
@@ -91,23 +104,13 @@ class Users:
                 )
             except SignatureError:
                 raise ServiceError("bad_signature") from None
-            with ctx.db.transaction() as tx:
-                tx.execute(
-                    "DELETE FROM nonces WHERE device_id = ? AND expires_at < ?",
-                    (req.device_id, now),
-                )
-                if now - self._swept_at >= NONCE_SWEEP_SECONDS:
-                    # Devices that went quiet never come back to delete their own.
-                    self._swept_at = now
-                    tx.execute("DELETE FROM nonces WHERE expires_at < ?", (now,))
-                try:
+            if seen:
+                raise ServiceError("replayed_request")
+            if row["last_used_at"] is None or now - int(row["last_used_at"]) >= LAST_USED_SECONDS:
+                with ctx.db.transaction() as tx:  # at most once a minute per device
                     tx.execute(
-                        "INSERT INTO nonces (device_id, nonce, expires_at) VALUES (?, ?, ?)",
-                        (req.device_id, req.nonce, now + 2 * MAX_SKEW_SECONDS + 1),
+                        "UPDATE devices SET last_used_at = ? WHERE id = ?", (now, req.device_id)
                     )
-                except ConflictError:
-                    raise ServiceError("replayed_request") from None
-                tx.execute("UPDATE devices SET last_used_at = ? WHERE id = ?", (now, req.device_id))
         except ServiceError as exc:
             # Until a request authenticates, its caller is nobody: a bad signature, a replay
             # or a stale request only names a device, so it is recorded as anonymous (the
@@ -115,7 +118,10 @@ class Users:
             ctx.refused(None, "authenticate", f"device:{req.device_id}", exc.code)
             exc.audited = True
             raise
-        return Caller(row["user_id"], req.device_id)
+        if method in SAFE_METHODS:  # a signed read writes nothing (no nonce kept)
+            return Caller(row["user_id"], req.device_id)
+        nonce = PendingNonce(req.device_id, req.nonce, now + 2 * MAX_SKEW_SECONDS + 1)
+        return Caller(row["user_id"], req.device_id, nonce)
 
     # --- users ---
 
