@@ -18,7 +18,7 @@ from sealroom.errors import MalformedInputError, SignatureError
 from sealroom.keyservice import audit
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.service_keys import ServiceKeys
-from sealroom.keyservice.storage import ConflictError, Database, Row, Tx
+from sealroom.keyservice.storage import ConflictError, Database, Row, StorageError, Tx
 from sealroom.ops import metrics
 
 __all__ = ["Caller", "Context", "check_id"]
@@ -65,6 +65,70 @@ class PendingNonce:
         """``tx`` committed: if it holds the nonce, the nonce is kept for good."""
         if self._tx is tx:
             self.stored = True
+
+
+@dataclass(slots=True)
+class _Write:
+    work: Callable[[Tx], None]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    tx: Tx | None = None
+
+
+class GroupCommit:
+    """Writes from concurrent requests, committed together: the first request to find no
+    commit under way runs one transaction for every write waiting (each in a savepoint of
+    its own, so one failure spoils no other), then again for those that came meanwhile; the
+    others wait for theirs. One commit (one fsync on PostgreSQL, one turn of the audit
+    head's lock) serves many transforms, and each request returns only once its own write
+    is committed: nothing is acknowledged before it is durable."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+        self._waiting: list[_Write] = []
+        self._flushing = False
+
+    def submit(self, work: Callable[[Tx], None]) -> Tx:
+        """Run ``work`` in a committed transaction; that transaction (its error if not)."""
+        job = _Write(work)
+        with self._lock:
+            self._waiting.append(job)
+            lead = not self._flushing
+            self._flushing = True
+        if lead:
+            self._flush()
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        if job.tx is None:  # pragma: no cover - every job ends with a tx or an error
+            raise StorageError("a write ended without a transaction")
+        return job.tx
+
+    def _flush(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._waiting = self._waiting, []
+                if not batch:
+                    self._flushing = False
+                    return
+            try:
+                with self.db.transaction() as tx:
+                    for job in batch:
+                        tx.execute("SAVEPOINT sr_write")
+                        try:
+                            job.work(tx)
+                        except Exception as exc:
+                            tx.execute("ROLLBACK TO SAVEPOINT sr_write")
+                            job.error = exc
+                        else:
+                            tx.execute("RELEASE SAVEPOINT sr_write")
+                            job.tx = tx
+            except BaseException as exc:  # the commit itself failed: nobody's write holds
+                for job in batch:
+                    job.error = job.error or exc
+            for job in batch:
+                job.done.set()
 
 
 def _committed(caller: Caller | None, tx: Tx) -> None:
@@ -140,6 +204,7 @@ class Context:
         self._anon_second, self._anon_count, self._anon_skipped = 0, 0, 0
         self._anon_lock = threading.Lock()
         self._swept_at = 0  # when this process last deleted the expired nonces
+        self._writes = GroupCommit(db)
 
     def now(self) -> int:
         return int(self.clock())
@@ -175,8 +240,10 @@ class Context:
             metrics.COMPUTE_SECONDS.labels(action).observe(time.perf_counter() - started)
         except (ServiceError, MalformedInputError, SignatureError, ConflictError) as exc:
             raise self._refusal(caller, action, obj, exc) from None
-        with self.db.transaction() as tx:
-            self.record(tx, caller, action, obj, "ok")
+        try:
+            tx = self._writes.submit(lambda tx: self.record(tx, caller, action, obj, "ok"))
+        except (ServiceError, ConflictError) as exc:  # a replay that raced its first use
+            raise self._refusal(caller, action, obj, exc) from None
         _committed(caller, tx)
         return result
 
