@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -133,8 +134,9 @@ class Topology:
                 finally:
                     await nats_bus.close()
 
-            try:
-                asyncio.run(drop())
+            try:  # (in a thread of its own: stop() may run inside an event loop)
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    pool.submit(asyncio.run, drop()).result()
             except Exception as exc:  # nothing was posted: no stream
                 log(f"(no NATS stream to delete: {type(exc).__name__})")
 
@@ -407,7 +409,11 @@ async def measure(top: Topology, spec: dict[str, Any], n: int, procs: int) -> di
         others = [u for u in users if u != leaver]
         await _until(lambda: all(fresh in run.keys.get(u, {}) for u in others), 120)
         delays = sorted(run.keys[u][fresh] - posted for u in others)
-        q = statistics.quantiles(delays, n=100) if len(delays) > 1 else delays * 99
+        q = (
+            statistics.quantiles(delays, n=100, method="inclusive")
+            if len(delays) > 1
+            else delays * 99
+        )
         log(f"N={n}: the fresh key reached all {len(others)} in {delays[-1]:.2f} s")
         return {
             "n": n,

@@ -220,3 +220,22 @@ def test_admitted_strangers_are_added_in_one_batch() -> None:
     batches = [c for c in w.people["uma"].ks_calls if c.op == "add_members"]
     assert [sorted(c.args["users"]) for c in batches] == [["bob", "carl"], strangers]
     assert all(w.key(u) == w.key("uma") for u in strangers)
+
+
+def test_a_joiner_behind_a_burst_of_joins_opens_one_key_and_ratchets_to_the_newest() -> None:
+    joiners = [f"user{i:02d}" for i in range(6)]
+    w = World(MeetingConfig("m-1", host="uma", invitees=tuple(joiners)))
+    w.add("uma")
+    w.run("uma", "start")
+    w.add(joiners[0])
+    w.hold_ops = {"open_envelope"}  # the key service is slow for the first joiner...
+    w.run(joiners[0], "join")
+    for u in joiners[1:]:  # ...while the others join one window apart: five more ratchets
+        w.add(u)
+        w.run(u, "join")
+    w.hold_ops = set()
+    w.release_held()
+    first = w.people[joiners[0]]
+    assert [c.op for c in first.ks_calls].count("open_envelope") == 1
+    assert w.key(joiners[0]) == w.key("uma")
+    assert w.key("uma")[0] == 6

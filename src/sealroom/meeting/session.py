@@ -269,6 +269,8 @@ class MeetingSession:
         self._join_attempts = 0
         self._retry_at: float | None = None
         self._pending_post: BoardMessage | None = None  # newest session-key post to open
+        self._opening: BoardMessage | None = None  # the post the key service is opening
+        self._board_ratchets: dict[int, bool] = {}  # recent key posts: epoch -> a ratchet?
         self._pending_key: VerifyingKey | None = None
         self._handing_over = False  # leaving: making an heir an admin first
         self._rekey_reason = "leave"  # why the pending fresh key (_rekey_at) is due
@@ -590,7 +592,7 @@ class MeetingSession:
 
     def _close(self) -> list[Action]:
         self._calls.clear()
-        self._pending_post = None
+        self._pending_post = self._opening = None
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = "ended", None, None
         self._rekey_at = self._ratchet_at = self._retry_at = self._removal_retry_at = None
@@ -1117,6 +1119,9 @@ class MeetingSession:
             removed = parse_ids(m.body["removed"], "removed")
             parts, reset = int(m.body["parts"]), m.body["reset"] is True
             self.last_envelope, self._board_epoch = envelope, epoch
+            self._board_ratchets[epoch] = m.body.get("ratchet") is True
+            for old in [e for e in self._board_ratchets if e < epoch - 256]:
+                del self._board_ratchets[old]
             followed = self._chain.follow(
                 epoch, prev=prev, head=head, added=added, removed=removed, parts=parts, reset=reset
             )
@@ -1189,13 +1194,16 @@ class MeetingSession:
         ]
 
     def _open_pending(self) -> list[Action]:
+        """Have the newest key post for us opened (one at a time: a newer post waits, and
+        is often reached by ratcheting the one being opened)."""
         m = self._pending_post
-        if m is None:
+        if m is None or self._opening is not None:
             return []
         envelope = Envelope.from_bytes(b64d(m.body["envelope"], "envelope", max_bytes=16384))
         if self._pending_key is None or envelope.signer != self._pending_key.to_bytes():
             self._pending_post = None
             return [Notify("bad_message", {"device": m.device, "why": "envelope signer"})]
+        self._opening = m
         return [
             self._call("open_envelope", {"message": m}, envelope=envelope, sealer=self._pending_key)
         ]
@@ -1204,8 +1212,10 @@ class MeetingSession:
         self, pending: _Pending, result: dict[str, Any] | None, error: str | None, now: float
     ) -> list[Action]:
         m: BoardMessage = pending.context["message"]
-        if m is not self._pending_post:
-            return []
+        self._opening = None
+        if (error is not None or result is None) and m is not self._pending_post:
+            self._join_attempts = 0
+            return self._open_pending()  # a newer post is waiting: that one, then
         if error is not None or result is None:
             delays = self.timing.join_retry_delays
             if self._join_attempts < len(delays):
@@ -1222,13 +1232,21 @@ class MeetingSession:
         if len(data) != 40 or int.from_bytes(data[32:], "big") != epoch:
             return [Notify("bad_message", {"device": m.device, "why": "envelope contents"})]
         if self.epoch is not None and epoch <= self.epoch:
-            return []
-        self._pending_post = None
+            return self._open_pending()
+        sk, reason = data[:32], str(m.body["reason"])
+        # Newer posts that only ratchet this key are ours already: derive them, as members
+        # do, instead of having each opened in turn (a burst of joins posts many).
+        while (self._board_ratchets.get(epoch + 1) or False) and epoch + 1 <= self._board_epoch:
+            epoch += 1
+            sk, reason = ratchet(sk, self.config.meeting_id, epoch), "join"
+        waiting = self._pending_post
+        if waiting is not None and int(waiting.body["epoch"]) <= epoch:
+            self._pending_post = None
         known = self._chain.roster_at(epoch)
         self.roster = known[0] if known else []
-        self.roster_head = _head(m.body["head"], "head")
+        self.roster_head = self._chain.head_at(epoch) or _head(m.body["head"], "head")
         actions: list[Action] = []
         if self.state == "joining":
             self.state = "in_meeting"
             actions.append(Notify("joined", {"epoch": epoch}))
-        return actions + self._install(epoch, data[:32], now, str(m.body["reason"]))
+        return [*actions, *self._install(epoch, sk, now, reason), *self._open_pending()]
