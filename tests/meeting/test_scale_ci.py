@@ -53,4 +53,6 @@ def test_300_participants_across_two_conference_processes_and_two_key_service_wo
             f"after a leave reached the last one in {result['rekey_last_s']:.1f} s"
         )
     assert result["problems"] == 0
-    assert result["requests_per_join"] <= 6  # no per-poster look-ups: a few per joiner
+    # No per-poster look-ups: a handful per joiner (its card, the manager's device and user,
+    # the transform), whatever N (it was about 2N before: 200 at N = 100).
+    assert result["requests_per_join"] <= 8
