@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from sealroom.keyservice.storage import MIGRATIONS, ConflictError, open_database
@@ -11,6 +13,34 @@ def test_migrations_are_recorded_once_and_rerun_safely(database_url: str) -> Non
     db = open_database(database_url)
     db.close()
     db = open_database(database_url)  # a second start applies nothing twice
+    try:
+        with db.transaction() as tx:
+            versions = [r["version"] for r in tx.all("SELECT version FROM schema_migrations")]
+        assert versions == [v for v, _ in MIGRATIONS]
+    finally:
+        db.close()
+
+
+def test_workers_starting_together_on_a_fresh_database_all_migrate_it(database_url: str) -> None:
+    # Several workers or replicas open an empty database at once (CI's topology test did,
+    # and one of them died on PostgreSQL's catalogue race in CREATE TABLE IF NOT EXISTS).
+    failures: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            open_database(database_url).close()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    db = open_database(database_url)
     try:
         with db.transaction() as tx:
             versions = [r["version"] for r in tx.all("SELECT version FROM schema_migrations")]

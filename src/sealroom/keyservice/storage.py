@@ -233,16 +233,26 @@ def _dialect_sql(sql: str, dialect: str) -> str:
     return sql.replace("{BLOB}", "BLOB" if dialect == "sqlite" else "BYTEA")
 
 
+# Workers and replicas that start together migrate one at a time: PostgreSQL's
+# CREATE TABLE IF NOT EXISTS is not safe against a concurrent one (a unique violation in its
+# catalogue), so every migration transaction first takes this transaction-scoped lock.
+_MIGRATION_LOCK = 0x5EA1_2001
+
+
 def _migrate(db: Database) -> None:
+    def serialize(tx: Tx) -> None:
+        if db.dialect == "postgres":
+            tx.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+
     with db.transaction() as tx:
+        serialize(tx)
         tx.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
         )
     for version, statements in MIGRATIONS:
         with db.transaction() as tx:
-            if db.dialect == "postgres":
-                tx.execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
+            serialize(tx)
             if tx.one("SELECT version FROM schema_migrations WHERE version = ?", (version,)):
                 continue
             for stmt in statements:
