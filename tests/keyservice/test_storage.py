@@ -31,7 +31,7 @@ def test_workers_starting_together_on_a_fresh_database_all_migrate_it(database_u
         start.wait()
         try:
             open_database(database_url).close()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             failures.append(exc)
 
     threads = [threading.Thread(target=open_one) for _ in range(4)]
