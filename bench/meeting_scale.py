@@ -92,12 +92,19 @@ class Topology:
             db, workers, bus_args, confs = f"sqlite:///{tmp / 'ks.db'}", "1", [], ports[2:3]
         self.bus, self.prefix = (bus, bus_args[-1]) if bus_args else ("inprocess", "")
         self.confs = [f"http://127.0.0.1:{p}" for p in confs]
+        # Every simulated participant connects from 127.0.0.1, so the per-address limits
+        # (meant for one client's address, not a thousand people's) are lifted here; that
+        # includes the burst of the user limit, under which anonymous requests (each
+        # client's first GET /v1/service) count by address.
+        ks_limits = ["--address-rate-limit", "1000000", "--address-rate-burst", "10000000",
+                     "--rate-burst", "1000000"]  # fmt: skip
+        conf_limits = ["--connect-rate", "1000000", "--connect-burst", "1000000"]
         commands = [
             [*cmd, "idp", "--data-dir", str(tmp / "idp"), "--port", str(ports[0])],
             [*cmd, "keyservice", "--database-url", db, "--secrets-file", str(tmp / "s.json"),
-             "--jwks-url", jwks, "--port", str(ports[1]), "--workers", workers],
-            *([*cmd, "conference", "--jwks-url", jwks, "--port", str(p), *bus_args]
-              for p in confs),
+             "--jwks-url", jwks, "--port", str(ports[1]), "--workers", workers, *ks_limits],
+            *([*cmd, "conference", "--jwks-url", jwks, "--port", str(p), *bus_args,
+               *conf_limits] for p in confs),
         ]  # fmt: skip
         sink = subprocess.DEVNULL
         self.procs = [subprocess.Popen(c, env=env, stdout=sink, stderr=sink) for c in commands]
