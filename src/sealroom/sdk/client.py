@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 import re
+import secrets
 import shutil
 import ssl
 import tempfile
@@ -207,9 +208,12 @@ class Client:
             if wait is None or waited + wait > SHED_WAIT_SECONDS:
                 break
             # Rate limited (429) or shedding load (503): come back when the service says,
-            # with a fresh signature, for a few seconds at most.
-            waited += wait
-            await asyncio.sleep(wait)
+            # with a fresh signature, for a few seconds at most. Spread over half to one and
+            # a half times the wait, so that the many members a rekey refused at once do not
+            # all come back in the same instant (and leave the queue idle in between).
+            pause = wait * _JITTER.uniform(0.5, 1.5)
+            waited += pause
+            await asyncio.sleep(pause)
         try:
             data: dict[str, Any] = response.json() if response.content else {}
         except ValueError:
@@ -915,6 +919,7 @@ class Client:
 #: Seconds a call may spend waiting, as ``Retry-After`` asks, on a 429 or 503 before it
 #: raises :class:`ServiceRefusedError`.
 SHED_WAIT_SECONDS: Final[float] = 10.0
+_JITTER: Final = secrets.SystemRandom()
 
 
 def _shed_wait(response: httpx.Response) -> float | None:
