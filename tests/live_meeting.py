@@ -16,7 +16,7 @@ import pytest
 from sealroom.api.encoding import b64d
 from sealroom.demo.services import Services
 from sealroom.idp import PROVIDER_AUDIENCE
-from sealroom.meeting.session import MeetingConfig, Timing
+from sealroom.meeting.session import KeyServiceCall, MeetingConfig, Timing
 from sealroom.sdk import BasicSplitTrust, Client
 from sealroom.sdk.meeting import MeetingClient, MeetingEvent
 
@@ -59,11 +59,19 @@ class Person:
         self.seen: list[MeetingEvent] = []
         self.mc: MeetingClient | None = None
 
-    async def enter(self) -> MeetingClient:
+    async def enter(self, timing: Timing = TIMING) -> MeetingClient:
         await self.sdk.initialize()
         self.mc = MeetingClient(
-            self.sdk, self.conf, self.config, token=self.token, timing=TIMING, switch_delay=0.2
+            self.sdk, self.conf, self.config, token=self.token, timing=timing, switch_delay=0.2
         )
+        self.ops: list[str] = []  # the session's calls through the SDK, in order
+        call = self.mc._key_service
+
+        async def recorded(c: KeyServiceCall) -> tuple[dict[str, Any] | None, str | None]:
+            self.ops.append(c.op)
+            return await call(c)
+
+        self.mc._key_service = recorded  # type: ignore[method-assign]
         return self.mc
 
     async def wait(

@@ -1,5 +1,10 @@
 """A fake board, a fake clock and a fake key service that drive MeetingSessions.
 
+Each participant's device has a PRE key pair, carried in its announce's card, so that a
+manager in large-meeting mode (``TREE_THRESHOLD``: tests/meeting/conftest.py runs the
+protocol tests once without the key tree and once with it from the first participant)
+seals it a path that it opens itself (``open_path``).
+
 The key service keeps real group keys and enforces membership like the real one: it opens
 a session-key envelope only for a current member, lets only the group's manager change it
 (another admin must claim it first), keeps bans, and registers a value only if the manager
@@ -11,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealroom.api.encoding import b64d
+from sealroom.api.encoding import b64d, b64e
 from sealroom.crypto.envelope import Envelope, open_with_key
 from sealroom.crypto.pre import PrivateKey, generate_key_pair
 from sealroom.crypto.signing import SigningKey
+from sealroom.errors import DecryptionError, MalformedInputError, SignatureError
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.roster import RosterChain
 from sealroom.meeting.session import (
@@ -29,7 +35,11 @@ from sealroom.meeting.session import (
     Post,
     RetireMediaKeys,
     RotateDeviceKey,
+    Timing,
 )
+
+#: Participants present from which managers keep a key tree (None: never); see conftest.py.
+TREE_THRESHOLD: int | None = None
 
 
 @dataclass
@@ -67,12 +77,37 @@ class World:
         self.held: list[tuple[str, KeyServiceCall]] = []  # calls not answered yet
         self.hold_ops: set[str] = set()
         self.drop_board_for: set[str] = set()
+        self.timing = Timing(tree_threshold=TREE_THRESHOLD)
+        self.device_privs: dict[str, PrivateKey] = {}  # device -> its PRE private key
+
+    def card(self, device: str, key: SigningKey) -> dict[str, str]:
+        """A new PRE key pair for ``device``; the card its announce carries. Nothing here
+        checks the certificate (the fake board hands sessions the posting device's key, as
+        a driver does after checking it), so it is a placeholder of the right size."""
+        priv, pub = generate_key_pair()
+        self.device_privs[device] = priv
+        return {
+            "signing_key": b64e(key.verifying_key.to_bytes()),
+            "public_key": b64e(pub.to_bytes()),
+            "certificate": b64e(bytes(64)),
+        }
+
+    def session(
+        self, user: str, device: str, key: SigningKey, seq_start: int = 0
+    ) -> MeetingSession:
+        return MeetingSession(
+            self.config,
+            user=user,
+            device=device,
+            signing_key=key,
+            timing=self.timing,
+            seq_start=seq_start,
+            card=self.card(device, key),
+        )
 
     def add(self, user: str) -> Participant:
         key = SigningKey.generate()
-        p = Participant(
-            MeetingSession(self.config, user=user, device=f"{user}-dev", signing_key=key), key
-        )
+        p = Participant(self.session(user, f"{user}-dev", key), key)
         self.people[user] = p
         return p
 
@@ -183,6 +218,16 @@ class World:
                 return None, "membership_mismatch"
             self.registered.setdefault(args["edek"], self.generation)
             return {}, None
+        if op == "open_path":  # the device's own key, no key service
+            priv = self.device_privs.get(self.people[user].session.device)
+            env = args["envelope"]
+            if priv is None or args["sealer"] is None:
+                return None, "no_key"
+            try:
+                data = open_with_key(env, env.edeks[0], priv, origin_signer=args["sealer"])
+            except (DecryptionError, MalformedInputError, SignatureError):
+                return None, "decryption_failed"
+            return {"data": data}, None
         if op == "open_envelope":
             if self.refuse_open.get(user, 0) > 0:
                 self.refuse_open[user] -= 1

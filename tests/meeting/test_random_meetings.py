@@ -11,6 +11,8 @@ the manager's back, and clock jumps. These properties must hold throughout:
   manages the meeting by then;
 * an accomplice that an admin added to the group behind the manager's back never has a
   later key opened;
+* with the key tree (large-meeting mode), a departed user that kept every path it ever
+  held cannot unwrap a later fresh key from the tree, and no later path is sealed to it;
 * at the end, everyone in the meeting follows the same manager.
 """
 
@@ -24,13 +26,14 @@ import pytest
 from sealroom.api.encoding import b64d
 from sealroom.crypto.envelope import Envelope
 from sealroom.crypto.signing import SigningKey, VerifyingKey
+from sealroom.errors import DecryptionError, MalformedInputError
+from sealroom.meeting.keytree import TreePath
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import (
     Action,
     InstallMediaKey,
     KeyServiceCall,
     MeetingConfig,
-    MeetingSession,
     Post,
     ratchet,
 )
@@ -53,19 +56,16 @@ class WatchedWorld(World):
         self.devices = 0
         self.removed: set[str] = set()  # removed, and not admitted again since
         self.returned: set[str] = set()  # ...and announced again meanwhile
+        self.paths: dict[str, list[TreePath]] = {}  # user -> every tree path it held
+        self.owners: dict[str, str] = {}  # device -> user
 
     def new_device(self, user: str) -> None:
         self.devices += 1
         key = SigningKey.generate()
-        session = MeetingSession(
-            self.config,
-            user=user,
-            device=f"{user}-{self.devices}",
-            signing_key=key,
-            seq_start=self.devices * 10**6,
-        )
+        session = self.session(user, f"{user}-{self.devices}", key, self.devices * 10**6)
         self.people[user] = Participant(session, key)
         self.device_keys[session.device] = key.verifying_key
+        self.owners[session.device] = user
 
     def _signer(self, m: BoardMessage) -> Any:
         return self.device_keys[m.device]
@@ -91,10 +91,44 @@ class WatchedWorld(World):
                 if user in self.returned:
                     self.leaks.append(("rejoined while banned", user, action.epoch))
                 self.held.setdefault(user, []).append((action.epoch, action.session_key))
+            if isinstance(action, Post) and action.message.kind == "tree-path":
+                self._check_paths(user, action.message)
             super().do(user, [action])
+            path = self.people[user].session._path if user in self.people else None
+            kept = self.paths.setdefault(user, [])
+            if path is not None and not any(k is path for k in kept):
+                kept.append(path)  # the object: what it unwraps later counts too
+                kept.append(path.copy())  # and the keys as they were now
             if isinstance(action, Post) and action.message.kind == "session-key":
                 later = [a for a in actions[i + 1 :] if isinstance(a, InstallMediaKey)]
                 self._check_key_post(user, action.message, later)
+
+    def _check_paths(self, poster: str, m: BoardMessage) -> None:
+        read_up_to = self.people[poster].cursor
+        for device in m.body["paths"]:
+            user = self.owners.get(device, "")
+            index = self.departed.get(user)
+            if index is not None and index < read_up_to:
+                self.leaks.append(("path sealed", user, int(m.body["epoch"])))
+
+    def _tree_leak(self, user: str, m: BoardMessage, sk: bytes | None) -> bool:
+        if sk is None or "tree" not in m.body:
+            return False
+        epoch = int(m.body["epoch"])
+        parts = [
+            b64d(p.body["wraps"], "wraps")
+            for p in sorted(
+                (p for p in self.board if p.kind == "tree" and p.body["epoch"] == epoch),
+                key=lambda p: int(p.body["part"]),
+            )
+        ]
+        for path in self.paths.get(user, []):
+            try:
+                if path.copy().apply(parts, epoch) == sk:
+                    return True
+            except (DecryptionError, MalformedInputError):
+                continue
+        return False
 
     def _check_key_post(self, poster: str, m: BoardMessage, later: list[InstallMediaKey]) -> None:
         epoch = int(m.body["epoch"])
@@ -109,6 +143,8 @@ class WatchedWorld(World):
             )
             if self._ks(user, call)[1] is None:
                 self.leaks.append(("opened", user, epoch))
+            if self._tree_leak(user, m, sk):
+                self.leaks.append(("unwrapped", user, epoch))
             for held_epoch, held_key in self.held.get(user, []):
                 if sk is None or held_epoch >= epoch:
                     continue
@@ -160,13 +196,7 @@ def _play(seed: int, steps: int = 60) -> WatchedWorld:
             w.refuse_register = not w.refuse_register
         elif r < 0.78 and manager:
             q = w.people[manager]  # the manager's client restarts on the same device
-            q.session = MeetingSession(
-                w.config,
-                user=manager,
-                device=q.session.device,
-                signing_key=q.key,
-                seq_start=q.session._seq + 10**5,
-            )
+            q.session = w.session(manager, q.session.device, q.key, q.session._seq + 10**5)
             q.cursor, q.timer = 0, None
             w.run(manager, "join")
         else:

@@ -34,20 +34,25 @@ def _bench() -> Any:
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.parametrize("tree", ["auto", "off"])
 def test_300_participants_across_two_conference_processes_and_two_key_service_workers(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tree: str
 ) -> None:
+    """With the key tree (the default from 32 participants: joiners open their sealed paths
+    and a leave is keyed through the tree) and without it (every key opened through the
+    key service)."""
     if (reason := pg_unavailable()) is not None:
         pytest.skip(reason)
     bus = "nats" if reachable(4222) else "redis" if reachable(6379) else None
     if bus is None:
         pytest.skip("neither NATS (4222) nor Redis (6379) is reachable on 127.0.0.1")
     bench = _bench()
-    args = argparse.Namespace(sizes=str(N), procs=4, topology="split", bus=bus)
+    args = argparse.Namespace(sizes=str(N), procs=4, topology="split", bus=bus, tree=tree)
     (result,) = asyncio.run(bench.bench(args))
     with capsys.disabled():
         print(
             f"\n{N} participants ({bus}, 2 conference processes, 2 key-service workers, "
+            f"key tree {tree}, "
             f"PostgreSQL): all held the key {result['burst_s']:.1f} s after the burst, "
             f"{result['requests_per_join']:.1f} key-service requests per join, the fresh key "
             f"after a leave reached the last one in {result['rekey_last_s']:.1f} s"

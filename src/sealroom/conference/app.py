@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -82,6 +83,24 @@ class _ClientGoneError(Exception):
 
 
 _MEETING_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DEVICE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+
+
+@functools.lru_cache(maxsize=64)
+def _path_devices(message: str) -> frozenset[str] | None:
+    """The devices a ``tree-path`` post seals paths to (None: another kind). Parsed once
+    per process for every connection of the meeting."""
+    if '"tree-path"' not in message:
+        return None
+    try:
+        data = json.loads(message)
+    except ValueError:
+        return None
+    body = data.get("body") if isinstance(data, dict) else None
+    if data.get("kind") != "tree-path" or not isinstance(body, dict):
+        return None
+    paths = body.get("paths")
+    return frozenset(paths) if isinstance(paths, dict) else frozenset()
 
 
 @dataclass(frozen=True)
@@ -128,6 +147,17 @@ def create_conference_app(
         meeting = ws.path_params["id"]
         after = ws.query_params.get("after")  # resume: only what follows this position
         batch = ws.query_params.get("batch") == "1"  # board messages several to a frame
+        # ``?device=``: the connection's device, so that a key-tree path sealed to another
+        # device is not sent (bandwidth only: paths are sealed, and a device that names
+        # another one just misses its own).
+        device = ws.query_params.get("device")
+        if device is not None and not _DEVICE_ID.fullmatch(device):
+            device = None
+
+        def for_us(message: str) -> bool:
+            devices = _path_devices(message) if device is not None else None
+            return devices is None or device in devices
+
         user = await open_channel(
             ws,
             meeting_ok=bool(_MEETING_ID.fullmatch(meeting))
@@ -216,13 +246,15 @@ def create_conference_app(
         async def send_board() -> None:
             if not batch:
                 async for pos, message in the_bus.board(meeting, after):
-                    await send(f'{{"type":"board","pos":"{pos}","message":{message}}}')
+                    if for_us(message):
+                        await send(f'{{"type":"board","pos":"{pos}","message":{message}}}')
                 return
             waiting: asyncio.Queue[tuple[str, str]] = asyncio.Queue(BATCH_QUEUE)
 
             async def pump() -> None:
                 async for item in the_bus.board(meeting, after):
-                    await waiting.put(item)
+                    if for_us(item[1]):
+                        await waiting.put(item)
 
             reader = asyncio.create_task(pump())
             try:

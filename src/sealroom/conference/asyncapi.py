@@ -61,6 +61,31 @@ class AnnounceBody(TypedDict):
     card: NotRequired[DeviceCard]
 
 
+class TreeField(TypedDict):
+    """Large-meeting mode, on a fresh key: how many ``tree`` posts carry its wraps, and 16
+    bytes to check the key derived from them (docs/meetings.md, the key tree)."""
+
+    parts: int
+    check: B64
+
+
+class TreeBody(TypedDict):
+    """One part of a fresh key's key-tree wraps (parent, child, nonce, sealed key: 68 bytes
+    each, after a version byte and the epoch), posted before the session key."""
+
+    epoch: int
+    part: int
+    wraps: B64
+
+
+class TreePathBody(TypedDict):
+    """Key-tree paths (leaf, its keys and SK_epoch) sealed by the manager to joining
+    devices' PRE keys, by device id."""
+
+    epoch: int
+    paths: dict[str, B64]
+
+
 class SessionKeyBody(TypedDict):
     """SK_epoch sealed once to the meeting group, with the roster chain's step: members
     fold ``added`` and ``removed`` (or the ``parts`` roster posts just before) into the
@@ -79,6 +104,7 @@ class SessionKeyBody(TypedDict):
     added: list[str]
     removed: list[str]
     parts: int
+    tree: NotRequired[TreeField]
 
 
 class RosterBody(TypedDict):
@@ -136,6 +162,8 @@ BODIES: Final[dict[str, type]] = {
     "admit": AdmitBody,
     "manager": ManagerBody,
     "end": EmptyBody,
+    "tree": TreeBody,
+    "tree-path": TreePathBody,
 }
 
 
@@ -147,7 +175,7 @@ class BoardMessageModel(TypedDict):
     meeting: str
     kind: Literal[
         "start", "announce", "session-key", "roster", "roster-request", "leave", "remove",
-        "admit", "manager", "end",
+        "admit", "manager", "end", "tree", "tree-path",
     ]  # fmt: skip
     user: str
     device: str

@@ -35,6 +35,8 @@ KINDS: Final[frozenset[str]] = frozenset(
         "admit",
         "manager",
         "end",
+        "tree",
+        "tree-path",
     }
 )
 

@@ -16,6 +16,7 @@ Each post also extends a hash-chained roster that the manager signs.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -27,7 +28,8 @@ from sealroom.api.encoding import b64d, b64e
 from sealroom.crypto.envelope import Envelope, seal
 from sealroom.crypto.pre import PublicKey
 from sealroom.crypto.signing import SigningKey, VerifyingKey
-from sealroom.errors import MalformedInputError, SignatureError
+from sealroom.errors import DecryptionError, MalformedInputError, SignatureError
+from sealroom.meeting.keytree import KeyTree, TreePath, decode_path, encode_path
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.roster import RosterChain, chunks, parse_ids
 
@@ -36,6 +38,7 @@ __all__ = [
     "JOIN_WINDOW_SECONDS",
     "LEAVE_DEBOUNCE_SECONDS",
     "RATCHET_SECONDS",
+    "TREE_THRESHOLD",
     "Action",
     "CallMeAt",
     "InstallMediaKey",
@@ -62,7 +65,15 @@ MAX_JOIN_BATCH: Final[int] = 500
 REGISTER_RETRY_SECONDS: Final[float] = 2.0
 #: ...up to this. Meanwhile the meeting stays on its current key.
 REGISTER_RETRY_MAX_SECONDS: Final[float] = 60.0
+#: The manager keeps a key tree (large-meeting mode, meeting/keytree.py) once this many
+#: participants are present (bench/rekey.py and docs/scaling.md: where it pays).
+TREE_THRESHOLD: Final[int] = 32
+#: Joiners' sealed paths per ``tree-path`` post (each about 2 KB in base64).
+PATHS_PER_POST: Final[int] = 24
+#: ``tree`` parts a member keeps per epoch, and epochs it keeps them for.
+MAX_TREE_PARTS: Final[int] = 64
 _RATCHET_LABEL: Final[bytes] = b"sealroom/v1/meeting/ratchet"
+_TREE_CHECK_LABEL: Final[bytes] = b"sealroom/v1/meeting/tree/check"
 _CODE_LABEL: Final[bytes] = b"sealroom/v1/meeting/security-code"
 
 
@@ -140,6 +151,8 @@ class Timing:
     leave_debounce: float = LEAVE_DEBOUNCE_SECONDS
     ratchet_interval: float = RATCHET_SECONDS
     join_window: float = JOIN_WINDOW_SECONDS
+    #: Participants present from which the manager keeps a key tree (None: never).
+    tree_threshold: int | None = TREE_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,13 @@ def security_code(group_key: bytes, roster_head: bytes, epoch: int) -> str:
     digest = hashlib.sha256(_CODE_LABEL + group_key + roster_head + epoch.to_bytes(8, "big"))
     value = int.from_bytes(digest.digest()[:20], "big")
     return " ".join(f"{(value >> (17 * i)) % 100000:05d}" for i in range(6))
+
+
+def tree_check(session_key: bytes, meeting: str, epoch: int) -> bytes:
+    """16 bytes that let a member check the key it derived through the tree (an HKDF
+    output under its own label: it tells nothing about the key)."""
+    info = _TREE_CHECK_LABEL + meeting.encode() + b"\x00" + epoch.to_bytes(8, "big")
+    return HKDF(hashes.SHA256(), 16, None, info).derive(session_key)
 
 
 def _head(value: Any, what: str) -> bytes:
@@ -206,6 +226,7 @@ class _Unpublished:
     ratchet: bool  # derived from the previous key: members derive it, only joiners open it
     envelope: Envelope
     failures: int = 0
+    tree_parts: list[bytes] = field(default_factory=list)  # a fresh key's wraps (tree mode)
 
 
 class MeetingSession:
@@ -282,6 +303,15 @@ class MeetingSession:
         self._unpublished_waits = False  # registration waits for the membership to settle
         self._claiming = False  # claiming the group back at the key service
         self._after_claim: list[_Pending] = []  # manager calls refused meanwhile
+        # Large-meeting mode (meeting/keytree.py). The manager's tree lives as long as its
+        # management: another manager starts without one (its fresh keys go through the
+        # key service) and a tree handed back would still hold leavers' keys.
+        self._tree: KeyTree | None = None
+        self._pathed: dict[str, str] = {}  # manager: user -> device its path was sealed to
+        self._device_keys: dict[str, bytes] = {}  # device -> PRE key its announce carried
+        self._path: TreePath | None = None  # ours, as the manager sealed it to this device
+        self._path_offer: tuple[int, bytes] | None = None  # (epoch, sealed path) for us
+        self._tree_parts: dict[int, dict[int, bytes]] = {}  # epoch -> part -> wraps
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -341,7 +371,14 @@ class MeetingSession:
         return actions
 
     def _publish_key(
-        self, sk: bytes, epoch: int, reason: str, now: float, *, ratchet: bool
+        self,
+        sk: bytes,
+        epoch: int,
+        reason: str,
+        now: float,
+        *,
+        ratchet: bool,
+        tree_parts: list[bytes] | None = None,
     ) -> list[Action]:
         """Manager: seal SK_epoch to the group once and have the key service register it;
         :meth:`_registered` posts it. The meeting group is forward-only, so only members
@@ -355,6 +392,7 @@ class MeetingSession:
         self._unpublished = _Unpublished(
             epoch, sk, reason, ratchet, envelope, waiting.failures if waiting else 0
         )
+        self._unpublished.tree_parts = list(tree_parts or [])
         self._register_retry_at = None
         return [self._register_call(self._unpublished)]
 
@@ -397,6 +435,19 @@ class MeetingSession:
         members = sorted(self.present)
         fields, parts = self._chain.plan(epoch, members)
         posts = [self._post("roster", part) for part in parts]  # a large change, before it
+        tree_field: dict[str, Any] = {}
+        if self._tree is None and self._tree_wanted():
+            self._tree = KeyTree(self.config.meeting_id)
+        if self._tree is not None:
+            posts += [
+                self._post("tree", {"epoch": epoch, "part": i, "wraps": b64e(part)})
+                for i, part in enumerate(u.tree_parts)
+            ]
+            self._tree.posted()
+            posts += self._path_posts(self._tree, epoch, u.sk)
+            if not u.ratchet:
+                check = tree_check(u.sk, self.config.meeting_id, epoch)
+                tree_field = {"tree": {"parts": len(u.tree_parts), "check": b64e(check)}}
         posts.append(
             self._post(
                 "session-key",
@@ -408,6 +459,7 @@ class MeetingSession:
                     **fields,
                     "prev": b64e(fields["prev"]),
                     "head": b64e(fields["head"]),
+                    **tree_field,
                 },
             )
         )
@@ -430,6 +482,50 @@ class MeetingSession:
     def _object_id(self, epoch: int) -> bytes:
         return f"{self.config.meeting_id}/session-key/{epoch}".encode()
 
+    # --- large-meeting mode: the manager's key tree (meeting/keytree.py) ---------------
+
+    def _tree_wanted(self) -> bool:
+        threshold = self.timing.tree_threshold
+        return self.is_manager and threshold is not None and len(self.present) >= threshold
+
+    def _keyed(self) -> set[str]:
+        """Who the key being posted is for: present participants we added to the group,
+        less the banned and those being taken out (and ourselves)."""
+        return (set(self.present) & self.members) - self._banned - set(self._removing) - {self.user}
+
+    def _path_posts(self, tree: KeyTree, epoch: int, sk: bytes) -> list[Post]:
+        """Seal a path (and SK_epoch) to each keyed participant's device that has none yet,
+        to the PRE key its announce carried (checked by the driver against the user's
+        certificate), in ``tree-path`` posts. Opening one needs no key service."""
+        sealed: dict[str, str] = {}
+        for user in sorted(self._keyed()):
+            device = self.present[user]
+            if self._pathed.get(user) == device or device not in self._device_keys:
+                continue
+            try:
+                key = PublicKey.from_bytes(self._device_keys[device])
+            except (MalformedInputError, ValueError):
+                self._device_keys.pop(device, None)
+                continue
+            leaf, keys = tree.add(user, epoch)
+            object_id = f"{self.config.meeting_id}/tree-path/{epoch}/{device}".encode()
+            data = encode_path(epoch, leaf, sk, keys)
+            sealed[device] = b64e(seal(data, object_id, [key], self._key).to_bytes())
+            self._pathed[user] = device
+        devices = sorted(sealed)
+        return [
+            self._post(
+                "tree-path",
+                {"epoch": epoch, "paths": {d: sealed[d] for d in devices[i : i + PATHS_PER_POST]}},
+            )
+            for i in range(0, len(devices), PATHS_PER_POST)
+        ]
+
+    def _drop_tree(self) -> None:
+        """Management left us: the tree goes (see __init__)."""
+        self._tree = None
+        self._pathed.clear()
+
     def _rekey_fresh(self, reason: str, now: float) -> list[Action]:
         """A fresh key, unless someone who must not have it is still in the group: then it
         waits (``_rekey_at``) until the removals are through."""
@@ -440,7 +536,16 @@ class MeetingSession:
         next_epoch = max(self._board_epoch, -1 if self.epoch is None else self.epoch) + 1
         self._rekey_at, self._rekey_held = None, False
         self._leavers.clear()
-        return self._publish_key(os.urandom(32), next_epoch, reason, now, ratchet=False)
+        sk, parts = os.urandom(32), list[bytes]()
+        if self._tree is not None:
+            # Everyone in the tree who is not keyed now leaves it: the keys they held are
+            # replaced, and the fresh key comes from the new root.
+            gone = self._tree.users() - self._keyed()
+            for user in gone:
+                self._pathed.pop(user, None)
+            parts = self._tree.remove(gone, next_epoch)
+            sk = self._tree.session_key(next_epoch) or sk
+        return self._publish_key(sk, next_epoch, reason, now, ratchet=False, tree_parts=parts)
 
     def _removals_pending(self) -> bool:
         """Someone who must not have the next key may still be in the group."""
@@ -530,6 +635,7 @@ class MeetingSession:
         when we are leaving, our own, so that the heir's first key goes out without us)."""
         removing = set(self._removing) | ({self.user} if leaving else set())
         self.manager = heir
+        self._drop_tree()
         self._removing.clear()
         self._removing_ops.clear()
         self._ratchet_at = self._rekey_at = self._register_retry_at = None  # not ours now
@@ -542,6 +648,7 @@ class MeetingSession:
         )
 
     def _depart(self) -> list[Action]:
+        self._forget_tree()
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = "left", None, None
         self._rekey_at = self._ratchet_at = self._retry_at = self._register_retry_at = None
@@ -590,7 +697,13 @@ class MeetingSession:
         failed = Notify("removal_failed", {"user": user, "error": error, "attempt": failures})
         return [failed, *self._timers()]
 
+    def _forget_tree(self) -> None:
+        self._drop_tree()
+        self._path = self._path_offer = None
+        self._tree_parts.clear()
+
     def _close(self) -> list[Action]:
+        self._forget_tree()
         self._calls.clear()
         self._pending_post = self._opening = None
         epochs = () if self.epoch is None else (self.epoch,)
@@ -718,6 +831,8 @@ class MeetingSession:
             return []
         if pending.op == "open_envelope":
             return self._opened(pending, result, error, now)
+        if pending.op == "open_path":
+            return self._opened_path(pending, result, error, now)
         if pending.op == "register_value":
             return self._registered(pending, error, now)
         return []
@@ -758,6 +873,7 @@ class MeetingSession:
                     # this user joined again from another device since: step aside
                     return [Notify("superseded", {"device": m.device}), *self._close()]
                 return []  # our own history, or another device's from before we came
+            self._learn_device_key(m)
             if (
                 self.is_manager
                 and m.user not in self.members
@@ -773,6 +889,10 @@ class MeetingSession:
             return self._on_roster(m)
         if m.kind == "roster-request":
             return self._on_roster_request(now)
+        if m.kind == "tree":
+            return self._on_tree_part(m)
+        if m.kind == "tree-path":
+            return self._on_tree_path(m, key)
         if m.kind == "leave":
             if m.user == self.user:
                 if not self._heard_own_announce:  # an earlier run of ours left:
@@ -803,6 +923,51 @@ class MeetingSession:
         if m.kind == "end" and m.user == self.manager:
             return self._close()
         return []
+
+    def _learn_device_key(self, m: BoardMessage) -> None:
+        """The PRE key in an announce's card (the driver checked the card's certificate):
+        the manager seals this device's path to it in large meetings."""
+        card = m.body.get("card")
+        if isinstance(card, dict) and isinstance(card.get("public_key"), str):
+            if len(self._device_keys) >= 100_000 and m.device not in self._device_keys:
+                return
+            self._device_keys[m.device] = b64d(card["public_key"], "public_key", max_bytes=512)
+
+    def _on_tree_part(self, m: BoardMessage) -> list[Action]:
+        """Wraps of a coming fresh key, from the manager: kept for the newest few epochs."""
+        if m.user != self.manager or self._path is None:
+            return []
+        epoch, part = int(m.body["epoch"]), int(m.body["part"])
+        if not 0 <= part < MAX_TREE_PARTS or epoch <= (
+            self.epoch if self.epoch is not None else -1
+        ):
+            return []
+        wraps = b64d(m.body["wraps"], "wraps", max_bytes=48 * 1024)
+        self._tree_parts.setdefault(epoch, {})[part] = wraps
+        for old in sorted(self._tree_parts)[:-4]:
+            del self._tree_parts[old]
+        return []
+
+    def _on_tree_path(self, m: BoardMessage, key: VerifyingKey) -> list[Action]:
+        """A path the manager sealed to this device: used to open the key of its epoch
+        when we are joining, adopted when we are in the meeting already."""
+        paths = m.body["paths"]
+        if m.user != self.manager or not isinstance(paths, dict) or self.device not in paths:
+            return []
+        epoch = int(m.body["epoch"])
+        sealed = b64d(paths[self.device], "path", max_bytes=16384)
+        self._path_offer = (epoch, sealed)
+        if self.state != "in_meeting" or (self._path is not None and self._path.epoch >= epoch):
+            return []  # a joiner opens it with the key post that follows
+        envelope = Envelope.from_bytes(sealed)
+        return [
+            self._call(
+                "open_path",
+                {"adopt": epoch},
+                envelope=envelope,
+                sealer=key,
+            )
+        ]
 
     def _on_start(self, m: BoardMessage) -> list[Action]:
         if self.manager is not None:
@@ -916,6 +1081,7 @@ class MeetingSession:
             self.admins |= set(m.body.get("admins", [])) & (self.admins | {self.config.host, new})
         self.manager = new
         if new != self.user:
+            self._drop_tree()
             self._ratchet_at = self._rekey_at = self._register_retry_at = None
             self._join_at = None
             self._joining.clear()
@@ -1136,6 +1302,17 @@ class MeetingSession:
         if self.epoch is not None and epoch > self.epoch + 1:
             actions.append(Notify("roster_gap", {"from": self.epoch, "to": epoch}))
         known = self._chain.roster_at(epoch)
+        tree = m.body.get("tree")
+        if (
+            isinstance(tree, dict)
+            and not m.body.get("ratchet")
+            and self._path is not None
+            and self.state == "in_meeting"
+        ):
+            sk = self._from_tree(self._path, epoch, tree)
+            if sk is not None:
+                self.roster, self.roster_head = known[0] if known else [], head
+                return actions + self._install(epoch, sk, now, str(m.body["reason"]))
         if (
             m.body.get("ratchet")
             and self._sk is not None
@@ -1153,6 +1330,25 @@ class MeetingSession:
         self._pending_post, self._pending_key = m, key
         self._join_attempts = 0
         return actions + self._open_pending()
+
+    def _from_tree(self, path: TreePath, epoch: int, tree: dict[str, Any]) -> bytes | None:
+        """A fresh key from our path and the epoch's ``tree`` parts, checked against the
+        post's check value; None (and the path dropped: it is behind now) if it does not
+        come out, and the key service opens the key instead."""
+        count, check = int(tree["parts"]), b64d(tree["check"], "check", max_bytes=16)
+        parts = self._tree_parts.pop(epoch, {})
+        trial = path.copy()
+        try:
+            if not 0 <= count <= MAX_TREE_PARTS or sorted(parts) != list(range(count)):
+                raise DecryptionError()
+            sk = trial.apply([parts[i] for i in range(count)], epoch)
+            if not hmac.compare_digest(tree_check(sk, self.config.meeting_id, epoch), check):
+                raise DecryptionError()
+        except (DecryptionError, MalformedInputError):
+            self._path = None
+            return None
+        self._path = trial
+        return sk
 
     def _lost_track(self, epoch: int) -> list[Action]:
         """The chain did not add up (a lost or forged post): ask the manager for the whole
@@ -1204,9 +1400,56 @@ class MeetingSession:
             self._pending_post = None
             return [Notify("bad_message", {"device": m.device, "why": "envelope signer"})]
         self._opening = m
+        offer = self._path_offer
+        if offer is not None and self._ratchets_between(offer[0], int(m.body["epoch"])):
+            # The manager sealed our path (with this epoch's key, or one that later posts
+            # only ratchet) to this device: opened here, without the key service.
+            self._path_offer = None
+            path = Envelope.from_bytes(offer[1])
+            return [
+                self._call("open_path", {"message": m}, envelope=path, sealer=self._pending_key)
+            ]
         return [
             self._call("open_envelope", {"message": m}, envelope=envelope, sealer=self._pending_key)
         ]
+
+    def _ratchets_between(self, older: int, newer: int) -> bool:
+        """Every key post after ``older`` up to ``newer`` is a ratchet (so SK_newer
+        follows from SK_older)."""
+        return older <= newer and all(
+            self._board_ratchets.get(e) for e in range(older + 1, newer + 1)
+        )
+
+    def _opened_path(
+        self, pending: _Pending, result: dict[str, Any] | None, error: str | None, now: float
+    ) -> list[Action]:
+        """Our sealed path opened (or not): adopted, or turned into the key it carries; if
+        it does not open, the key service opens the key post instead."""
+        try:
+            if error is not None or result is None:
+                raise DecryptionError()
+            epoch, sk, path = decode_path(self.config.meeting_id, result["data"])
+        except (DecryptionError, MalformedInputError, KeyError, TypeError):
+            if "message" in pending.context:
+                self._opening = None
+                return self._open_pending()  # the offer is gone: the key service, then
+            return []
+        if "adopt" in pending.context:
+            if epoch == pending.context["adopt"] and (
+                self._path is None or self._path.epoch < epoch
+            ):
+                self._path = path
+            return []
+        m: BoardMessage = pending.context["message"]
+        target = int(m.body["epoch"])
+        if not self._ratchets_between(epoch, target):
+            self._opening = None
+            return self._open_pending()
+        self._path = path
+        for e in range(epoch + 1, target + 1):
+            sk = ratchet(sk, self.config.meeting_id, e)
+        data = sk + target.to_bytes(8, "big")
+        return self._opened(pending, {"data": data}, None, now)
 
     def _opened(
         self, pending: _Pending, result: dict[str, Any] | None, error: str | None, now: float

@@ -38,7 +38,7 @@ from sealroom.api.identity import (
     user_signing_key,
 )
 from sealroom.api.reqsig import sign_request
-from sealroom.crypto.envelope import Envelope, open_envelope, seal
+from sealroom.crypto.envelope import Envelope, open_envelope, open_with_key, seal
 from sealroom.crypto.escrow import (
     Argon2idParams,
     EscrowSecret,
@@ -62,7 +62,7 @@ from sealroom.crypto.pre import (
 )
 from sealroom.crypto.signing import SigningKey, VerifyingKey
 from sealroom.crypto.stream import DEFAULT_CHUNK, open_stream, read_header, seal_stream
-from sealroom.errors import SignatureError
+from sealroom.errors import DecryptionError, MalformedInputError, SignatureError
 from sealroom.sdk.authorship import OpenedDocument, OpenedStream, Sealer
 from sealroom.sdk.errors import (
     AuthorshipError,
@@ -864,6 +864,19 @@ class Client:
         )
         source, maker = await self._unwrap_made_by(b64d(data["edek"], "edek"))
         return await self._open(envelope, source, maker.user_id, any_sealer)
+
+    def open_sealed_to_device(self, envelope: Envelope, sealer: VerifyingKey) -> bytes:
+        """Open an envelope sealed to this device's own PRE key (one EDEK, level 0) by the
+        device whose signing key is ``sealer``: no key service. A meeting's manager seals
+        each participant's key-tree path so. Any failure is :class:`DecryptionError`."""
+        if self.ks.device_key is None or len(envelope.edeks) != 1:
+            raise DecryptionError()
+        try:
+            return open_with_key(
+                envelope, envelope.edeks[0], self.ks.device_key, origin_signer=sealer
+            )
+        except (MalformedInputError, SignatureError):
+            raise DecryptionError() from None
 
     async def decrypt_unmanaged(
         self, envelope: Envelope, index: int, kind: str, target: str

@@ -17,7 +17,10 @@ export const VERSION = 1;
 export const LABEL = utf8('sealroom/v1/sig/meeting-message');
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 export const KINDS = Object.freeze(
-  new Set(['start', 'announce', 'session-key', 'roster', 'roster-request', 'leave', 'remove', 'admit', 'manager', 'end']),
+  new Set([
+    'start', 'announce', 'session-key', 'roster', 'roster-request', 'leave', 'remove', 'admit', 'manager', 'end',
+    'tree', 'tree-path',
+  ]),
 );
 const ID = /^[A-Za-z0-9._:@-]{1,128}$/;
 const FIELDS = ['body', 'device', 'kind', 'meeting', 'seq', 'sig', 'user', 'v'];
