@@ -135,3 +135,30 @@ def test_the_channel_gives_positions_resumes_and_batches(tmp_path: Path) -> None
                 lost.receive_json()
             assert exc.value.code == 4410
             assert exc.value.reason == "board_lost"
+
+
+def _control(kind: str, seq: int, body: dict[str, Any]) -> str:
+    m = BoardMessage.create(
+        SigningKey.generate(), meeting="m2", kind=kind, user="alice", device="alice-d",
+        seq=seq, body=body,
+    )  # fmt: skip
+    return json.dumps({"type": "post", "message": json.loads(m.to_json())})
+
+
+def test_a_device_gets_only_the_key_tree_paths_sealed_to_it(tmp_path: Path) -> None:
+    client, idp = _client(tmp_path)
+    alice = {"authorization": "Bearer " + idp.issue("alice", AUDIENCE)}
+    bob = {"authorization": "Bearer " + idp.issue("bob", AUDIENCE)}
+    with client, client.websocket_connect("/v1/meetings/m2/channel", headers=alice) as ws:
+        ws.send_text(_control("start", 1, {"group_key": "AA", "admins": [], "host": "alice"}))
+        ws.send_text(_control("tree-path", 2, {"epoch": 1, "paths": {"carl-d": "AA"}}))
+        ws.send_text(_control("tree-path", 3, {"epoch": 1, "paths": {"bob-d": "AA", "x": "AA"}}))
+        ws.send_text(_control("end", 4, {}))
+        assert [ws.receive_json()["message"]["seq"] for _ in range(4)] == [1, 2, 3, 4]
+        url = "/v1/meetings/m2/channel?batch=1&device=bob-d"
+        with client.websocket_connect(url, headers=bob) as mine:
+            frame = mine.receive_json()
+            assert [m["message"]["seq"] for m in frame["batch"]] == [1, 3, 4]  # not carl's
+        with client.websocket_connect("/v1/meetings/m2/channel?batch=1", headers=bob) as all_:
+            frame = all_.receive_json()  # no device named: everything, as before
+            assert [m["message"]["seq"] for m in frame["batch"]] == [1, 2, 3, 4]
