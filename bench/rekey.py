@@ -8,12 +8,16 @@ real primitives, in the same run:
 * **seed** (Sealroom today): the host seals the key once to the meeting group (one PRE
   encryption, whatever N); the key service transforms it group -> user -> device for every
   member (two hops each), and every device decrypts a level-2 value.
-* **tree**: a logical key hierarchy (LKH) over the members, kept by the host: a leave
-  replaces the keys on the leaver's path and wraps each new one under its children's keys
-  (at most 2 log2 N AES-256-GCM wraps on the board); every member unwraps at most log2 N
-  of them. The key service does nothing. The tree here is a faithful implementation for
-  measuring (real HKDF and AES-GCM, and the run checks that every remaining member gets the
-  new root and the leaver gets nothing); it is not wired into the meeting protocol.
+* **tree** (large-meeting mode, ``sealroom.meeting.keytree``, the code meetings run): a
+  logical key hierarchy over the members, kept by the host: a leave replaces the keys on
+  the leaver's path and wraps each new one under its children's keys (AES-256-GCM, at most
+  two per level of the depth-16 tree); every member unwraps the new keys of its own
+  ancestors. The key service does nothing. The run checks that a remaining member derives
+  the new key and the leaver does not.
+
+A join costs the tree one more thing: the host seals the joiner's path to its device's PRE
+key (one PRE encryption to a key it has not used before), measured here too, against the
+seed's cost per join at the key service (one two-hop transform).
 
 Host CPU and service CPU are measured: every operation is timed over several rounds at each
 N (the pairwise and tree work directly; the seed's transforms per device on a sample of
@@ -29,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -38,7 +41,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -58,13 +60,11 @@ from sealroom.crypto.pre import (
     transform,
 )
 from sealroom.crypto.signing import SigningKey
+from sealroom.errors import DecryptionError
+from sealroom.meeting.keytree import KeyTree, TreePath, encode_path
 
 MEETING = b"bench-meeting"
 _PAIRWISE_LABEL = b"sealroom/bench/v1/rekey/pairwise"
-_NODE_LABEL = b"sealroom/bench/v1/rekey/tree-node"
-_ROOT_LABEL = b"sealroom/bench/v1/rekey/tree-root"
-#: A wrap on the board: parent node (4 bytes), child node (4), nonce (12), key (32), tag (16).
-WRAP_BYTES = 4 + 4 + 12 + 32 + 16
 #: A member in a pairwise rekey: its index (4), nonce (12), key (32), tag (16).
 PAIRWISE_BYTES = 4 + 12 + 32 + 16
 
@@ -102,90 +102,6 @@ def pairwise_rekey(members: list[X25519PublicKey], sk: bytes) -> list[bytes]:
         nonce = os.urandom(12)
         out.append(nonce + AESGCM(wrap_key).encrypt(nonce, sk, MEETING))
     return out
-
-
-# --- the key tree ----------------------------------------------------------------------------
-
-
-class KeyTree:
-    """A logical key hierarchy over ``n`` members (heap order: node 1 is the root, node i
-    has children 2i and 2i + 1, the leaves are nodes 2^depth ... 2^(depth+1) - 1)."""
-
-    def __init__(self, n: int) -> None:
-        self.depth = max(1, math.ceil(math.log2(n)))
-        self.first_leaf = 1 << self.depth
-        self.keys: dict[int, bytes] = {}
-        for leaf in range(self.first_leaf, self.first_leaf + n):
-            node = leaf
-            while node >= 1 and node not in self.keys:
-                self.keys[node] = os.urandom(32)
-                node //= 2
-
-    def leaf(self, member: int) -> int:
-        return self.first_leaf + member
-
-    def path(self, member: int) -> dict[int, bytes]:
-        """The keys a member holds: its leaf's and every ancestor's."""
-        node, out = self.leaf(member), {}
-        while node >= 1:
-            out[node] = self.keys[node]
-            node //= 2
-        return out
-
-    def remove(self, member: int, epoch: int) -> list[tuple[int, int, bytes]]:
-        """Take ``member`` out: every key on its path is replaced, and each new key is
-        wrapped under the key of each child that still has members below it."""
-        node = self.leaf(member)
-        del self.keys[node]
-        wraps: list[tuple[int, int, bytes]] = []
-        while node > 1:
-            parent = node // 2
-            self.keys[parent] = os.urandom(32)
-            for child in (2 * parent, 2 * parent + 1):
-                key = self.keys.get(child)
-                if key is not None:
-                    wraps.append(
-                        (parent, child, _wrap(key, parent, child, epoch, self.keys[parent]))
-                    )
-            node = parent
-        return wraps
-
-    def root_key(self, epoch: int) -> bytes:
-        return _kdf(self.keys[1], _ROOT_LABEL, MEETING, epoch.to_bytes(8, "big"))
-
-
-def _aad(parent: int, child: int, epoch: int) -> bytes:
-    return MEETING + parent.to_bytes(4, "big") + child.to_bytes(4, "big") + epoch.to_bytes(8, "big")
-
-
-def _wrap(under: bytes, parent: int, child: int, epoch: int, key: bytes) -> bytes:
-    wrap_key = _kdf(under, _NODE_LABEL, MEETING, child.to_bytes(4, "big"))
-    nonce = os.urandom(12)
-    return nonce + AESGCM(wrap_key).encrypt(nonce, key, _aad(parent, child, epoch))
-
-
-def member_update(
-    held: dict[int, bytes], wraps: list[tuple[int, int, bytes]], epoch: int
-) -> bytes | None:
-    """A member's side: unwrap, bottom up, each new key on the path under a key it holds;
-    the new root key, or None if it holds none of the keys the wraps are under."""
-    keys = dict(held)
-    opened = False
-    for parent, child, blob in wraps:  # in the order posted: bottom up
-        under = keys.get(child)
-        if under is None:
-            continue
-        wrap_key = _kdf(under, _NODE_LABEL, MEETING, child.to_bytes(4, "big"))
-        try:
-            keys[parent] = AESGCM(wrap_key).decrypt(
-                blob[:12], blob[12:], _aad(parent, child, epoch)
-            )
-        except InvalidTag:
-            return None
-        opened = True
-    if not opened or 1 not in keys:
-        return None
-    return _kdf(keys[1], _ROOT_LABEL, MEETING, epoch.to_bytes(8, "big"))
 
 
 # --- the seed's path -------------------------------------------------------------------------
@@ -230,32 +146,48 @@ class SeedPath:
 # --- the run ---------------------------------------------------------------------------------
 
 
+def _tree_with(n: int) -> tuple[KeyTree, dict[str, TreePath]]:
+    tree, paths = KeyTree("bench-meeting"), {}
+    for i in range(n):
+        leaf, keys = tree.add(f"u{i}", 1)
+        paths[f"u{i}"] = TreePath("bench-meeting", leaf, 1, keys)
+    return tree, paths
+
+
 def measure_size(n: int, seed: SeedPath, seed_costs: dict[str, float]) -> dict[str, Any]:
     rounds = 5 if n <= 1000 else (3 if n <= 10_000 else 1)
     members = [X25519PrivateKey.generate().public_key() for _ in range(n - 1)]
     sk = os.urandom(32)
     pairwise_s = cpu_time(lambda: pairwise_rekey(members, sk), rounds)
 
-    tree_s, wraps_counted = [], 0
-    member_s = []
+    tree, paths = _tree_with(n)
+    tree_s, member_s, sizes, epoch = [], [], [], 1
     for r in range(max(rounds, 3)):
-        tree = KeyTree(n)
-        leaver = (r * 7919) % n
-        stayer = (leaver + 1 + r) % n
-        held_stayer, held_leaver = tree.path(stayer), tree.path(leaver)
+        epoch += 1
+        leaver = f"u{(r * 7919) % n}"
+        stayer = next(u for u in paths if u != leaver)
         start = time.thread_time()
-        wraps = tree.remove(leaver, epoch=5)
-        root = tree.root_key(5)
+        parts = tree.remove({leaver}, epoch)
+        tree.posted()
+        new_sk = tree.session_key(epoch)
         tree_s.append(time.thread_time() - start)
-        wraps_counted = len(wraps)
+        sizes.append(sum(len(p) for p in parts))
+        kept = paths.pop(leaver)
         start = time.thread_time()
-        got = member_update(held_stayer, wraps, 5)
+        got = paths[stayer].apply(parts, epoch)
         member_s.append(time.thread_time() - start)
-        if got != root:
-            raise AssertionError(f"N={n}: a remaining member did not get the new root")
-        if member_update(held_leaver, wraps, 5) is not None:
-            raise AssertionError(f"N={n}: the leaver opened a wrap")
-    tree_host = statistics.median(tree_s)
+        if got != new_sk:
+            raise AssertionError(f"N={n}: a remaining member did not get the new key")
+        try:
+            if kept.copy().apply(parts, epoch) == new_sk:
+                raise AssertionError(f"N={n}: the leaver derived the new key")
+        except DecryptionError:
+            pass
+        leaf, keys = tree.add(leaver, epoch)  # back in, so that N stays N
+        paths[leaver] = TreePath("bench-meeting", leaf, epoch, keys)
+        for u in paths:  # the others moved on with the fresh key (not timed)
+            if u not in (stayer, leaver):
+                paths[u].apply(parts, epoch)
     return {
         "n": n,
         "pairwise_host_ms": pairwise_s * 1e3,
@@ -264,12 +196,33 @@ def measure_size(n: int, seed: SeedPath, seed_costs: dict[str, float]) -> dict[s
         "seed_bytes": seed_costs["bytes"],
         "seed_service_s": seed_costs["service"] * (n - 1),
         "seed_device_ms": seed_costs["device"] * 1e3,
-        "tree_host_ms": tree_host * 1e3,
-        "tree_wraps": wraps_counted,
-        "tree_bytes": wraps_counted * WRAP_BYTES,
+        "tree_host_ms": statistics.median(tree_s) * 1e3,
+        "tree_bytes": statistics.median(sizes),
         "tree_service_s": 0.0,
         "tree_member_ms": statistics.median(member_s) * 1e3,
     }
+
+
+def join_costs(seed: SeedPath) -> dict[str, float]:
+    """Per joiner: the host sealing a path to a device key it has not used before (tree)
+    and its size, against one two-hop transform at the key service (seed)."""
+    tree, _ = _tree_with(100)
+
+    def seal_one() -> int:
+        _, device = generate_key_pair()
+        leaf, keys = tree.add(f"j{os.urandom(4).hex()}", 1)
+        data = encode_path(1, leaf, bytes(32), keys)
+        return len(seal(data, b"bench-meeting/tree-path/1/dev", [device], seed.admin).to_bytes())
+
+    return {
+        "tree_host_ms": cpu_time(seal_one, 30) * 1e3,
+        "tree_bytes": float(seal_one()),
+        "seed_service_ms": seed_costs_service(seed) * 1e3,
+    }
+
+
+def seed_costs_service(seed: SeedPath) -> float:
+    return cpu_time(seed.service_per_device, 30)
 
 
 def main() -> int:
@@ -296,8 +249,8 @@ def main() -> int:
     )
     print(
         f"{'N':>7} | {'pairwise ms':>11} {'KB':>7} | {'seed ms':>7} {'x pw':>7} {'B':>5} "
-        f"{'service s':>9} {'cores/5s':>8} | {'tree ms':>7} {'x pw':>7} {'wraps':>5} "
-        f"{'B':>5} {'member ms':>9}"
+        f"{'service s':>9} {'cores/5s':>8} | {'tree ms':>7} {'x pw':>7} "
+        f"{'B':>6} {'member ms':>9}"
     )
     for r in rows:
         pw = r["pairwise_host_ms"]
@@ -305,16 +258,22 @@ def main() -> int:
             f"{r['n']:>7} | {pw:>11.2f} {r['pairwise_bytes'] / 1024:>7.1f} | "
             f"{r['seed_host_ms']:>7.2f} {r['seed_host_ms'] / pw:>7.3f} {r['seed_bytes']:>5.0f} "
             f"{r['seed_service_s']:>9.2f} {r['seed_service_s'] / 5:>8.2f} | "
-            f"{r['tree_host_ms']:>7.3f} {r['tree_host_ms'] / pw:>7.4f} {r['tree_wraps']:>5} "
-            f"{r['tree_bytes']:>5} {r['tree_member_ms']:>9.3f}"
+            f"{r['tree_host_ms']:>7.3f} {r['tree_host_ms'] / pw:>7.4f} "
+            f"{r['tree_bytes']:>6.0f} {r['tree_member_ms']:>9.3f}"
         )
     print(
         f"\nper device at the key service (seed): {seed_costs['service'] * 1e3:.2f} ms of "
         f"transform cryptography; per device decrypting level 2: {seed_costs['device'] * 1e3:.2f}"
         " ms. The tree's service CPU is zero: a leave costs the key service nothing."
     )
+    joins = join_costs(seed)
+    print(
+        f"per join: tree, the host seals a path: {joins['tree_host_ms']:.2f} ms, "
+        f"{joins['tree_bytes']:.0f} bytes on the board (to that device only, with ?device=); "
+        f"seed, the key service transforms twice: {joins['seed_service_ms']:.2f} ms"
+    )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "rekey.json").write_text(json.dumps(rows, indent=2))
+    (args.out / "rekey.json").write_text(json.dumps({"rekey": rows, "join": joins}, indent=2))
     picture = plot(rows, args.out / "rekey.png")
     log(f"picture: {picture}")
     return 0
