@@ -4,8 +4,9 @@ The relay cannot check signatures (it holds no device keys), but it can tell fro
 itself who may post the meeting's *control* messages, as clients decide whom to follow:
 
 * the **control lane** holds ``start``, ``session-key``, ``roster``, ``manager``,
-  ``remove``, ``admit``, ``end``, ``tree`` and ``tree-path``. Its posters are the user who posted the meeting's
-  first (and only accepted) ``start``, the ``admins`` and ``host`` named in that start,
+  ``remove``, ``admit``, ``end``, ``tree`` and ``tree-path``. Its posters are the user
+  who posted the meeting's first (and only accepted) ``start``, the ``admins`` and
+  ``host`` named in that start,
   and the ``manager`` and ``admins`` named in ``manager`` posts that a control poster
   made. Anyone else's control post is refused (``not_allowed``), and a second ``start``
   too (``already_started``).

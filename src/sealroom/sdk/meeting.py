@@ -64,6 +64,8 @@ RETRY_MAX_SECONDS = 10.0
 #: After the channel drops, reconnect after this, doubling up to RECONNECT_MAX_SECONDS.
 RECONNECT_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 10.0
+#: A first connection is asked for again, backing off, for about this long.
+CONNECT_PATIENCE_SECONDS = 60.0
 #: Close codes after which reconnecting cannot help: the token or the page is refused
 #: (4401, 4403), the request is malformed (4400), the board is gone (4410: join again).
 _FINAL_CLOSE_CODES = frozenset({4400, 4401, 4403, 4410})
@@ -152,10 +154,31 @@ class MeetingClient:
     async def connect(self) -> None:
         if not self.session._card:
             self.session._card = await self._own_card()
-        self._ws = await self._open_socket()
+        self._ws = await self._first_socket()
         self._reader = asyncio.create_task(self._read())
         if self._processor is None:
             self._processor = asyncio.create_task(self._process())
+
+    async def _first_socket(self) -> Any:
+        """The channel, asking again (backing off, for about a minute) while the service
+        is unreachable, slow to answer the handshake or shedding load (429, 5xx): a
+        thousand participants joining at once must not lose the ones it answered late. A
+        refusal (a bad token, a page not allowed) is raised at once."""
+        delay, waited = RECONNECT_SECONDS, 0.0
+        while True:
+            try:
+                return await self._open_socket()
+            except websockets.InvalidStatus as exc:
+                status = exc.response.status_code
+                if (status != 429 and status < 500) or waited >= CONNECT_PATIENCE_SECONDS:
+                    raise
+            except OSError:  # unreachable, or the handshake timed out
+                if waited >= CONNECT_PATIENCE_SECONDS:
+                    raise
+            self.events.put_nowait(MeetingEvent("retrying", {"in": delay}))
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
     async def _open_socket(self) -> Any:
         """The channel, resuming after the last board message seen (if any)."""
