@@ -96,3 +96,31 @@ def test_a_board_lost_with_the_service_is_reported_not_waited_on(
     servers: dict[str, str],
 ) -> None:
     asyncio.run(_outage(servers, keep_board=False))
+
+
+async def _first_connection_shed(servers: dict[str, str]) -> None:
+    jwks = JwksSource(url=f"{servers['idp']}/.well-known/jwks.json")
+    port = free_port()
+    conf = f"http://127.0.0.1:{port}"
+    config = MeetingConfig("shed-" + str(port), host="uma", invitees=("bob",))
+    uma, bob = (Person({**servers, "conf": conf}, u, config) for u in ("uma", "bob"))
+    # One handshake at once, then one every 5 s: bob's first is refused with 429.
+    settings = ConferenceSettings(connect_rate=0.2, connect_burst=1)
+    try:
+        async with _serve(create_conference_app(settings, jwks, InProcessBus()), port):
+            await (await uma.enter()).start()
+            bob_mc = await bob.enter()
+            await bob_mc.join()  # asks again after the 429, and gets in
+            await bob.wait("joined")
+            assert any(e.kind == "retrying" for e in bob.seen)
+    finally:
+        for p in (uma, bob):
+            if p.mc is not None:
+                await p.mc.close()
+            await p.sdk.aclose()
+
+
+def test_a_first_connection_refused_for_load_is_asked_for_again(
+    servers: dict[str, str],
+) -> None:
+    asyncio.run(_first_connection_shed(servers))
