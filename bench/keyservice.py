@@ -21,7 +21,7 @@ worker and the scale-up is hidden.
 ``--overload`` measures load shedding instead (issue 14): one worker on SQLite; its
 capacity (transforms a second with 8 in flight), its latency unloaded (arrivals at 30 % of
 capacity), then arrivals at twice the capacity for ``--seconds``, once with the bounded
-transform queue (the default: 2 computing, 8 waiting, then 503) and once with a queue too
+transform queue (the default: 1 computing, 2 waiting, then 503) and once with a queue too
 deep to ever fill (the old behaviour). Arrivals are open-loop (Poisson), each on a new
 connection. It prints the admitted requests' p50/p99 against the unloaded p99, and draws
 their latency distributions to ``keyservice-overload.png``.
