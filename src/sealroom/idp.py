@@ -5,6 +5,9 @@ asked for (on 127.0.0.1 only, by default), serves its JWKS, and keeps the provid
 each user's split escrow secret, which it hands only to a holder of a valid JWT for that
 user with the audience ``sealroom-provider``. Pages from the origins in ``cors_origins``
 (the web client's, in the demo) may call it from a browser; other pages may not.
+
+Its HTTP API (``GET /.well-known/jwks.json``, ``POST /v1/token``, ``POST /v1/escrow-half``)
+is documented in docs/sdk.md, and a test keeps that table equal to the routes here.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.storage import ConflictError, Database, Row, StorageError, Tx
 from sealroom.ops import metrics
 
-__all__ = ["Caller", "Context", "check_id"]
+__all__ = ["Caller", "Context", "GroupCommit", "PendingNonce", "check_id"]
 
 T = TypeVar("T")
 ANONYMOUS_REFUSALS_PER_SECOND = 50

@@ -1,7 +1,7 @@
 """Sealroom's SFrame key schedule, senders and receivers.
 
 Each sender's base key and KID come from the session key SK_n, the sender's index and the
-epoch n (DESIGN.md §5)::
+epoch n (docs/meetings.md, the media layer)::
 
     KID       = n << 16 | index          (n < 2^32, index < 2^16)
     base_key  = HKDF-SHA256(SK_n, info = label ‖ n ‖ index ‖ suite)

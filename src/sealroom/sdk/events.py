@@ -48,6 +48,7 @@ __all__ = [
     "ParticipantLeft",
     "ReconcileFailed",
     "Reconnected",
+    "Rekeyed",
     "RemovalFailed",
     "Retrying",
     "RosterFork",
