@@ -87,6 +87,10 @@ class SyncClient:
         return self._client
 
     @property
+    def token_provider(self) -> JwtProvider:
+        return self._client.token_provider
+
+    @property
     def user_id(self) -> str:
         return self._client.user_id
 
