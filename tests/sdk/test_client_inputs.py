@@ -89,6 +89,12 @@ def test_bytes_where_an_envelope_goes_is_a_type_error_that_says_what_to_do(
             await client.list_grants(b"doc-1")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="no index 3"):
             await client.open_unmanaged(env, 3, Target.user("a"))
+        with pytest.raises(TypeError, match="users must be a list of ids"):
+            await client.encrypt_document("d", b"x", users="bob")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="data must be bytes"):
+            await client.encrypt_document("d", "text")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="an id is a str"):
+            await client.preapprove("g", [b"bob"])  # type: ignore[list-item]
         await client.aclose()
 
     asyncio.run(run())

@@ -173,6 +173,24 @@ _IDEMPOTENT: Final[frozenset[str]] = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 _RETRY_STATUS: Final[frozenset[int]] = frozenset({502, 503, 504})
 
 
+def _ids(value: object, what: str) -> list[str]:
+    """A list of user or group ids from the application; a lone ``str`` (which would be
+    read as its characters) or anything but ids is a TypeError."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"{what} must be a list of ids, not {type(value).__name__}")
+    ids = list(value)
+    for item in ids:
+        if not isinstance(item, str):
+            raise TypeError(f"{what}: an id is a str, not {type(item).__name__}")
+    return ids
+
+
+def _bytes(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
 def _target(value: object) -> Target:
     if not isinstance(value, Target):
         raise TypeError(
@@ -548,7 +566,7 @@ class Client:
     async def find_user_keys(self, user_ids: Sequence[str]) -> dict[str, PinnedUser]:
         """The keys of those of ``user_ids`` that exist, fetched 1,000 per request, pinned
         on first sight and checked against the pins after; the keystore is written once."""
-        wanted = sorted(set(user_ids))
+        wanted = sorted(set(_ids(user_ids, "user_ids")))
         out: dict[str, PinnedUser] = {}
         before = dict(self.ks.pinned)
         for i in range(0, len(wanted), 1000):
@@ -831,7 +849,9 @@ class Client:
 
     async def preapprove(self, group_id: str, user_ids: Sequence[str]) -> None:
         await self._call(
-            "POST", f"/v1/groups/{_segment(group_id)}/preapproved", {"user_ids": list(user_ids)}
+            "POST",
+            f"/v1/groups/{_segment(group_id)}/preapproved",
+            {"user_ids": _ids(user_ids, "user_ids")},
         )
 
     async def delete_group(self, group_id: str) -> None:
@@ -843,6 +863,7 @@ class Client:
     async def _recipients(
         self, users: Sequence[str], groups: Sequence[str]
     ) -> list[tuple[str, str, PublicKey]]:
+        users, groups = _ids(users, "users"), _ids(groups, "groups")
         out = (
             [("user", u, k) for u, k in (await self.user_public_keys(users)).items()]
             if users
@@ -864,6 +885,9 @@ class Client:
         managed: bool = True,
     ) -> Envelope:
         """Seal ``data``; with ``managed`` the service keeps the EDEKs and their grants."""
+        data = _bytes(data, "data")
+        if not isinstance(doc_id, str):
+            raise TypeError(f"doc_id must be a str, not {type(doc_id).__name__}")
         recipients = await self._recipients(users, groups)
         env = seal(data, doc_id.encode(), [k for _, _, k in recipients], self._signer())
         if managed:

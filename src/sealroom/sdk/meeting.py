@@ -150,7 +150,7 @@ class MeetingClient:
         base = conference_url.rstrip("/")
         if base.startswith("http"):  # accept the service's http(s) URL too
             base = "ws" + base[4:]
-        self._url = base + f"/v1/meetings/{config.meeting_id}/channel"
+        self._url = base + f"/v1/meetings/{quote(config.meeting_id, safe='')}/channel"
         self._token = token if token is not None else sdk.token_provider
         self._suite = suite
         self._grace = grace_seconds
