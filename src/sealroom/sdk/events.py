@@ -148,7 +148,7 @@ class DeviceRotated(MeetingEvent):
 @dataclass(frozen=True)
 class KeyInstalled(MeetingEvent):
     """This device holds its first media key: epoch ``epoch``, made for ``reason``
-    (``start``, ``join``, ``leave``, ``ratchet``, ``remove``...)."""
+    (``start``, ``join``, ``leave``, ``timer``, ``takeover``)."""
 
     name: ClassVar[str] = "key_installed"
 
