@@ -467,6 +467,7 @@ EVENT_TYPES: Final[dict[str, type[MeetingEvent]]] = {
         ParticipantLeft,
         ReconcileFailed,
         Reconnected,
+        Rekeyed,
         RemovalFailed,
         Retrying,
         RosterFork,
