@@ -188,6 +188,7 @@ async def _program(stack: Services, home: Path) -> None:
                 assert sorted(s for s, _, _, _ in both[0]) == ["dana", "erin"]
                 assert sorted(i for _, i, _, _ in both[0]) == [0, 1]
                 assert all(kid == epoch << 16 | i for _, i, kid, _ in both[0])
+                assert len({key for _, _, _, key in both[0]}) == 2  # no two senders share one
                 assert erin_media.send.own
                 assert erin_media.send.sender == "erin"
                 assert "base_key" not in repr(erin_media.send)
