@@ -113,3 +113,24 @@ def test_the_settings_table_imports_no_service() -> None:
     text = (Path(sealroom.__file__).parent / "config.py").read_text()
     for name in ("keyservice", "conference", "sdk", "cli", "ops"):
         assert f"sealroom.{name}" not in text
+
+
+def test_every_public_error_derives_from_sealroom_error() -> None:
+    """One error tree: each exception class a module of the package defines (private ones
+    and warnings aside) is a SealroomError, so ``except SealroomError`` catches them all."""
+    from sealroom.errors import SealroomError
+
+    checked = 0
+    for name in MODULES:
+        module = importlib.import_module(name)
+        for n, obj in vars(module).items():
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseException)
+                and not issubclass(obj, Warning)
+                and not n.startswith("_")
+                and obj.__module__ == name
+            ):
+                assert issubclass(obj, SealroomError), f"{name}.{n}"
+                checked += 1
+    assert checked >= 20

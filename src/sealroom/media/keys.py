@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from sealroom.errors import SealroomError
 from sealroom.media.sframe import (
     CIPHER_SUITES,
     COPY_LIMIT,
@@ -54,11 +55,11 @@ MAX_SENDERS: Final[int] = 1 << 16
 SESSION_KEY_BYTES: Final[int] = 32
 
 
-class CounterExhaustedError(Exception):
+class CounterExhaustedError(SealroomError):
     """This sender has used every counter its key allows; it needs a new epoch."""
 
 
-class FrameRejectedError(Exception):
+class FrameRejectedError(SealroomError):
     """A frame did not decrypt. Names the KID and sender, never the reason."""
 
     def __init__(self, kid: int | None, sender: int | None, epoch: int | None) -> None:
