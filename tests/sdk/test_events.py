@@ -23,6 +23,7 @@ from sealroom.sdk import (
     Joined,
     KeyInstalled,
     KeyProvider,
+    Left,
     MeetingClient,
     MeetingConfig,
     MeetingEvent,
@@ -241,3 +242,18 @@ def test_a_sender_keys_repr_leaves_the_key_out() -> None:
     key = SenderKey(1, "bob", 0, 1 << 16, b"\x01" * 32, 4)
     assert "base_key" not in repr(key)
     assert repr(b"\x01" * 32) not in repr(key)
+
+
+def test_the_events_end_when_the_client_is_closed(tmp_path: Path) -> None:
+    async def run() -> None:
+        mc = _meeting(tmp_path)
+        await mc._do(Notify("left"))
+        await mc.close()
+        await mc.close()  # twice is harmless
+        assert [event async for event in mc.events()] == [Left()]
+        assert [event async for event in mc.events()] == []  # a second reader ends too
+        with pytest.raises(MeetingStateError, match="closed"):
+            await mc.next_event(timeout=1)
+        await mc.sdk.aclose()
+
+    asyncio.run(run())

@@ -170,7 +170,7 @@ class MeetingClient:
             timing=timing,
             seq_start=int(time.time() * 1000),  # above anything an earlier run posted
         )
-        self._events: asyncio.Queue[MeetingEvent] = asyncio.Queue()
+        self._events: asyncio.Queue[MeetingEvent | None] = asyncio.Queue()  # None: closed
         self.receiver = Receiver(suite=suite, grace_seconds=grace_seconds)
         self._sender: Sender | None = None
         self._next_sender: tuple[float, Sender] | None = None
@@ -218,15 +218,26 @@ class MeetingClient:
 
     async def events(self) -> AsyncIterator[MeetingEvent]:
         """Every event, in order, as it happens: ``async for event in meeting.events()``.
-        Runs until the caller stops iterating (events wait in a queue meanwhile)."""
+        Runs until the caller stops iterating (events wait in a queue meanwhile) or the
+        client is closed."""
         while True:
-            yield await self._events.get()
+            event = await self._events.get()
+            if event is None:
+                self._events.put_nowait(None)  # (for any other reader too)
+                return
+            yield event
 
     async def next_event(self, timeout: float | None = None) -> MeetingEvent:
-        """The next event; ``TimeoutError`` if none comes within ``timeout`` seconds."""
+        """The next event; ``TimeoutError`` if none comes within ``timeout`` seconds,
+        :class:`MeetingStateError` once the client is closed and its events are read."""
         if not self._events.empty():
-            return self._events.get_nowait()
-        return await asyncio.wait_for(self._events.get(), timeout)
+            event = self._events.get_nowait()
+        else:
+            event = await asyncio.wait_for(self._events.get(), timeout)
+        if event is None:
+            self._events.put_nowait(None)
+            raise MeetingStateError("the meeting client is closed")
+        return event
 
     def _emit(self, event: MeetingEvent) -> None:
         if self._queue_events:
@@ -329,6 +340,10 @@ class MeetingClient:
         await self._checked(self.session.end)
 
     async def close(self) -> None:
+        """Close the channel and stop; :meth:`events` ends once the events before are read.
+        (It does not leave the meeting: :meth:`leave` does, and closes.)"""
+        if not self._closing:
+            self._events.put_nowait(None)  # the end of events()
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
@@ -409,6 +424,9 @@ class MeetingClient:
                     continue
                 except SdkError:
                     continue  # no token right now: try again
+                except Exception as exc:  # the application's token provider failed
+                    _log.warning("reconnecting: the token provider raised %s", type(exc).__name__)
+                    continue
             self._emit(Reconnected(self._board_pos))
             await self._flush_outbox()
 
