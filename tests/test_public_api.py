@@ -134,3 +134,35 @@ def test_every_public_error_derives_from_sealroom_error() -> None:
                 assert issubclass(obj, SealroomError), f"{name}.{n}"
                 checked += 1
     assert checked >= 20
+
+
+def _top_level_public_names(name: str) -> set[str]:
+    """Names a module binds at top level itself (definitions and assignments, not imports),
+    without a leading underscore."""
+    import ast
+
+    module = importlib.import_module(name)
+    assert module.__file__ is not None
+    tree = ast.parse(Path(module.__file__).read_text())
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {n for n in names if not n.startswith("_") and n != "__all__"}
+
+
+#: Modules whose ``__all__`` is exactly every public name they bind, constants included (the
+#: SDK's surface; elsewhere the check above covers classes and functions).
+EXACT = [
+    m for m in MODULES if m.startswith("sealroom.sdk.") or m in ("sealroom.errors", "sealroom.idp")
+]
+
+
+@pytest.mark.parametrize("name", EXACT)
+def test_all_is_exactly_the_public_names(name: str) -> None:
+    module = importlib.import_module(name)
+    assert set(module.__all__) == _top_level_public_names(name)

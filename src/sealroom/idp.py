@@ -41,7 +41,7 @@ from sealroom.keyservice.cors import CorsMiddleware
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
 
-__all__ = ["PROVIDER_AUDIENCE", "DevIdp", "create_idp_app"]
+__all__ = ["PROVIDER_AUDIENCE", "TOKEN_LIFETIME_SECONDS", "DevIdp", "create_idp_app"]
 
 PROVIDER_AUDIENCE: Final[str] = "sealroom-provider"
 TOKEN_LIFETIME_SECONDS: Final[int] = 300

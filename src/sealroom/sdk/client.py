@@ -77,7 +77,11 @@ from sealroom.sdk.keystore import Keystore, PinnedUser
 from sealroom.sdk.resources import AuditReport, Device, Grant, GroupInfo, Target
 
 __all__ = [
+    "APPROVAL_PREFIX",
+    "KEEPALIVE_SECONDS",
     "KEYSERVICE_AUDIENCE",
+    "SHED_WAIT_SECONDS",
+    "SIGNER_CACHE_SECONDS",
     "BasicSplitTrust",
     "Client",
     "JwtProvider",

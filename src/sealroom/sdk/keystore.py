@@ -19,7 +19,7 @@ from sealroom.crypto.signing import SigningKey
 from sealroom.errors import MalformedInputError
 from sealroom.sdk.errors import KeystoreError
 
-__all__ = ["Keystore", "PinnedUser"]
+__all__ = ["VERSION", "Keystore", "PinnedUser"]
 
 VERSION = 1
 

@@ -66,7 +66,19 @@ from sealroom.sdk.events import (
 from sealroom.sdk.keyexport import KeyProvider, SenderKey
 from sealroom.sdk.resources import Target
 
-__all__ = ["CONFERENCE_AUDIENCE", "EventHandler", "MeetingClient"]
+__all__ = [
+    "BOARD_BATCH",
+    "CONFERENCE_AUDIENCE",
+    "FAILED_LOOKUP_SECONDS",
+    "KEY_CACHE_SECONDS",
+    "MAX_UNKNOWN_DEVICES_PER_USER",
+    "RECONNECT_MAX_SECONDS",
+    "RECONNECT_SECONDS",
+    "RETRY_MAX_SECONDS",
+    "RETRY_SECONDS",
+    "EventHandler",
+    "MeetingClient",
+]
 
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=MeetingEvent)
