@@ -35,6 +35,7 @@ from sealroom.meeting.messages import BoardMessage
 
 __all__ = [
     "CONTROL_KINDS",
+    "MAX_GRANTS",
     "PARTICIPANT_KINDS",
     "POSITION",
     "BoardLimits",

@@ -51,7 +51,16 @@ from sealroom.sdk import (
     Target,
 )
 
-__all__ = ["Attendee", "Demo", "DemoResult", "print_result", "run_demo"]
+__all__ = [
+    "NAMES",
+    "PATIENCE",
+    "TIMING",
+    "Attendee",
+    "Demo",
+    "DemoResult",
+    "print_result",
+    "run_demo",
+]
 
 NAMES = ["uma", "hana", "bob", "carl", "dina", "erin", "finn", "gus"]
 # How long a step may take before the demo calls it failed. Waits return as soon as the

@@ -38,6 +38,10 @@ from sealroom.media.sframe import (
 
 __all__ = [
     "DEFAULT_SUITE",
+    "LABEL",
+    "MAX_EPOCH",
+    "MAX_SENDERS",
+    "SESSION_KEY_BYTES",
     "CounterExhaustedError",
     "FrameRejectedError",
     "Receiver",

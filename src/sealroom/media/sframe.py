@@ -30,6 +30,7 @@ from sealroom.errors import SealroomError
 __all__ = [
     "CIPHER_SUITES",
     "COPY_LIMIT",
+    "MAX_VALUE",
     "CipherSuite",
     "SFrameContext",
     "SFrameError",
