@@ -50,7 +50,16 @@ from sealroom.crypto.escrow import Argon2idParams
 from sealroom.demo.services import free_port, wait_until_up
 from sealroom.idp import PROVIDER_AUDIENCE
 from sealroom.meeting.session import MeetingConfig, Timing
-from sealroom.sdk import BasicSplitTrust, Client
+from sealroom.sdk import (
+    BasicSplitTrust,
+    ChannelClosed,
+    Client,
+    InternalError,
+    KeyInstalled,
+    KeyUnavailable,
+    NotAdmitted,
+    Rekeyed,
+)
 from sealroom.sdk.meeting import MeetingClient
 
 PG_DSN = os.environ.get("SEALROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -231,20 +240,14 @@ async def worker(spec: dict[str, Any]) -> None:
     meetings: dict[str, MeetingClient] = {}
     for i, (u, c) in enumerate(clients.items()):
         conf = spec["confs"][i % len(spec["confs"])]
-        meetings[u] = MeetingClient(c, conf, config, token=c._jwt, timing=TIMING)
+        meetings[u] = MeetingClient(c, conf, config, timing=TIMING)
 
     async def watch(user: str, mc: MeetingClient) -> None:
-        while True:
-            event = await mc.events.get()
-            if event.kind in ("key_installed", "rekeyed"):
-                emit(kind="key", user=user, epoch=event.detail["epoch"], t=time.time())
-            elif event.kind in (
-                "not_admitted",
-                "key_unavailable",
-                "channel_closed",
-                "internal_error",
-            ):
-                emit(kind="problem", user=user, event=event.kind, detail=str(event.detail))
+        async for event in mc.events():
+            if isinstance(event, KeyInstalled | Rekeyed):
+                emit(kind="key", user=user, epoch=event.epoch, t=time.time())
+            elif isinstance(event, NotAdmitted | KeyUnavailable | ChannelClosed | InternalError):
+                emit(kind="problem", user=user, event=event.name, detail=str(event))
 
     watchers = [asyncio.create_task(watch(u, mc)) for u, mc in meetings.items()]
     emit(kind="ready")
@@ -377,14 +380,13 @@ async def measure(
     host_sdk = make_client(spec, HOST)
     await host_sdk.initialize()
     timing = TIMING if tree else dataclasses.replace(TIMING, tree_threshold=None)
-    host = MeetingClient(host_sdk, top.confs[0], config, token=host_sdk._jwt, timing=timing)
+    host = MeetingClient(host_sdk, top.confs[0], config, timing=timing)
     host_keys: dict[int, float] = {}
 
     async def watch_host() -> None:
-        while True:
-            event = await host.events.get()
-            if event.kind in ("key_installed", "rekeyed"):
-                host_keys.setdefault(event.detail["epoch"], time.time())
+        async for event in host.events():
+            if isinstance(event, KeyInstalled | Rekeyed):
+                host_keys.setdefault(event.epoch, time.time())
 
     watcher = asyncio.create_task(watch_host())
     started = time.monotonic()

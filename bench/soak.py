@@ -35,7 +35,7 @@ from sealroom.api.encoding import b64d
 from sealroom.demo.services import free_port, wait_until_up
 from sealroom.idp import PROVIDER_AUDIENCE
 from sealroom.meeting.session import MeetingConfig, Timing
-from sealroom.sdk import BasicSplitTrust, Client
+from sealroom.sdk import BasicSplitTrust, Client, Joined, KeyInstalled, MeetingEvent
 from sealroom.sdk.meeting import MeetingClient
 
 TIMING = Timing(join_retry_delays=(0.2, 0.5, 1.0, 1.0), leave_debounce=0.3, ratchet_interval=5.0)
@@ -136,11 +136,11 @@ def person(stack: Stack, user: str) -> tuple[Client, Any]:
     return sdk, token
 
 
-async def wait_event(mc: MeetingClient, kind: str, timeout: float = 30.0) -> None:
+async def wait_event(mc: MeetingClient, kind: type[MeetingEvent], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        event = await asyncio.wait_for(mc.events.get(), max(0.01, deadline - time.monotonic()))
-        if event.kind == kind:
+        event = await mc.next_event(timeout=max(0.01, deadline - time.monotonic()))
+        if isinstance(event, kind):
             return
 
 
@@ -159,11 +159,11 @@ async def one_meeting(
                 sdk, f"{stack.conf}", config, token=token, timing=TIMING, switch_delay=0.1
             )
         await clients[host].start()
-        await wait_event(clients[host], "key_installed")
+        await wait_event(clients[host], KeyInstalled)
         for name in others:
             await clients[name].join()
         for name in others:
-            await wait_event(clients[name], "joined")
+            await wait_event(clients[name], Joined)
         frames = 0
         for _ in range(20):
             for name in names:

@@ -97,7 +97,6 @@ class Participant:
         )
         self.mc: MeetingClient | None = None
         self.sent = 0
-        self._drainer: asyncio.Task[None] | None = None
 
     async def enter(self, *, start: bool = False) -> MeetingClient:
         await self.sdk.initialize()
@@ -106,17 +105,12 @@ class Participant:
             self.services.conf,
             self.config,
             token=lambda audience: self.services.token(self.user, audience),
+            queue_events=False,  # nobody reads them here
             timing=TIMING,
             switch_delay=0.2,
         )
         await (self.mc.start() if start else self.mc.join())
-        self._drainer = asyncio.create_task(self._drain())
         return self.mc
-
-    async def _drain(self) -> None:
-        assert self.mc is not None
-        while True:
-            await self.mc.events.get()
 
     async def send(self, track: Track, fps: float, audio: bool = True) -> None:
         """Video at ``fps`` and 20 ms audio packets, paced by the clock. The track's first
@@ -146,8 +140,6 @@ class Participant:
             await asyncio.sleep(0.005)
 
     async def close(self) -> None:
-        if self._drainer is not None:
-            self._drainer.cancel()
         if self.mc is not None:
             await self.mc.close()
         await self.sdk.aclose()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -16,9 +16,18 @@ import pytest
 from sealroom.api.encoding import b64d
 from sealroom.demo.services import Services
 from sealroom.idp import PROVIDER_AUDIENCE
-from sealroom.meeting.session import KeyServiceCall, MeetingConfig, Timing
-from sealroom.sdk import BasicSplitTrust, Client
-from sealroom.sdk.meeting import MeetingClient, MeetingEvent
+from sealroom.meeting.session import KeyServiceCall
+from sealroom.sdk import (
+    BasicSplitTrust,
+    Client,
+    FrameReceived,
+    MeetingClient,
+    MeetingConfig,
+    MeetingEvent,
+    Timing,
+)
+
+E = TypeVar("E", bound=MeetingEvent)
 
 TIMING = Timing(join_retry_delays=(0.2, 0.5, 1.0, 1.0), leave_debounce=0.5, ratchet_interval=4.0)
 
@@ -75,20 +84,20 @@ class Person:
         return self.mc
 
     async def wait(
-        self, kind: str, timeout: float = 30.0, after_epoch: int | None = None, **match: Any
-    ) -> MeetingEvent:
-        """The next event of ``kind`` with ``match`` in its detail (and, with ``after_epoch``,
-        a later epoch: a timer ratchet may have fired between two steps)."""
+        self, kind: type[E], timeout: float = 30.0, after_epoch: int | None = None, **match: Any
+    ) -> E:
+        """The next event of type ``kind`` whose fields equal ``match`` (and, with
+        ``after_epoch``, a later epoch: a timer ratchet may have fired between two steps)."""
         assert self.mc is not None
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             remaining = deadline - asyncio.get_running_loop().time()
-            event = await asyncio.wait_for(self.mc.events.get(), max(remaining, 0.01))
+            event = await self.mc.next_event(timeout=max(remaining, 0.01))
             self.seen.append(event)
             if (
-                event.kind == kind
-                and all(event.detail.get(k) == v for k, v in match.items())
-                and (after_epoch is None or event.detail["epoch"] > after_epoch)
+                isinstance(event, kind)
+                and all(getattr(event, k) == v for k, v in match.items())
+                and (after_epoch is None or event.epoch > after_epoch)
             ):
                 return event
 
@@ -98,7 +107,7 @@ class Person:
         for _ in range(50):
             await sender.mc.publish(payload)
             try:
-                await self.wait("frame", timeout=0.2, sender=sender.user, payload=payload)
+                await self.wait(FrameReceived, timeout=0.2, sender=sender.user, payload=payload)
                 return
             except TimeoutError:
                 continue

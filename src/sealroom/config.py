@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from sealroom.errors import SealroomError
+
 __all__ = [
     "SERVICES",
     "TABLE",
@@ -39,7 +41,7 @@ __all__ = [
 SERVICES: Final[tuple[str, ...]] = ("serve", "keyservice", "conference", "idp")
 
 
-class ConfigError(ValueError):
+class ConfigError(SealroomError, ValueError):
     """A setting is missing, malformed or contradicts another; ``setting`` names it."""
 
     def __init__(self, setting: Setting, message: str) -> None:

@@ -8,7 +8,14 @@
     ├── DecryptionError          any failure to decrypt or authenticate; deliberately opaque
     ├── SignatureError           a signature that does not verify against the pinned signer
     ├── WrongSecretError         an escrow blob opened with the wrong password or secret
-    └── CryptoInvariantError     an internal check failed (a bug or a broken backend)
+    ├── CryptoInvariantError     an internal check failed (a bug or a broken backend)
+    ├── SdkError                 the client SDK's (sealroom.sdk.errors; docs/sdk.md)
+    ├── SFrameError, FrameRejectedError, CounterExhaustedError     media (sealroom.media)
+    ├── ServiceError, StorageError, ModelError                     the key service
+    ├── BoardRefusedError, BoardLostError                          the conferencing service
+    └── ConfigError, OverloadedError                               configuration, load shedding
+
+A test checks that every public exception class of the package is in this tree.
 
 No message ever contains key material, plaintext or a secret.
 """

@@ -5,6 +5,9 @@ asked for (on 127.0.0.1 only, by default), serves its JWKS, and keeps the provid
 each user's split escrow secret, which it hands only to a holder of a valid JWT for that
 user with the audience ``sealroom-provider``. Pages from the origins in ``cors_origins``
 (the web client's, in the demo) may call it from a browser; other pages may not.
+
+Its HTTP API (``GET /.well-known/jwks.json``, ``POST /v1/token``, ``POST /v1/escrow-half``)
+is documented in docs/sdk.md, and a test keeps that table equal to the routes here.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from sealroom.keyservice.cors import CorsMiddleware
 from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.jwt_auth import JwksSource, JwtVerifier
 
-__all__ = ["PROVIDER_AUDIENCE", "DevIdp", "create_idp_app"]
+__all__ = ["PROVIDER_AUDIENCE", "TOKEN_LIFETIME_SECONDS", "DevIdp", "create_idp_app"]
 
 PROVIDER_AUDIENCE: Final[str] = "sealroom-provider"
 TOKEN_LIFETIME_SECONDS: Final[int] = 300

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sealroom.cli import main
+from sealroom.sdk import AuditReport
 from tests.security.live_keyservice import drop_audit_guard
 
 from .conftest import Env
@@ -21,7 +22,7 @@ def _activity(env: Env) -> None:
         bob.decrypt_document(doc)
 
 
-def _report(env: Env) -> dict[str, object]:
+def _report(env: Env) -> AuditReport:
     with env.client("alice") as alice:
         alice.initialize()
         return alice.verify_audit()
@@ -61,7 +62,7 @@ def test_actions_are_recorded_and_the_chain_verifies(
         "unwrap_document",
     } <= actions
     report = _report(env)
-    assert report["ok"] is True
+    assert report.ok is True
     assert _cli(env) == 0
     assert "audit log OK" in capsys.readouterr().out
 
@@ -80,8 +81,8 @@ def test_an_edited_row_is_detected(env: Env, capsys: pytest.CaptureFixture[str])
     with env.parts.db.transaction() as tx:
         tx.execute("UPDATE audit SET actor_user = 'mallory' WHERE seq = 3")
     report = _report(env)
-    assert report["ok"] is False
-    assert report["first_bad_seq"] == 3
+    assert report.ok is False
+    assert report.first_bad_seq == 3
     assert _cli(env) == 1
     assert "BROKEN at entry 3" in capsys.readouterr().out
 

@@ -13,7 +13,7 @@ from sealroom.crypto.pre import (
     generate_plaintext,
 )
 from sealroom.crypto.signing import SigningKey
-from sealroom.sdk import ServiceRefusedError, SyncClient
+from sealroom.sdk import ServiceRefusedError, SyncClient, Target
 from tests.security.live_keyservice import resigned_as_own
 
 from .conftest import Env
@@ -43,12 +43,12 @@ def _old_value_then_bob_joins(alice: SyncClient, bob: SyncClient) -> Envelope:
 def _register(client: SyncClient, group: str, edek: bytes) -> None:
     """Register a value, naming the group's members as they are now (these tests are not
     about who is in the group: tests/security covers that)."""
-    members = client.group(group).get("members", [])
+    members = client.group(group).members or []
     client.register_group_value(group, edek, members=members)
 
 
 def _open(client: SyncClient, env: Envelope) -> bytes:
-    return bytes(client.decrypt_unmanaged(env, 0, "group", "meet"))
+    return bytes(client.decrypt_unmanaged(env, 0, Target.group("meet")))
 
 
 def test_a_joiner_cannot_open_values_registered_before_it_joined(env: Env) -> None:
@@ -56,7 +56,7 @@ def test_a_joiner_cannot_open_values_registered_before_it_joined(env: Env) -> No
         alice.initialize()
         bob.initialize()
         alice.create_group("meet", forward_only=True)
-        assert alice.group("meet")["forward_only"] is True
+        assert alice.group("meet").forward_only is True
         old = _sealed(alice, "k0", b"epoch 0")
         _register(alice, "meet", old.edeks[0].to_bytes())
         assert _open(alice, old) == b"epoch 0"
@@ -120,7 +120,7 @@ def test_ordinary_groups_share_their_history_and_bad_flags_are_refused(env: Env)
         alice.initialize()
         bob.initialize()
         alice.create_group("team")
-        assert alice.group("team")["forward_only"] is False
+        assert alice.group("team").forward_only is False
         doc = alice.encrypt_document("minutes", b"from before bob", groups=["team"])
         alice.add_member("team", "bob")
         assert bob.decrypt_document(doc) == b"from before bob"

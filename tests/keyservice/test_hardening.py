@@ -96,13 +96,13 @@ def test_audit_paging_is_bounded(make_env: object, database_url: str, query: str
 def test_a_broken_chain_gets_no_signed_head(env: Env) -> None:
     with env.client("alice") as alice:
         alice.initialize()
-        assert alice.verify_audit()["head_signature"]
+        assert alice.verify_audit().head_signature
         drop_audit_guard(env.parts.db)
         with env.parts.db.transaction() as tx:
             tx.execute("UPDATE audit SET outcome = 'ok' WHERE seq = 1")
         report = alice.verify_audit()
-        assert report["ok"] is False
-        assert report["head_signature"] is None
+        assert report.ok is False
+        assert report.head_signature is None
 
 
 def test_a_revoked_device_cannot_rotate_or_revoke_even_racing(env: Env) -> None:
@@ -202,6 +202,6 @@ def test_a_non_member_sees_a_groups_public_key_but_not_its_members(env: Env) -> 
         mallory.initialize()
         alice.create_group("safety")
         view = mallory.group("safety")
-        assert "members" not in view
-        assert "preapproved" not in view
+        assert view.members is None
+        assert view.preapproved is None
         assert mallory.group_public_key("safety") == alice.group_public_key("safety")

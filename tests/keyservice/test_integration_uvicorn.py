@@ -74,7 +74,7 @@ def test_whole_flow_over_real_http(servers: dict[str, str]) -> None:
         bob.revoke_device(bob_phone.client.device_id)
         with pytest.raises(ServiceRefusedError, match="device_revoked"):
             bob_phone.decrypt_document(doc)
-        assert alice.verify_audit()["ok"] is True
+        assert alice.verify_audit().ok is True
 
 
 def test_audit_cli_against_the_live_database(servers: dict[str, str]) -> None:

@@ -15,7 +15,7 @@ from sealroom.api.encoding import b64e
 from sealroom.crypto.pre import encrypt, generate_plaintext
 from sealroom.keyservice import models
 from sealroom.keyservice.app import build, openapi
-from sealroom.sdk import ServiceRefusedError
+from sealroom.sdk import ServiceRefusedError, Target
 
 from .conftest import Env
 
@@ -92,8 +92,8 @@ def test_a_whole_flow_keeps_to_the_models(make_env: Callable[..., Env], database
             alice.find_user_keys(["alice", "bob", "nobody"])
             doc = alice.encrypt_document("notes", b"agenda", groups=["team"])
             assert bob.decrypt_document(doc) == b"agenda"
-            alice.grant("notes", user="carl")
-            alice.revoke_document("notes", user="carl")
+            alice.grant("notes", Target.user("carl"))
+            alice.revoke("notes", Target.user("carl"))
             alice.remove_member("team", "carl")
             alice.create_group("meeting", forward_only=True)
             alice.add_member("meeting", "bob")

@@ -8,7 +8,7 @@ import pytest
 
 from sealroom.crypto.envelope import Envelope
 from sealroom.errors import WrongSecretError
-from sealroom.sdk import KeyChangedError, KeyChangedWarning, ServiceRefusedError
+from sealroom.sdk import KeyChangedError, KeyChangedWarning, ServiceRefusedError, Target
 
 from .conftest import Env
 
@@ -21,7 +21,7 @@ def test_first_use_creates_user_and_device(env: Env) -> None:
     with env.client("alice") as alice:
         alice.initialize()
         assert alice.client.ks.registered
-        assert [d["name"] for d in alice.list_devices()] == ["laptop"]
+        assert [d.name for d in alice.list_devices()] == ["laptop"]
         assert (env.tmp / "alice" / "laptop.json").stat().st_mode & 0o777 == 0o600
         alice.initialize()  # idempotent once registered
         assert len(alice.list_devices()) == 1
@@ -33,7 +33,7 @@ def test_second_device_recovers_the_user_key_from_split_escrow(env: Env) -> None
         envelope = laptop.encrypt_document("d1", b"hello", users=["alice"])
         phone.initialize()
         assert phone.decrypt_document(envelope) == b"hello"
-        assert sorted(d["name"] for d in phone.list_devices()) == ["laptop", "phone"]
+        assert sorted(d.name for d in phone.list_devices()) == ["laptop", "phone"]
 
 
 def test_password_mode_and_wrong_password(env: Env) -> None:
@@ -66,8 +66,8 @@ def test_group_document_roundtrip_and_removal(env: Env) -> None:
         assert bob.decrypt_document(doc) == b"minutes"
         assert bob.list_groups() == ["team"]
         info = alice.group("team")
-        assert info["admins"] == ["alice"]
-        assert info["members"] == ["alice", "bob"]  # the creator joins its group
+        assert info.admins == ["alice"]
+        assert info.members == ["alice", "bob"]  # the creator joins its group
         alice.remove_member("team", "bob")
         with _refused("forbidden"):
             bob.decrypt_document(doc)
@@ -79,10 +79,10 @@ def test_admins_and_preapproval(env: Env) -> None:
             c.initialize()
         alice.create_group("g")
         alice.preapprove("g", ["eve", "not-yet-a-user"])
-        assert alice.group("g")["preapproved"] == ["eve", "not-yet-a-user"]
+        assert alice.group("g").preapproved == ["eve", "not-yet-a-user"]
         alice.add_admin("g", "bob")
         bob.add_member("g", "eve")  # bob, now an admin, recovered the group key
-        assert alice.group("g")["preapproved"] == ["not-yet-a-user"]
+        assert alice.group("g").preapproved == ["not-yet-a-user"]
         doc = alice.encrypt_document("d", b"x", groups=["g"])
         assert eve.decrypt_document(doc) == b"x"
         with _refused("not_admin"):
@@ -102,9 +102,9 @@ def test_grant_and_revoke_later_without_reencrypting(env: Env) -> None:
         doc = alice.encrypt_document("report", b"numbers", users=["alice"])
         with _refused("forbidden"):
             bob.decrypt_document(doc)
-        alice.grant_document(doc, user="bob")
+        alice.grant(doc, Target.user("bob"))
         assert bob.decrypt_document(doc) == b"numbers"
-        alice.revoke_document("report", user="bob")
+        alice.revoke("report", Target.user("bob"))
         with _refused("forbidden"):
             bob.decrypt_document(doc)
 
@@ -117,9 +117,9 @@ def test_unmanaged_documents(env: Env) -> None:
             "u1", b"caller keeps EDEKs", users=["alice", "bob"], managed=False
         )
         doc = Envelope.from_bytes(doc.to_bytes())
-        assert bob.decrypt_unmanaged(doc, 1, "user", "bob") == b"caller keeps EDEKs"
+        assert bob.decrypt_unmanaged(doc, 1, Target.user("bob")) == b"caller keeps EDEKs"
         with _refused("forbidden"):
-            bob.decrypt_unmanaged(doc, 0, "user", "alice")
+            bob.decrypt_unmanaged(doc, 0, Target.user("alice"))
 
 
 def test_revoked_device_can_do_nothing(env: Env) -> None:
@@ -150,9 +150,9 @@ def test_rotation_replaces_the_device_key(env: Env) -> None:
         new_id = alice.rotate_device()
         assert new_id != old_id
         assert alice.decrypt_document(doc) == b"before"
-        listed = {d["id"]: d for d in alice.list_devices()}
-        assert listed[old_id]["revoked_at"] is not None
-        assert listed[new_id]["revoked_at"] is None
+        listed = {d.id: d for d in alice.list_devices()}
+        assert listed[old_id].revoked_at is not None
+        assert listed[new_id].revoked_at is None
 
 
 def test_changed_user_key_warns_and_refuses(env: Env) -> None:
@@ -236,11 +236,11 @@ def test_a_stream_is_granted_later_without_reencrypting(env: Env) -> None:
         alice.encrypt_stream("rec-2", io.BytesIO(b"r" * 50_000), sealed, users=["alice"])
         with _refused("forbidden"):
             bob.decrypt_stream(io.BytesIO(sealed.getvalue()), io.BytesIO())
-        alice.grant("rec-2", user="bob")
+        alice.grant("rec-2", Target.user("bob"))
         out = io.BytesIO()
         bob.decrypt_stream(io.BytesIO(sealed.getvalue()), out)
         assert out.getvalue() == b"r" * 50_000
-        alice.revoke_document("rec-2", user="bob")
+        alice.revoke("rec-2", Target.user("bob"))
         with _refused("forbidden"):
             bob.decrypt_stream(io.BytesIO(sealed.getvalue()), io.BytesIO())
 
@@ -259,8 +259,8 @@ def test_a_grant_from_another_device_of_the_owner_opens_docs_and_streams(env: En
         doc = laptop.encrypt_document("d-g", b"doc", users=["alice"])
         sealed = io.BytesIO()
         laptop.encrypt_stream("s-g", io.BytesIO(b"s" * 40_000), sealed, users=["alice"])
-        phone.grant("d-g", user="bob")
-        phone.grant("s-g", user="bob")
+        phone.grant("d-g", Target.user("bob"))
+        phone.grant("s-g", Target.user("bob"))
         assert bob.decrypt_document(doc) == b"doc"
         out = io.BytesIO()
         bob.decrypt_stream(io.BytesIO(sealed.getvalue()), out)

@@ -32,7 +32,8 @@ class _RevokedAtTheService:
 
 def _client(user_key: SigningKey) -> tuple[MeetingClient, list[str]]:
     mc = MeetingClient.__new__(MeetingClient)  # only the key bookkeeping is exercised
-    mc._keys, mc._card_keys, mc.events = {}, {}, asyncio.Queue()
+    mc._keys, mc._card_keys, mc._events = {}, {}, asyncio.Queue()
+    mc._queue_events, mc._handlers = True, {}
     mc._failed_devices, mc._failed_users = {}, {}
     mc._user_keys = {"hana": user_key.verifying_key}
     mc._loop = asyncio.get_running_loop()

@@ -15,7 +15,17 @@ from sealroom.crypto.envelope import Envelope
 from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.media.keys import FrameRejectedError, Receiver
 from sealroom.meeting.session import MeetingConfig
-from sealroom.sdk import ServiceRefusedError
+from sealroom.sdk import (
+    ChannelClosed,
+    DeviceRotated,
+    FrameReceived,
+    Joined,
+    KeyInstalled,
+    Knock,
+    Rekeyed,
+    ServiceRefusedError,
+    Target,
+)
 from tests.live_meeting import Person, newest_envelope, running_services
 from tests.live_server import live_server
 
@@ -33,31 +43,33 @@ async def _meeting(servers: dict[str, str]) -> None:
     try:
         # Start by U0 (the host is late); the pre-approved invitee joins at once.
         await (await uma.enter()).start()
-        await uma.wait("key_installed")
+        await uma.wait(KeyInstalled)
         await (await bob.enter()).join()
-        joined = await uma.wait("rekeyed", reason="join")  # the join ratchets the key
-        await bob.wait("joined")
-        assert joined.detail["epoch"] >= 1
-        assert (bob.epoch() or 0) >= joined.detail["epoch"]
+        joined = await uma.wait(Rekeyed, reason="join")  # the join ratchets the key
+        await bob.wait(Joined)
+        assert joined.epoch >= 1
+        assert (bob.epoch() or 0) >= joined.epoch
         await bob.frames_from(uma, b"frame-1")
 
         # A participant who was not invited knocks; the manager admits it.
         earlier = newest_envelope(uma)  # epoch 1, posted before carl knocked
         await (await carl.enter()).join()
-        await uma.wait("knock", user="carl")
+        await uma.wait(Knock, user="carl")
         assert uma.mc is not None
         await uma.mc.admit("carl")
-        await carl.wait("joined")
+        await carl.wait(Joined)
         # Now a member of the meeting group, carl still cannot have the earlier key opened.
         with pytest.raises(ServiceRefusedError, match="before_membership"):
-            await carl.sdk.decrypt_unmanaged(Envelope.from_bytes(earlier), 0, "group", "standup")
+            await carl.sdk.decrypt_unmanaged(
+                Envelope.from_bytes(earlier), 0, Target.group("standup")
+            )
         await carl.frames_from(bob, b"frame-2")
         await uma.frames_from(carl, b"frame-3")
 
         # The late host takes over and rekeys.
         await (await hana.enter()).join()
-        await hana.wait("joined")
-        await bob.wait("rekeyed", reason="takeover")
+        await hana.wait(Joined)
+        await bob.wait(Rekeyed, reason="takeover")
         assert {p.mc.session.manager for p in (uma, bob, carl, hana)} == {"hana"}  # type: ignore[union-attr]
         await bob.frames_from(hana, b"frame-4")
 
@@ -66,9 +78,7 @@ async def _meeting(servers: dict[str, str]) -> None:
         assert before is not None
         assert carl.mc is not None
         await carl.mc.leave()
-        fresh = {
-            (await p.wait("rekeyed", reason="leave")).detail["epoch"] for p in (bob, uma, hana)
-        }
+        fresh = {(await p.wait(Rekeyed, reason="leave")).epoch for p in (bob, uma, hana)}
         assert len(fresh) == 1  # one fresh key, the same for everyone left
         assert fresh.pop() > before
         await uma.frames_from(bob, b"frame-5")
@@ -80,7 +90,7 @@ async def _meeting(servers: dict[str, str]) -> None:
         assert old_sk is not None
         assert hana.mc is not None
         await hana.mc.remove("bob")
-        await uma.wait("rekeyed", reason="leave")
+        await uma.wait(Rekeyed, reason="leave")
         rogue = Receiver()  # what a removed client that ignores the order still holds
         rogue.install(old_epoch, old_sk, 0.0)
         leaked = 0
@@ -88,9 +98,12 @@ async def _meeting(servers: dict[str, str]) -> None:
         for i in range(20):
             await uma.mc.publish(b"after-removal-%d" % i)
         await asyncio.sleep(0.5)
-        while not bob.mc.events.empty():
-            event = bob.mc.events.get_nowait()
-            if event.kind == "frame":
+        while True:
+            try:
+                event = await bob.mc.next_event(timeout=0.01)
+            except TimeoutError:
+                break
+            if isinstance(event, FrameReceived):
                 leaked += 1
         assert leaked == 0
         assert uma.mc._sender is not None
@@ -100,25 +113,25 @@ async def _meeting(servers: dict[str, str]) -> None:
         envelope_raw = newest_envelope(hana)
         with pytest.raises(ServiceRefusedError):
             await bob.sdk.decrypt_unmanaged(
-                Envelope.from_bytes(envelope_raw), 0, "group", "standup"
+                Envelope.from_bytes(envelope_raw), 0, Target.group("standup")
             )
         await hana.frames_from(uma, b"frame-6")
 
         # The scheduled ratchet.
         epoch = uma.epoch()
         assert epoch is not None
-        ratcheted = await uma.wait("rekeyed", reason="timer", after_epoch=epoch)
-        await hana.wait("rekeyed", reason="timer", epoch=ratcheted.detail["epoch"])
+        ratcheted = await uma.wait(Rekeyed, reason="timer", after_epoch=epoch)
+        await hana.wait(Rekeyed, reason="timer", epoch=ratcheted.epoch)
 
         # The manager drops: another admin (U0) takes over and rekeys.
         await hana.mc.leave()
-        await uma.wait("rekeyed", reason="takeover")
+        await uma.wait(Rekeyed, reason="takeover")
         assert uma.mc.session.manager == "uma"
 
         # The end: the group is deleted, keys dropped, the device key rotated.
         old_device = uma.sdk.device_id
         await uma.mc.end()
-        await uma.wait("device_rotated")
+        await uma.wait(DeviceRotated)
         assert uma.mc.session.epoch is None
         assert uma.mc.receiver.epochs == []
         assert uma.sdk.device_id != old_device
@@ -153,8 +166,8 @@ async def _channel_closed(servers: dict[str, str]) -> None:
         try:
             mc = await ivy.enter()
             await mc.connect()
-            event = await ivy.wait("channel_closed")
-            assert event.detail == {"code": 1011, "reason": "relay_failed"}
+            event = await ivy.wait(ChannelClosed)
+            assert event == ChannelClosed(code=1011, reason="relay_failed")
             await mc.close()
         finally:
             await ivy.sdk.aclose()

@@ -17,6 +17,16 @@ from sealroom.conference.bus import InProcessBus
 from sealroom.demo.services import free_port
 from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.meeting.session import MeetingConfig
+from sealroom.sdk import (
+    BoardLost,
+    ChannelClosed,
+    Joined,
+    KeyInstalled,
+    Knock,
+    Reconnected,
+    Rekeyed,
+    Retrying,
+)
 from tests.live_meeting import Person, running_services
 
 pytestmark = pytest.mark.timeout(180)
@@ -53,30 +63,30 @@ async def _outage(servers: dict[str, str], *, keep_board: bool) -> None:
     try:
         async with _serve(create_conference_app(ConferenceSettings(), jwks, bus), port):
             await (await uma.enter()).start()
-            await uma.wait("key_installed")
+            await uma.wait(KeyInstalled)
             await (await bob.enter()).join()
-            await bob.wait("joined")
+            await bob.wait(Joined)
         # The service is gone: both notice; uma posts meanwhile (carl's join is let in
         # only after it is back, from the outbox and the resumed board).
-        await bob.wait("channel_closed")
-        await uma.wait("channel_closed")
+        await bob.wait(ChannelClosed)
+        await uma.wait(ChannelClosed)
         assert uma.mc is not None
         await uma.mc.remove("carl")  # an invitee not even here yet: a post while down
         if not keep_board:
             bus = InProcessBus()  # a restart without persistence: the board is lost
         async with _serve(create_conference_app(ConferenceSettings(), jwks, bus), port):
             if not keep_board:
-                await bob.wait("board_lost", timeout=30)
+                await bob.wait(BoardLost, timeout=30)
                 return
-            await bob.wait("reconnected", timeout=30)
-            await uma.wait("reconnected", timeout=30)
+            await bob.wait(Reconnected, timeout=30)
+            await uma.wait(Reconnected, timeout=30)
             epoch = bob.epoch()
             assert epoch is not None
             await (await carl.enter()).join()  # carl was removed meanwhile: it knocks
-            await uma.wait("knock", user="carl")
+            await uma.wait(Knock, user="carl")
             await uma.mc.admit("carl")
-            await carl.wait("joined")
-            await bob.wait("rekeyed", after_epoch=epoch)  # bob follows on, on the new socket
+            await carl.wait(Joined)
+            await bob.wait(Rekeyed, after_epoch=epoch)  # bob follows on, on the new socket
             assert bob.epoch() == uma.epoch() == carl.epoch()
             await bob.frames_from(uma, b"after the outage")
     finally:
@@ -111,8 +121,8 @@ async def _first_connection_shed(servers: dict[str, str]) -> None:
             await (await uma.enter()).start()
             bob_mc = await bob.enter()
             await bob_mc.join()  # asks again after the 429, and gets in
-            await bob.wait("joined")
-            assert any(e.kind == "retrying" for e in bob.seen)
+            await bob.wait(Joined)
+            assert any(isinstance(e, Retrying) for e in bob.seen)
     finally:
         for p in (uma, bob):
             if p.mc is not None:

@@ -1,4 +1,4 @@
-"""Every meeting flow of DESIGN.md §4, driven through a fake board, clock and key service."""
+"""Every meeting flow of docs/meetings.md, driven through a fake board, clock and key service."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from sealroom.api.encoding import b64d
 from sealroom.errors import DecryptionError, MalformedInputError
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import MeetingConfig
+from sealroom.sdk import Joined, KeyInstalled, Rekeyed
 from tests.live_meeting import TIMING, Person, running_services
 
 TREE = dataclasses.replace(TIMING, tree_threshold=1, ratchet_interval=3600.0)
@@ -46,10 +47,10 @@ async def _meeting(servers: dict[str, str]) -> None:
     uma, bob, carl, dina = (Person(servers, u, config) for u in ("uma", "bob", "carl", "dina"))
     try:
         await (await uma.enter(TREE)).start()
-        await uma.wait("key_installed")
+        await uma.wait(KeyInstalled)
         for p in (bob, carl, dina):
             await (await p.enter(TREE)).join()
-            await p.wait("joined")
+            await p.wait(Joined)
         for p in (bob, carl, dina):
             assert p.mc is not None
             assert p.mc.session._path is not None
@@ -65,9 +66,9 @@ async def _meeting(servers: dict[str, str]) -> None:
         for p in (bob, carl):
             p.ops.clear()
         await dina.mc.leave()
-        fresh = await bob.wait("rekeyed", reason="leave")
-        await carl.wait("rekeyed", reason="leave")
-        epoch = fresh.detail["epoch"]
+        fresh = await bob.wait(Rekeyed, reason="leave")
+        await carl.wait(Rekeyed, reason="leave")
+        epoch = fresh.epoch
         assert epoch > before
         for p in (bob, carl):  # derived from the tree: nobody asked the key service
             assert "open_envelope" not in p.ops, p.ops

@@ -23,6 +23,7 @@ from sealroom import config
 from sealroom.cli import build_parser
 from sealroom.idp import DevIdp, create_idp_app
 from sealroom.meeting.session import MeetingConfig
+from sealroom.sdk import Joined, KeyInstalled
 from tests.brokers import PORTS, reachable
 from tests.databases import fresh_database_url
 from tests.live_meeting import Person
@@ -98,11 +99,11 @@ async def _meeting(servers: list[dict[str, str]]) -> None:
         await p.sdk.initialize()
     try:
         await (await hana.enter()).start()
-        await hana.wait("key_installed")
+        await hana.wait(KeyInstalled)
         await (await bob.enter()).join()
-        await bob.wait("joined")
+        await bob.wait(Joined)
         await (await carl.enter()).join()
-        await carl.wait("joined")
+        await carl.wait(Joined)
         await bob.frames_from(hana, b"across instances")
         await hana.frames_from(carl, b"and back")
         await carl.frames_from(bob, b"third pair")

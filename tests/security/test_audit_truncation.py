@@ -82,15 +82,15 @@ def test_database_insider_rewinding_the_audit_head_is_detected(
         assert "cut" in out
         # The key service, asked with the kept head, refuses to sign the rewound one.
         report = alice.verify_audit(expect_head=head.to_text())
-        assert report["ok"] is False
-        assert report["head_signature"] is None
+        assert report.ok is False
+        assert report.head_signature is None
 
         # New entries carry the log past the kept position again: still caught.
         while _head_seq(ks.parts.db) <= head.seq:
             _activity(alice, 1)
         assert _verify(ks, "--expect-head", head.to_text()) == 1
         assert f"BROKEN at entry {head.seq}" in capsys.readouterr().out
-        assert alice.verify_audit(expect_head=head.to_text())["ok"] is False
+        assert alice.verify_audit(expect_head=head.to_text()).ok is False
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -101,14 +101,14 @@ def test_database_insider_wiping_the_audit_log_is_detected(
         alice.initialize()
         _activity(alice, 2)
         report = alice.verify_audit()  # the service hands out its signed head too
-        assert report["ok"] is True
-        kept = report["head_token"]
+        assert report.ok is True
+        kept = report.head_token
         _rewind(ks.parts.db, 0)
         assert _verify(ks) == 0
         assert "0 entries" in capsys.readouterr().out
         assert _verify(ks, "--expect-head", kept) == 1
         assert "BROKEN" in capsys.readouterr().out
-        assert alice.verify_audit(expect_head=kept)["ok"] is False
+        assert alice.verify_audit(expect_head=kept).ok is False
 
 
 def test_a_log_that_extends_the_kept_head_verifies(tmp_path: Path) -> None:
@@ -120,7 +120,7 @@ def test_a_log_that_extends_the_kept_head_verifies(tmp_path: Path) -> None:
         _activity(alice, 2)
         assert _verify(ks, "--expect-head", str(kept), "--save-head", str(kept)) == 0
         assert SignedHead.from_text(kept.read_text()).seq > SignedHead.from_text(first).seq
-        assert alice.verify_audit(expect_head=first)["ok"] is True
+        assert alice.verify_audit(expect_head=first).ok is True
 
 
 def test_a_kept_head_that_is_forged_or_garbled_is_refused(
@@ -128,7 +128,7 @@ def test_a_kept_head_that_is_forged_or_garbled_is_refused(
 ) -> None:
     with live_keyservice(tmp_path) as ks, ks.client("alice") as alice:
         alice.initialize()
-        good = SignedHead.from_text(alice.verify_audit()["head_token"])
+        good = SignedHead.from_text(alice.verify_audit().head_token)
         forged = SignedHead(good.seq, good.entry_hash, bytes(64)).to_text()
         for bad in (forged, good.to_text()[:-3], "sealroom-audit-head:v1:-1:AA:AA"):
             assert _verify(ks, "--expect-head", bad) == 2

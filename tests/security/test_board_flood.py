@@ -29,6 +29,7 @@ from sealroom.idp import DevIdp
 from sealroom.keyservice.jwt_auth import JwksSource
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import MeetingConfig
+from sealroom.sdk import Joined, KeyInstalled, Rekeyed
 from tests.brokers import fresh_prefix, make_bus
 from tests.live_meeting import Person
 from tests.live_server import live_server
@@ -168,7 +169,7 @@ async def _flood_then_join(servers: dict[str, str], one: Bus, two: Bus) -> None:
         mallory = Person({**servers, "conf": at[1]}, "mallory", config)
         try:
             await (await hana.enter()).start()
-            await hana.wait("key_installed")
+            await hana.wait(KeyInstalled)
 
             # A stranger with a real account and device posts 10,000 announces.
             await mallory.sdk.initialize()
@@ -182,11 +183,11 @@ async def _flood_then_join(servers: dict[str, str], one: Bus, two: Bus) -> None:
                 # The invitee, on another service process, still joins and gets the key.
                 await (await bob.enter()).join()
                 try:
-                    await bob.wait("joined", timeout=60)
+                    await bob.wait(Joined, timeout=60)
                 except TimeoutError:
-                    seen = [(e.kind, e.detail.get("code")) for e in bob.seen]
+                    seen = [(e.name, getattr(e, "code", None)) for e in bob.seen]
                     raise AssertionError(f"the invitee never joined; it saw {seen}") from None
-                await hana.wait("rekeyed", reason="join")
+                await hana.wait(Rekeyed, reason="join")
                 await bob.frames_from(hana, b"after the flood")
             assert accepted <= ConferenceSettings().board.max_posts_per_user
             assert set(errors) <= {"quota_exceeded", "rate_limited"}

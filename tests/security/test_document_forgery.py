@@ -29,6 +29,7 @@ from sealroom.sdk import (
     Sealer,
     ServiceRefusedError,
     SyncClient,
+    Target,
 )
 from tests.security.live_keyservice import (
     LiveKeyService,
@@ -142,12 +143,12 @@ def test_recipient_cannot_forge_a_message_in_the_sealers_name(
     forged = replace(unsigned, signature=signer.sign(labels.SIG_ENVELOPE, unsigned.signed_part()))
 
     with pytest.raises(AuthorshipError) as refused:
-        bob.decrypt_unmanaged(forged, 0, "group", "team")
+        bob.decrypt_unmanaged(forged, 0, Target.group("team"))
     assert refused.value.sealer == _sealer(mallory)
-    opened = bob.open_unmanaged(message, 0, "group", "team")
+    opened = bob.open_unmanaged(message, 0, Target.group("team"))
     assert (opened.data, opened.sealer, opened.owner) == (b"meet at noon", _sealer(alice), "alice")
     # With keys of her own, the message is simply mallory's, and says so.
-    assert bob.open_unmanaged(resealed, 0, "group", "team").sealer == _sealer(mallory)
+    assert bob.open_unmanaged(resealed, 0, Target.group("team")).sealer == _sealer(mallory)
 
 
 def test_member_cannot_take_over_the_sealers_message_as_its_own_document(

@@ -15,6 +15,7 @@ import websockets
 from sealroom.crypto.signing import SigningKey
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import MeetingConfig
+from sealroom.sdk import Joined, KeyInstalled
 from sealroom.sdk.meeting import CONFERENCE_AUDIENCE, MAX_UNKNOWN_DEVICES_PER_USER
 from tests.live_meeting import Person, running_services
 
@@ -53,7 +54,7 @@ async def _joiner_lookups(servers: dict[str, str]) -> None:
     uma, bob, eve = (Person(servers, u, config) for u in ("uma", "bob", "eve"))
     try:
         await (await uma.enter()).start()
-        await uma.wait("key_installed")
+        await uma.wait(KeyInstalled)
         await eve.sdk.initialize()
         await _flood(servers, eve, config.meeting_id)
         lookups: list[str] = []
@@ -66,7 +67,7 @@ async def _joiner_lookups(servers: dict[str, str]) -> None:
 
         bob.sdk._call = counting  # type: ignore[method-assign]
         await (await bob.enter()).join()
-        await bob.wait("joined")
+        await bob.wait(Joined)
         await asyncio.sleep(0.5)
         junk = [p for p in lookups if "junk-" in p]
         assert len(junk) <= MAX_UNKNOWN_DEVICES_PER_USER, len(junk)

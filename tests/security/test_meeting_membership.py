@@ -18,7 +18,16 @@ import pytest
 
 from sealroom.crypto.envelope import Envelope
 from sealroom.meeting.session import MeetingConfig
-from sealroom.sdk import ServiceRefusedError
+from sealroom.sdk import (
+    Ended,
+    Joined,
+    KeyInstalled,
+    Knock,
+    ManagementContested,
+    Rekeyed,
+    ServiceRefusedError,
+    Target,
+)
 from tests.live_meeting import Person, newest_envelope, running_services
 
 pytestmark = pytest.mark.timeout(180)
@@ -43,7 +52,7 @@ async def _close(*people: Person) -> None:
 async def _comes_back_and_is_refused(bob: Person, manager: Person) -> None:
     """Bob (removed) joins again from a fresh client: it knocks, and opens nothing."""
     await (await bob.enter()).join()
-    await manager.wait("knock", user="bob")
+    await manager.wait(Knock, user="bob")
     await asyncio.sleep(2.5)  # longer than every join retry (0.2, 0.5, 1, 1 s)
     assert bob.epoch() is None
     assert bob.mc is not None
@@ -52,11 +61,11 @@ async def _comes_back_and_is_refused(bob: Person, manager: Person) -> None:
     assert "bob" not in manager.mc.session.roster
     with pytest.raises(ServiceRefusedError, match="not_member"):
         await bob.sdk.decrypt_unmanaged(
-            Envelope.from_bytes(newest_envelope(manager)), 0, "group", bob.config.meeting_id
+            Envelope.from_bytes(newest_envelope(manager)), 0, Target.group(bob.config.meeting_id)
         )
     group = await manager.sdk.group(bob.config.meeting_id)
-    assert "bob" in group["banned"]
-    assert "bob" not in group["members"]
+    assert "bob" in (group.banned or [])
+    assert "bob" not in (group.members or [])
 
 
 async def _removed_invitee_after_late_host(servers: dict[str, str]) -> None:
@@ -65,22 +74,22 @@ async def _removed_invitee_after_late_host(servers: dict[str, str]) -> None:
     try:
         await hana.sdk.initialize()
         await (await uma.enter()).start()
-        await uma.wait("key_installed")
+        await uma.wait(KeyInstalled)
         await (await bob.enter()).join()
-        await bob.wait("joined")
+        await bob.wait(Joined)
         assert uma.mc is not None
         await uma.mc.remove("bob")  # U0, the manager, removes the invitee
-        await bob.wait("ended")
-        await uma.wait("rekeyed", reason="leave")
+        await bob.wait(Ended)
+        await uma.wait(Rekeyed, reason="leave")
         await bob.mc.close()  # type: ignore[union-attr]
         await (await hana.enter()).join()  # the late host takes the meeting over
-        await hana.wait("joined")
-        await uma.wait("rekeyed", reason="takeover")
+        await hana.wait(Joined)
+        await uma.wait(Rekeyed, reason="takeover")
         await _comes_back_and_is_refused(bob, hana)
         # Until someone with the right admits it again: then it is in.
         assert hana.mc is not None
         await hana.mc.admit("bob")
-        await bob.wait("joined")
+        await bob.wait(Joined)
         assert bob.epoch() == hana.epoch()
     finally:
         await _close(uma, bob, hana)
@@ -97,18 +106,18 @@ async def _removed_invitee_after_successor(servers: dict[str, str]) -> None:
     uma, bob, hana = (Person(servers, u, config) for u in ("uma", "bob", "hana"))
     try:
         await (await uma.enter()).start()
-        await uma.wait("key_installed")
+        await uma.wait(KeyInstalled)
         await (await hana.enter()).join()
-        await uma.wait("rekeyed", reason="takeover")
+        await uma.wait(Rekeyed, reason="takeover")
         await (await bob.enter()).join()
-        await bob.wait("joined")
+        await bob.wait(Joined)
         assert hana.mc is not None
         await hana.mc.remove("bob")  # the host removes the invitee, then leaves
-        await bob.wait("ended")
-        await uma.wait("rekeyed", reason="leave")
+        await bob.wait(Ended)
+        await uma.wait(Rekeyed, reason="leave")
         await bob.mc.close()  # type: ignore[union-attr]
         await hana.mc.leave()
-        await uma.wait("rekeyed", reason="takeover")  # uma, an admin, succeeds
+        await uma.wait(Rekeyed, reason="takeover")  # uma, an admin, succeeds
         await _comes_back_and_is_refused(bob, uma)
     finally:
         await _close(uma, bob, hana)
@@ -127,11 +136,11 @@ async def _accomplice(servers: dict[str, str], *, claim: bool) -> None:
     try:
         await mal.sdk.initialize()
         await (await uma.enter()).start()
-        await uma.wait("key_installed")
+        await uma.wait(KeyInstalled)
         await (await hana.enter()).join()  # the host manages; uma is an admin, no more
-        await uma.wait("rekeyed", reason="takeover")
+        await uma.wait(Rekeyed, reason="takeover")
         await (await bob.enter()).join()
-        await bob.wait("joined")
+        await bob.wait(Joined)
         # uma slips mal into the meeting group behind the manager's back.
         refusal: str | None = None
         try:
@@ -143,16 +152,16 @@ async def _accomplice(servers: dict[str, str], *, claim: bool) -> None:
             await uma.sdk.add_member(meeting, "mal")
         assert hana.mc is not None
         await hana.mc.remove("uma")  # then uma is removed; a fresh key follows
-        await bob.wait("rekeyed", reason="leave")
+        await bob.wait(Rekeyed, reason="leave")
         fresh = Envelope.from_bytes(newest_envelope(hana))
         with pytest.raises(ServiceRefusedError, match="not_member"):
-            await mal.sdk.decrypt_unmanaged(fresh, 0, "group", meeting)
+            await mal.sdk.decrypt_unmanaged(fresh, 0, Target.group(meeting))
         group = await hana.sdk.group(meeting)
-        assert set(group["members"]) == {"hana", "bob"}
-        assert group["manager"] == "hana"
+        assert set(group.members or []) == {"hana", "bob"}
+        assert group.manager == "hana"
         assert refusal == "not_manager"  # the key service refused the non-manager outright
         if claim:  # and the manager heard that its group had been claimed
-            await hana.wait("management_contested", timeout=5.0)
+            await hana.wait(ManagementContested, timeout=5.0)
     finally:
         await _close(uma, bob, hana, mal)
 

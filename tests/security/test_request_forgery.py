@@ -61,7 +61,7 @@ def test_stranger_cannot_forge_a_devices_request_signature(tmp_path: Path) -> No
         assert (r.status_code, r.json()["code"]) == (401, "invalid_token")
 
         assert state(ks.parts.db) == before
-        assert [d["revoked_at"] for d in alice.list_devices()] == [None, None]
+        assert [d.revoked_at for d in alice.list_devices()] == [None, None]
 
 
 def test_captured_request_cannot_be_replayed(tmp_path: Path) -> None:

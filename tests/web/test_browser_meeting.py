@@ -37,7 +37,7 @@ from sealroom.media.payload import Packet, pack, unpack
 from sealroom.media.sframe import decode_header
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import MeetingConfig, Timing
-from sealroom.sdk.meeting import MeetingClient
+from sealroom.sdk import ChannelError, FrameReceived, MeetingClient
 from tests.live_meeting import Person
 from tests.web.node import WEB, node_or_skip
 
@@ -73,15 +73,14 @@ class Attendee:
 
     async def consume(self) -> None:
         assert self.mc is not None
-        while True:
-            event = await self.mc.events.get()
-            if event.kind != "frame":
+        async for event in self.mc.events():
+            if not isinstance(event, FrameReceived):
                 self.events.append(event)
                 continue
-            sender = event.detail["sender"]
-            if sender in PYTHON:
+            sender = event.sender
+            if sender is None or sender in PYTHON:
                 continue
-            packet = unpack(event.detail["payload"])
+            packet = unpack(event.payload)
             digest = self.decoders.setdefault(sender, StreamDecoder()).decode(packet)
             if digest is not None:
                 self.decoded.setdefault(sender, {})[packet.index] = digest
@@ -322,7 +321,7 @@ async def _play(tmp: Path) -> Played:
             "before": epoch_before,
             "state": await ivy.state(),
             "hana": hana.mc.session.epoch,  # type: ignore[union-attr]
-            "relay": [e.detail.get("code") for e in bob.events if e.kind == "channel_error"],
+            "relay": [e.code for e in bob.events if isinstance(e, ChannelError)],
         }
 
         await asyncio.sleep(1.0)

@@ -111,7 +111,7 @@ async def _scenario(node: str, tmp: Path) -> None:
             assert out["session_key"] == session_key.hex()
             assert bytes.fromhex(out["document"]) == b"hello from alice"
             assert bytes.fromhex(out["stream"]) == recording
-            devices = {d["id"] for d in await bob.list_devices()}
+            devices = {d.id for d in await bob.list_devices()}
             assert out["device_id"] in devices  # registered at the real service
             assert len(devices) == 2
 
@@ -127,7 +127,7 @@ async def _scenario(node: str, tmp: Path) -> None:
             code, out = await _node(node, job("bob", carol_key) | {"unchecked": True})
             assert code == 1
             assert out["error"] == "forbidden", out
-            assert len({d["id"] for d in await bob.list_devices()}) == 2
+            assert len({d.id for d in await bob.list_devices()}) == 2
 
 
 def test_a_node_device_unwraps_a_session_key_through_the_live_key_service(tmp_path: Path) -> None:

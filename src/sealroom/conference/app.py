@@ -64,7 +64,17 @@ from sealroom.ops import metrics
 from sealroom.ops.http import ABORT, RequestMiddleware, problem_body
 from sealroom.ops.limits import ClientLimiter
 
-__all__ = ["AUDIENCE", "MAX_FRAME_BYTES", "ConferenceSettings", "create_conference_app"]
+__all__ = [
+    "AUDIENCE",
+    "BATCH_BYTES",
+    "BATCH_QUEUE",
+    "CLOSE_TIMEOUT",
+    "MAX_FRAME_BYTES",
+    "SEND_TIMEOUT",
+    "SUBSCRIBE_TIMEOUT",
+    "ConferenceSettings",
+    "create_conference_app",
+]
 
 log = logging.getLogger("sealroom.conference")
 AUDIENCE: Final[str] = "sealroom-conference"

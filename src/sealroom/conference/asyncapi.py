@@ -34,6 +34,9 @@ __all__ = [
     "RosterRequestBody",
     "SessionKeyBody",
     "StartBody",
+    "TreeBody",
+    "TreeField",
+    "TreePathBody",
     "document",
 ]
 
@@ -240,6 +243,7 @@ CLOSE_CODES: Final[dict[int, str]] = {
     4400: "bad meeting id or request",
     4401: "no valid token (header, subprotocol or first message)",
     4403: "refused: the page's origin is not allowed (before the socket opens: HTTP 403)",
+    4410: "the board is gone (board_lost): join the meeting again",
     4429: "too_many_meetings or too_many_channels (a handshake over connect_rate gets 429)",
     1011: "the broker failed (relay_failed, relay_unavailable) or lost the board (board_lost)",
     1013: "the IdP's keys are unavailable: try again later",

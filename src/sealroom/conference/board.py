@@ -31,10 +31,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from sealroom.errors import SealroomError
 from sealroom.meeting.messages import BoardMessage
 
 __all__ = [
     "CONTROL_KINDS",
+    "MAX_GRANTS",
     "PARTICIPANT_KINDS",
     "POSITION",
     "BoardLimits",
@@ -83,7 +85,7 @@ class BoardLimits:
     (Redis and NATS keep a board ``retention_seconds`` after its last post.)"""
 
 
-class BoardRefusedError(Exception):
+class BoardRefusedError(SealroomError):
     """The board refused a post; ``code`` is what the client is told."""
 
     def __init__(self, code: RefusalCode, detail: str) -> None:
@@ -190,7 +192,7 @@ class _Board:
     control_posters: ControlPosters = field(default_factory=ControlPosters)
 
 
-class BoardLostError(Exception):
+class BoardLostError(SealroomError):
     """A board is gone: the broker restarted without persistence or the board was deleted,
     expired or evicted, or a client resumed after a position on a board no longer there.
     The meeting's history is gone; its participants must join again."""

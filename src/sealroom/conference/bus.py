@@ -56,7 +56,15 @@ from sealroom.meeting.messages import BoardMessage
 from sealroom.ops import metrics
 from sealroom.ops.logs import OncePerOutage
 
-__all__ = ["BoardLostError", "Bus", "InProcessBus", "NatsBus", "RedisBus"]
+__all__ = [
+    "MAX_MEDIA_AGE",
+    "MEDIA_QUEUE",
+    "BoardLostError",
+    "Bus",
+    "InProcessBus",
+    "NatsBus",
+    "RedisBus",
+]
 
 log = logging.getLogger("sealroom.conference.bus")
 MEDIA_QUEUE: Final[int] = 256  # frames a slow receiver may fall behind before drops

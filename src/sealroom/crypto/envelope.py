@@ -43,6 +43,8 @@ from sealroom.errors import DecryptionError, MalformedInputError, SignatureError
 
 __all__ = [
     "MAX_OBJECT_ID_BYTES",
+    "MAX_RECIPIENTS",
+    "NONCE_BYTES",
     "Envelope",
     "encode_edeks",
     "open_envelope",

@@ -39,6 +39,13 @@ from sealroom.crypto.wire import TAG_ESCROW, Reader, header, u32
 from sealroom.errors import DecryptionError, MalformedInputError, WrongSecretError
 
 __all__ = [
+    "CHECK_BYTES",
+    "HALF_BYTES",
+    "KDF_ARGON2ID",
+    "KDF_PBKDF2",
+    "MIN_PBKDF2_ITERATIONS",
+    "NONCE_BYTES",
+    "SALT_BYTES",
     "Argon2idParams",
     "EscrowSecret",
     "Pbkdf2Params",

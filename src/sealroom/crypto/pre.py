@@ -1,7 +1,7 @@
 """Transform cryptography: multi-hop, unidirectional proxy re-encryption on BLS12-381.
 
 The scheme is Wang-Cao with Cai-Liu's multi-hop extension, as IronCore's recrypt builds it
-(Wall and Walsh, SCC '18), with the hygiene of DESIGN.md §3. Notation (docs/crypto.md has
+(Wall and Walsh, SCC '18), with the hygiene of docs/crypto.md. Notation (docs/crypto.md has
 the full derivation): P1, P2 generate G1, G2; e is the pairing; h(K) hashes a GT element to
 a scalar under its own label, so "hash to G2" is h(K)·P2.
 

@@ -46,7 +46,15 @@ from sealroom.crypto.signing import (
 from sealroom.crypto.wire import TAG_STREAM, Reader, header, u16, u32
 from sealroom.errors import DecryptionError, MalformedInputError, SignatureError
 
-__all__ = ["DEFAULT_CHUNK", "StreamHeader", "open_stream", "read_header", "seal_stream"]
+__all__ = [
+    "DEFAULT_CHUNK",
+    "MAX_CHUNK",
+    "MAX_HEADER",
+    "StreamHeader",
+    "open_stream",
+    "read_header",
+    "seal_stream",
+]
 
 DEFAULT_CHUNK: Final[int] = 64 * 1024
 MAX_CHUNK: Final[int] = 16 * 1024 * 1024

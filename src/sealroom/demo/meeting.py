@@ -19,6 +19,7 @@ are checked with the others', and a screenshot of its page is saved beside the t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import tempfile
 import time
@@ -39,10 +40,27 @@ from sealroom.keyservice.storage import open_database
 from sealroom.media.keys import FrameRejectedError, Receiver
 from sealroom.media.payload import pack, unpack
 from sealroom.meeting.session import MeetingConfig, Timing
-from sealroom.sdk import BasicSplitTrust, Client, SdkError, ServiceRefusedError
-from sealroom.sdk.meeting import MeetingClient
+from sealroom.sdk import (
+    BasicSplitTrust,
+    Client,
+    DecryptionFailed,
+    FrameReceived,
+    MeetingClient,
+    SdkError,
+    ServiceRefusedError,
+    Target,
+)
 
-__all__ = ["DemoResult", "run_demo"]
+__all__ = [
+    "NAMES",
+    "PATIENCE",
+    "TIMING",
+    "Attendee",
+    "Demo",
+    "DemoResult",
+    "print_result",
+    "run_demo",
+]
 
 NAMES = ["uma", "hana", "bob", "carl", "dina", "erin", "finn", "gus"]
 # How long a step may take before the demo calls it failed. Waits return as soon as the
@@ -144,26 +162,26 @@ class Demo:
 
     async def _events(self, a: Attendee) -> None:
         assert a.mc is not None
-        while True:
-            event = await a.mc.events.get()
+        async for event in a.mc.events():
             t = time.monotonic() - self.t0
-            if event.kind == "frame" and self.web and event.detail["sender"] == WEB_NAME:
-                self.web.frame(a.name, unpack(event.detail["payload"]))
-            elif event.kind == "frame":
-                sender, epoch = event.detail["sender"], event.detail["epoch"]
-                packet = unpack(event.detail["payload"])
-                expected = self.tracks[sender].sent.get((packet.kind, packet.index))
+            if isinstance(event, FrameReceived) and self.web and event.sender == WEB_NAME:
+                self.web.frame(a.name, unpack(event.payload))
+            elif isinstance(event, FrameReceived):
+                if event.sender is None:
+                    continue  # (its epoch's roster is not known here yet)
+                packet = unpack(event.payload)
+                expected = self.tracks[event.sender].sent.get((packet.kind, packet.index))
                 good = expected is not None and a.decoder.decode(packet) == expected
-                (a.ok if good else a.bad)[epoch] += 1
-            elif event.kind == "decryption_failed":
-                kid = event.detail.get("kid")
+                (a.ok if good else a.bad)[event.epoch] += 1
+            elif isinstance(event, DecryptionFailed):
+                kid = event.kid
                 a.refused[(kid >> 16) if kid is not None else -1] += 1
                 last = self._last_refusal.get(a.name, -1.0)
                 if t - last >= 0.25:  # one mark per quarter second is enough to see
                     self._last_refusal[a.name] = t
                     self.events.append((t, a.name, "refused", {}))
             else:
-                self.events.append((t, a.name, event.kind, dict(event.detail)))
+                self.events.append((t, a.name, event.name, dataclasses.asdict(event)))
 
     async def _enter(self, a: Attendee, *, start: bool = False) -> None:
         s = self.services
@@ -194,7 +212,7 @@ class Demo:
         joined (``who`` could have recorded the relayed media of that epoch)."""
         try:
             await who.sdk.decrypt_unmanaged(
-                Envelope.from_bytes(envelope), 0, "group", self.config.meeting_id
+                Envelope.from_bytes(envelope), 0, Target.group(self.config.meeting_id)
             )
         except ServiceRefusedError as exc:
             return exc.code == "before_membership"

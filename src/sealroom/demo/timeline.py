@@ -10,7 +10,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-__all__ = ["draw"]
+__all__ = [
+    "MARKERS",
+    "draw",
+]
 
 MARKERS = {
     "joined": ("o", "tab:green"),

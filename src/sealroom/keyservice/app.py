@@ -59,7 +59,10 @@ from sealroom.ops.limits import ClientLimiter, OverloadedError, WorkQueue, retry
 from sealroom.ops.logs import OncePerOutage
 
 __all__ = [
+    "ANONYMOUS",
+    "PROBLEM",
     "Endpoint",
+    "Handler",
     "KeyServiceApp",
     "build",
     "create_app",

@@ -26,7 +26,17 @@ from sealroom.crypto.signing import SigningKey, VerifyingKey
 from sealroom.errors import MalformedInputError, SignatureError
 from sealroom.keyservice.storage import Row, Tx
 
-__all__ = ["AuditReport", "SignedHead", "append", "head_signature", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "HEAD_LABEL",
+    "HEAD_TEXT_PREFIX",
+    "LABEL",
+    "AuditReport",
+    "SignedHead",
+    "append",
+    "head_signature",
+    "verify_chain",
+]
 
 LABEL: Final[bytes] = b"sealroom/v1/audit/entry"
 HEAD_LABEL: Final[bytes] = b"sealroom/v1/audit/head"

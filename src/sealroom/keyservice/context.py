@@ -21,7 +21,16 @@ from sealroom.keyservice.service_keys import ServiceKeys
 from sealroom.keyservice.storage import ConflictError, Database, Row, StorageError, Tx
 from sealroom.ops import metrics
 
-__all__ = ["Caller", "Context", "check_id"]
+__all__ = [
+    "ANONYMOUS_REFUSALS_PER_SECOND",
+    "NONCE_SWEEP_SECONDS",
+    "TRANSFORM_KEY_CACHE",
+    "Caller",
+    "Context",
+    "GroupCommit",
+    "PendingNonce",
+    "check_id",
+]
 
 T = TypeVar("T")
 ANONYMOUS_REFUSALS_PER_SECOND = 50

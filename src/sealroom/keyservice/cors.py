@@ -22,7 +22,12 @@ from sealroom.api.origins import OriginPolicy, own_origin
 from sealroom.api.reqsig import HEADER_DEVICE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP
 from sealroom.keyservice.errors import ServiceError
 
-__all__ = ["ALLOWED_HEADERS", "ALLOWED_METHODS", "CorsMiddleware"]
+__all__ = [
+    "ALLOWED_HEADERS",
+    "ALLOWED_METHODS",
+    "MAX_AGE",
+    "CorsMiddleware",
+]
 
 ALLOWED_METHODS: Final[str] = "GET, POST, PUT, DELETE"
 ALLOWED_HEADERS: Final[str] = ", ".join(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from sealroom.errors import SealroomError
 from sealroom.keyservice.models import Problem
 
 __all__ = ["CODES", "ServiceError"]
@@ -45,7 +46,7 @@ CODES: Final[dict[str, tuple[int, str]]] = {
 }
 
 
-class ServiceError(Exception):
+class ServiceError(SealroomError):
     """A refusal with a stable code."""
 
     def __init__(self, code: str, detail: str = "", *, retry_after: float | None = None) -> None:

@@ -32,7 +32,15 @@ from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.storage import ConflictError, Row, Tx
 from sealroom.keyservice.users import device_transform_key
 
-__all__ = ["Groups", "check_forward_only", "parse_edek", "value_fingerprint"]
+__all__ = [
+    "MAX_BATCH_MEMBERS",
+    "MAX_EDEK_BYTES",
+    "MAX_VALUES_PER_GROUP",
+    "Groups",
+    "check_forward_only",
+    "parse_edek",
+    "value_fingerprint",
+]
 
 _MEMBER_KEY = "SELECT transform_key FROM group_members WHERE group_id = ? AND user_id = ?"
 

@@ -21,7 +21,13 @@ import jwt
 from sealroom.keyservice.errors import ServiceError
 from sealroom.ops.logs import OncePerOutage
 
-__all__ = ["ALGORITHMS", "Claims", "JwksSource", "JwtVerifier"]
+__all__ = [
+    "ALGORITHMS",
+    "IAT_WINDOW_SECONDS",
+    "Claims",
+    "JwksSource",
+    "JwtVerifier",
+]
 
 ALGORITHMS: Final[tuple[str, ...]] = ("ES256", "EdDSA", "RS256")
 IAT_WINDOW_SECONDS: Final[int] = 120

@@ -17,6 +17,8 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NotRequired, TypedDict, Union, get_args, get_origin
 
+from sealroom.errors import SealroomError
+
 __all__ = [
     "B64",
     "AddAdminRequest",
@@ -28,6 +30,7 @@ __all__ = [
     "AuditReport",
     "Banned",
     "Base64",
+    "Blob",
     "CreateDocumentRequest",
     "CreateGroupRequest",
     "CreateUserRequest",
@@ -67,6 +70,7 @@ __all__ = [
     "Revoked",
     "Rotated",
     "ServiceInfo",
+    "Sig",
     "TargetModel",
     "TransformBatchRequest",
     "TransformRequest",
@@ -99,7 +103,7 @@ Sig = Annotated[str, Base64(64)]
 Blob = Annotated[str, Base64(8192)]
 
 
-class ModelError(ValueError):
+class ModelError(SealroomError, ValueError):
     """A value does not fit its model; the message names the field."""
 
 

@@ -21,6 +21,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from sealroom.errors import SealroomError
+
 __all__ = [
     "MIGRATIONS",
     "ConflictError",
@@ -38,7 +40,7 @@ __all__ = [
 Row = dict[str, Any]
 
 
-class StorageError(Exception):
+class StorageError(SealroomError):
     """The database failed in a way the caller cannot fix."""
 
 

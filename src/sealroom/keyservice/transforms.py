@@ -12,7 +12,13 @@ from sealroom.keyservice.groups import check_forward_only, parse_edek
 from sealroom.keyservice.storage import ConflictError, Tx
 from sealroom.keyservice.users import device_transform_key
 
-__all__ = ["MAX_BATCH", "Target", "Transforms"]
+__all__ = [
+    "KINDS",
+    "MAX_BATCH",
+    "MAX_GRANTS",
+    "Target",
+    "Transforms",
+]
 
 MAX_BATCH: Final[int] = 256
 MAX_GRANTS: Final[int] = 1000

@@ -27,7 +27,14 @@ from sealroom.keyservice.errors import ServiceError
 from sealroom.keyservice.jwt_auth import JwtVerifier
 from sealroom.keyservice.storage import ConflictError, Row, Tx
 
-__all__ = ["DeviceRegistration", "Users", "device_transform_key"]
+__all__ = [
+    "HALF_BYTES",
+    "LAST_USED_SECONDS",
+    "SAFE_METHODS",
+    "DeviceRegistration",
+    "Users",
+    "device_transform_key",
+]
 
 HALF_BYTES = 16
 _DEVICE_KEY = "SELECT transform_key FROM devices WHERE id = ?"

@@ -1,7 +1,7 @@
 """Sealroom's SFrame key schedule, senders and receivers.
 
 Each sender's base key and KID come from the session key SK_n, the sender's index and the
-epoch n (DESIGN.md §5)::
+epoch n (docs/meetings.md, the media layer)::
 
     KID       = n << 16 | index          (n < 2^32, index < 2^16)
     base_key  = HKDF-SHA256(SK_n, info = label ‖ n ‖ index ‖ suite)
@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from sealroom.errors import SealroomError
 from sealroom.media.sframe import (
     CIPHER_SUITES,
     COPY_LIMIT,
@@ -37,6 +38,10 @@ from sealroom.media.sframe import (
 
 __all__ = [
     "DEFAULT_SUITE",
+    "LABEL",
+    "MAX_EPOCH",
+    "MAX_SENDERS",
+    "SESSION_KEY_BYTES",
     "CounterExhaustedError",
     "FrameRejectedError",
     "Receiver",
@@ -54,11 +59,11 @@ MAX_SENDERS: Final[int] = 1 << 16
 SESSION_KEY_BYTES: Final[int] = 32
 
 
-class CounterExhaustedError(Exception):
+class CounterExhaustedError(SealroomError):
     """This sender has used every counter its key allows; it needs a new epoch."""
 
 
-class FrameRejectedError(Exception):
+class FrameRejectedError(SealroomError):
     """A frame did not decrypt. Names the KID and sender, never the reason."""
 
     def __init__(self, kid: int | None, sender: int | None, epoch: int | None) -> None:

@@ -25,9 +25,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
+from sealroom.errors import SealroomError
+
 __all__ = [
     "CIPHER_SUITES",
     "COPY_LIMIT",
+    "MAX_VALUE",
     "CipherSuite",
     "SFrameContext",
     "SFrameError",
@@ -45,7 +48,7 @@ MAX_VALUE: Final[int] = (1 << 64) - 1
 COPY_LIMIT: Final[int] = 4096
 
 
-class SFrameError(Exception):
+class SFrameError(SealroomError):
     """A frame could not be produced or opened. Deliberately says nothing about why."""
 
 

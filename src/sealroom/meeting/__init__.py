@@ -1,1 +1,1 @@
-"""The meeting protocol (DESIGN.md §4) as a sans-I/O core: no clock, no socket."""
+"""The meeting protocol (docs/meetings.md) as a sans-I/O core: no clock, no socket."""

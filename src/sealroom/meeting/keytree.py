@@ -33,8 +33,11 @@ from sealroom.errors import DecryptionError, MalformedInputError
 
 __all__ = [
     "DEPTH",
+    "FIRST_LEAF",
     "MAX_WRAPS_PER_PART",
     "PATH_BYTES",
+    "VERSION",
+    "WRAP_BYTES",
     "KeyTree",
     "TreePath",
     "advance",

@@ -17,7 +17,13 @@ from sealroom.api.encoding import b64d, b64e
 from sealroom.crypto.signing import SigningKey, VerifyingKey
 from sealroom.errors import MalformedInputError
 
-__all__ = ["KINDS", "MAX_MESSAGE_BYTES", "BoardMessage"]
+__all__ = [
+    "KINDS",
+    "LABEL",
+    "MAX_MESSAGE_BYTES",
+    "VERSION",
+    "BoardMessage",
+]
 
 VERSION: Final[int] = 1
 LABEL: Final[bytes] = b"sealroom/v1/sig/meeting-message"

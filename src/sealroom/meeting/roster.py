@@ -22,6 +22,8 @@ from typing import Any, Final
 __all__ = [
     "CHUNK_BYTES",
     "INLINE_BYTES",
+    "KEPT_EPOCHS",
+    "LABEL",
     "MAX_PARTS",
     "RosterChain",
     "apply_delta",

@@ -1,4 +1,4 @@
-"""One participant's view of a meeting (DESIGN.md §4), as a sans-I/O state machine.
+"""One participant's view of a meeting (docs/meetings.md), as a sans-I/O state machine.
 
 A :class:`MeetingSession` never reads a clock or a socket. Every entry point takes ``now``
 and returns a list of actions for its driver: post a board message, call the key service,
@@ -37,7 +37,12 @@ __all__ = [
     "JOIN_RETRY_DELAYS",
     "JOIN_WINDOW_SECONDS",
     "LEAVE_DEBOUNCE_SECONDS",
+    "MAX_JOIN_BATCH",
+    "MAX_TREE_PARTS",
+    "PATHS_PER_POST",
     "RATCHET_SECONDS",
+    "REGISTER_RETRY_MAX_SECONDS",
+    "REGISTER_RETRY_SECONDS",
     "TREE_THRESHOLD",
     "Action",
     "CallMeAt",
@@ -52,6 +57,7 @@ __all__ = [
     "Timing",
     "ratchet",
     "security_code",
+    "tree_check",
 ]
 
 JOIN_RETRY_DELAYS: Final[tuple[float, ...]] = (1.0, 5.0, 10.0, 10.0)
@@ -145,7 +151,7 @@ Action = (
 
 @dataclass(frozen=True)
 class Timing:
-    """The protocol's waits (DESIGN.md §4); tests and demos compress them."""
+    """The protocol's waits (docs/meetings.md); tests and demos compress them."""
 
     join_retry_delays: tuple[float, ...] = JOIN_RETRY_DELAYS
     leave_debounce: float = LEAVE_DEBOUNCE_SECONDS

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sealroom.errors import SealroomError
 from sealroom.ops import metrics
 
 __all__ = ["ClientLimiter", "OverloadedError", "TokenBucket", "WorkQueue", "retry_after"]
@@ -82,7 +83,7 @@ class ClientLimiter:
         return len(self._buckets)
 
 
-class OverloadedError(Exception):
+class OverloadedError(SealroomError):
     """The queue is full: answer 503 and ask the client to come back later."""
 
     def __init__(self, retry_after: float) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import inspect
 import json
+import os
 import re
 import secrets
 import shutil
@@ -23,7 +24,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import httpx
 
@@ -68,12 +69,26 @@ from sealroom.sdk.errors import (
     AuthorshipError,
     KeyChangedError,
     KeyChangedWarning,
+    NetworkError,
     SdkError,
     ServiceRefusedError,
 )
 from sealroom.sdk.keystore import Keystore, PinnedUser
+from sealroom.sdk.resources import AuditReport, Device, Grant, GroupInfo, Target
 
-__all__ = ["KEYSERVICE_AUDIENCE", "BasicSplitTrust", "Client", "Password", "SecretSource"]
+__all__ = [
+    "APPROVAL_PREFIX",
+    "KEEPALIVE_SECONDS",
+    "KEYSERVICE_AUDIENCE",
+    "SHED_WAIT_SECONDS",
+    "SIGNER_CACHE_SECONDS",
+    "BasicSplitTrust",
+    "Client",
+    "JwtProvider",
+    "Password",
+    "SecretSource",
+    "keystore_path",
+]
 
 KEYSERVICE_AUDIENCE = "sealroom-keyservice"
 SIGNER_CACHE_SECONDS = 60.0
@@ -135,6 +150,68 @@ def _initialized(value: _T | None) -> _T:
     return value
 
 
+def keystore_path(path: str | os.PathLike[str]) -> Path:
+    """A keystore path from the application: ``str`` or ``Path``, with ``~`` expanded."""
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise TypeError(f"keystore must be a str or a Path, not {type(path).__name__}")
+    return Path(path).expanduser()
+
+
+def _segment(value: str) -> str:
+    """One URL path segment, quoted (a ``/`` or ``?`` in an id cannot change the path)."""
+    if not isinstance(value, str):
+        raise TypeError(f"an id must be a str, not {type(value).__name__}")
+    return quote(value, safe="")
+
+
+def _envelope(value: object) -> Envelope:
+    if not isinstance(value, Envelope):
+        hint = " (parse bytes with Envelope.from_bytes)" if isinstance(value, bytes) else ""
+        raise TypeError(f"expected an Envelope, not {type(value).__name__}{hint}")
+    return value
+
+
+#: Methods that may be sent again when the first attempt's fate is unknown.
+_IDEMPOTENT: Final[frozenset[str]] = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+#: Answers after which an idempotent call is tried again (a proxy or the service failing).
+_RETRY_STATUS: Final[frozenset[int]] = frozenset({502, 503, 504})
+
+
+def _ids(value: object, what: str) -> list[str]:
+    """A list of user or group ids from the application; a lone ``str`` (which would be
+    read as its characters) or anything but ids is a TypeError."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"{what} must be a list of ids, not {type(value).__name__}")
+    ids = list(value)
+    for item in ids:
+        if not isinstance(item, str):
+            raise TypeError(f"{what}: an id is a str, not {type(item).__name__}")
+    return ids
+
+
+def _bytes(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"{what} must be bytes, not {type(value).__name__}")
+    return bytes(value)
+
+
+def _target(value: object) -> Target:
+    if not isinstance(value, Target):
+        raise TypeError(
+            f"expected a Target (Target.user(id) or Target.group(id)), not {type(value).__name__}"
+        )
+    return value
+
+
+def _document_id(document: object) -> str:
+    """A managed document's id, from its id or its envelope."""
+    if isinstance(document, Envelope):
+        return _doc_id(document.object_id)
+    if isinstance(document, str):
+        return _doc_id(document.encode())
+    raise TypeError(f"expected a document id (str) or an Envelope, not {type(document).__name__}")
+
+
 def _doc_id(raw: bytes) -> str:
     """A document id from outside, checked before it goes into a URL."""
     try:
@@ -147,7 +224,20 @@ def _doc_id(raw: bytes) -> str:
 
 
 class Client:
-    """One device of one user. Use ``async with Client(...) as c: await c.initialize()``."""
+    """One device of one user. Use ``async with Client(...) as c: await c.initialize()``.
+
+    ``base_url``: the key service. ``jwt``: called with an audience (``sealroom-keyservice``,
+    and ``sealroom-conference`` for meetings), returns the user's token from the
+    application's identity provider. ``secret``: :class:`BasicSplitTrust` or
+    :class:`Password`. ``keystore``: the device's key file (``str`` or ``Path``, ``~``
+    expanded; created mode 0600). ``timeout``: seconds per request (or an
+    ``httpx.Timeout``). ``retries``: how many more times an idempotent call (GET, PUT,
+    DELETE) is tried after a network failure or a 502/503/504, backing off from
+    ``backoff`` seconds, doubling (a call the service may have done already, such as a
+    DELETE, may then answer ``not_found``); a 429 or 503 with ``Retry-After`` is waited
+    out for any call, up to 10 seconds. A failure that remains raises
+    :class:`~sealroom.sdk.errors.NetworkError`.
+    """
 
     def __init__(
         self,
@@ -155,8 +245,11 @@ class Client:
         *,
         jwt: JwtProvider,
         secret: SecretSource,
-        keystore: Path,
+        keystore: str | os.PathLike[str],
         device_name: str = "device",
+        timeout: float | httpx.Timeout = 30.0,
+        retries: int = 2,
+        backoff: float = 0.5,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         on_key_change: Callable[[str, bytes, bytes], bool] | None = None,
@@ -165,15 +258,24 @@ class Client:
         """``escrow_params``: the slow KDF that protects the escrowed user key (default
         Argon2id, RFC 9106's second recommended option); lower costs are refused below the
         escrow module's floor."""
+        if not isinstance(base_url, str):
+            raise TypeError(f"base_url must be a str, not {type(base_url).__name__}")
+        if not callable(jwt):
+            raise TypeError("jwt must be a callable: audience -> token")
+        if not hasattr(secret, "secret"):
+            raise TypeError("secret must be a BasicSplitTrust or a Password")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise TypeError("retries must be an int >= 0")
         self._jwt, self._secret, self._clock = jwt, secret, clock
+        self._retries, self._backoff = retries, backoff
         self._escrow_params = escrow_params
         self._on_key_change = on_key_change
-        self.ks = Keystore.load(keystore)
+        self.ks = Keystore.load(keystore_path(keystore))
         self.ks.device_name = self.ks.device_name or device_name
         self._http = httpx.AsyncClient(
             base_url=base_url,
             transport=transport,
-            timeout=30.0,
+            timeout=timeout,
             verify=_tls_context(),
             # Drop an idle connection before the server would (uvicorn: 5 s), so that a
             # request never goes out on a connection the server is closing (a ReadError).
@@ -193,19 +295,54 @@ class Client:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    @property
+    def token_provider(self) -> JwtProvider:
+        """The ``jwt`` provider this client was made with (a meeting asks it for its
+        conferencing token unless told otherwise)."""
+        return self._jwt
+
     # --- plumbing ---
 
     async def _call(
         self, method: str, path: str, body: Any = None, *, auth: str = "device", query: str = ""
     ) -> dict[str, Any]:
+        """``path`` has its segments quoted already (:func:`_segment`); the signature covers
+        the decoded path, which is what the service sees."""
         raw = json.dumps(body).encode() if body is not None else b""
         url = path + ("?" + query if query else "")
-        waited = 0.0
+        signed_path = unquote(path)
+        waited, attempt = 0.0, 0
         while True:
-            headers = await self._headers(method, path, query, raw, auth)
-            response = await self._http.request(method, url, content=raw, headers=headers)
+            headers = await self._headers(method, signed_path, query, raw, auth)
+            try:
+                response = await self._http.request(method, url, content=raw, headers=headers)
+            except httpx.TransportError as exc:
+                # Never reached the service (any call may go again), or its fate is unknown
+                # (only an idempotent one may).
+                again = method in _IDEMPOTENT or isinstance(
+                    exc, httpx.ConnectError | httpx.ConnectTimeout
+                )
+                if not again or attempt >= self._retries:
+                    raise NetworkError(
+                        f"{method} {path}: the key service did not answer ({type(exc).__name__})"
+                    ) from exc
+                attempt += 1
+                await asyncio.sleep(self._backoff * 2 ** (attempt - 1) * _JITTER.uniform(0.5, 1.5))
+                continue
             wait = _shed_wait(response)
-            if wait is None or waited + wait > SHED_WAIT_SECONDS:
+            if wait is None:
+                if (
+                    response.status_code in _RETRY_STATUS
+                    and method in _IDEMPOTENT
+                    and attempt < self._retries
+                ):
+                    attempt += 1
+                    await asyncio.sleep(
+                        self._backoff * 2 ** (attempt - 1) * _JITTER.uniform(0.5, 1.5)
+                    )
+                    continue
+                break
+            if waited + wait > SHED_WAIT_SECONDS:
                 break
             # Rate limited (429) or shedding load (503): come back when the service says,
             # with a fresh signature, for a few seconds at most. Spread over half to one and
@@ -433,7 +570,7 @@ class Client:
     async def find_user_keys(self, user_ids: Sequence[str]) -> dict[str, PinnedUser]:
         """The keys of those of ``user_ids`` that exist, fetched 1,000 per request, pinned
         on first sight and checked against the pins after; the keystore is written once."""
-        wanted = sorted(set(user_ids))
+        wanted = sorted(set(_ids(user_ids, "user_ids")))
         out: dict[str, PinnedUser] = {}
         before = dict(self.ks.pinned)
         for i in range(0, len(wanted), 1000):
@@ -454,11 +591,12 @@ class Client:
         self.ks.pinned.pop(user_id, None)
         self.ks.save()
 
-    async def list_devices(self) -> list[dict[str, Any]]:
-        return list((await self._call("GET", "/v1/devices"))["devices"])
+    async def list_devices(self) -> list[Device]:
+        """This user's devices, revoked ones included."""
+        return [Device.from_json(d) for d in (await self._call("GET", "/v1/devices"))["devices"]]
 
     async def revoke_device(self, device_id: str) -> None:
-        await self._call("POST", f"/v1/devices/{device_id}/revoke", {})
+        await self._call("POST", f"/v1/devices/{_segment(device_id)}/revoke", {})
 
     async def revoke_device_with_escrow(self, device_id: str) -> None:
         """When no device is left: a JWT plus a proof made with the escrowed user key."""
@@ -466,7 +604,7 @@ class Client:
             REVOKE_PROOF_LABEL, device_id.encode()
         )
         await self._call(
-            "POST", f"/v1/devices/{device_id}/revoke", {"proof": b64e(proof)}, auth="jwt"
+            "POST", f"/v1/devices/{_segment(device_id)}/revoke", {"proof": b64e(proof)}, auth="jwt"
         )
 
     async def _user_key_from_jwt(self) -> PrivateKey:
@@ -482,7 +620,7 @@ class Client:
         body = self._registration(
             user_key, new_id, self.ks.device_name, signer.verifying_key.to_bytes(), public
         )
-        await self._call("POST", f"/v1/devices/{self.device_id}/rotate", body)
+        await self._call("POST", f"/v1/devices/{_segment(self.device_id)}/rotate", body)
         self.ks.device_id, self.ks.device_key, self.ks.signing_key = new_id, device_key, signer
         self.ks.save()
         return new_id
@@ -493,7 +631,7 @@ class Client:
         """This device's signing key, PRE key and certificate as the key service lists
         them (base64url), for others to check it against its user's key."""
         if self._card is None or self._card.get("id") != self.device_id:
-            info = await self._call("GET", f"/v1/devices/{self.device_id}")
+            info = await self._call("GET", f"/v1/devices/{_segment(self.device_id)}")
             self._card = {
                 k: str(info[k]) for k in ("id", "signing_key", "public_key", "certificate")
             }
@@ -509,7 +647,7 @@ class Client:
         cached = self._signers.get(signer)
         if cached is not None and self._clock() - cached[0] < SIGNER_CACHE_SECONDS:
             return cached[1], cached[2]
-        info = await self._call("GET", f"/v1/devices/by-signing-key/{b64e(signer)}")
+        info = await self._call("GET", f"/v1/devices/by-signing-key/{_segment(b64e(signer))}")
         key = await self._certified(info)
         if key.to_bytes() != signer:
             raise SdkError("the service answered for another device")
@@ -582,7 +720,7 @@ class Client:
             GROUP_KEY_LABEL, group_key_message(group_id, public.to_bytes())
         )
         await self._call(
-            "PUT", f"/v1/groups/{group_id}/key-statement", {"signature": b64e(statement)}
+            "PUT", f"/v1/groups/{_segment(group_id)}/key-statement", {"signature": b64e(statement)}
         )
         self.ks.pinned_groups[group_id] = public.to_bytes()
         self.ks.save()
@@ -598,36 +736,37 @@ class Client:
         the manager expects in the group; the service refuses (``membership_mismatch``)
         unless they are exactly its members."""
         body = {"edek": b64e(edek), "members_digest": b64e(members_digest(members))}
-        await self._call("POST", f"/v1/groups/{group_id}/values", body)
+        await self._call("POST", f"/v1/groups/{_segment(group_id)}/values", body)
 
     async def claim_group_management(self, group_id: str) -> str | None:
         """Admin: become the manager of a forward-only group; returns who managed it."""
-        result = await self._call("PUT", f"/v1/groups/{group_id}/manager", {})
+        result = await self._call("PUT", f"/v1/groups/{_segment(group_id)}/manager", {})
         previous = result.get("previous")
         return previous if isinstance(previous, str) else None
 
     async def ban_member(self, group_id: str, user_id: str) -> None:
         """Manager: remove a user from a forward-only group until the ban is lifted."""
-        await self._call("PUT", f"/v1/groups/{group_id}/bans/{user_id}", {})
+        await self._call("PUT", f"/v1/groups/{_segment(group_id)}/bans/{_segment(user_id)}", {})
 
     async def lift_ban(self, group_id: str, user_id: str) -> None:
         """Manager: let a banned user be added again."""
-        await self._call("DELETE", f"/v1/groups/{group_id}/bans/{user_id}")
+        await self._call("DELETE", f"/v1/groups/{_segment(group_id)}/bans/{_segment(user_id)}")
 
-    async def group(self, group_id: str) -> dict[str, Any]:
-        return await self._call("GET", f"/v1/groups/{group_id}")
+    async def group(self, group_id: str) -> GroupInfo:
+        """What the key service says of a group (members and admins see more)."""
+        return GroupInfo.from_json(await self._call("GET", f"/v1/groups/{_segment(group_id)}"))
 
     async def group_public_key(self, group_id: str) -> PublicKey:
         """The group's key: pinned on first sight, and only if an admin device, certified
         by its pinned user, signed it; a later change raises KeyChangedError."""
         info = await self.group(group_id)
-        key = b64d(info["public_key"], "public_key")
+        key = b64d(info.public_key, "public_key")
         pinned = self.ks.pinned_groups.get(group_id)
         if pinned is None:
-            if not info.get("key_statement") or info.get("key_statement_device") is None:
+            if not info.key_statement or info.key_statement_device is None:
                 raise SdkError("the group key carries no admin statement")
-            device = await self._call("GET", f"/v1/devices/{info['key_statement_device']}")
-            if device["user_id"] not in info["admins"]:
+            device = await self._call("GET", f"/v1/devices/{_segment(info.key_statement_device)}")
+            if device["user_id"] not in info.admins:
                 raise SdkError("the group key was stated by a non-admin")
             expected = self.ks.group_admins.get(group_id)
             if expected is not None and device["user_id"] not in expected:
@@ -637,7 +776,7 @@ class Client:
                 signer.verify(
                     GROUP_KEY_LABEL,
                     group_key_message(group_id, key),
-                    b64d(info["key_statement"], "key_statement"),
+                    b64d(info.key_statement, "key_statement"),
                 )
             except SignatureError:
                 raise SdkError("the group key statement does not verify") from None
@@ -663,7 +802,7 @@ class Client:
         group's life (a manager adds many members), forgotten when it is deleted."""
         seed = self._seeds.get(group_id)
         if seed is None:
-            data = await self._call("GET", f"/v1/groups/{group_id}/admin-key")
+            data = await self._call("GET", f"/v1/groups/{_segment(group_id)}/admin-key")
             seed = self._seeds[group_id] = await self._unwrap(b64d(data["edek"], "edek"))
         return seed
 
@@ -680,7 +819,7 @@ class Client:
             items.append({"user": uid, "transform_key": b64e(tk.key.to_bytes())})
         for i in range(0, len(items), 256):
             data = await self._call(
-                "POST", f"/v1/groups/{group_id}/members", {"members": items[i : i + 256]}
+                "POST", f"/v1/groups/{_segment(group_id)}/members", {"members": items[i : i + 256]}
             )
             for uid, problem in data["results"].items():
                 outcome[str(uid)] = None if problem is None else str(problem.get("code"))
@@ -692,12 +831,12 @@ class Client:
         tk = generate_transform_key(group_key, member, self._signer())
         await self._call(
             "PUT",
-            f"/v1/groups/{group_id}/members/{user_id}",
+            f"/v1/groups/{_segment(group_id)}/members/{_segment(user_id)}",
             {"transform_key": b64e(tk.key.to_bytes())},
         )
 
     async def remove_member(self, group_id: str, user_id: str) -> None:
-        await self._call("DELETE", f"/v1/groups/{group_id}/members/{user_id}")
+        await self._call("DELETE", f"/v1/groups/{_segment(group_id)}/members/{_segment(user_id)}")
 
     async def add_admin(self, group_id: str, user_id: str) -> None:
         seed = await self._group_seed(group_id)
@@ -705,18 +844,22 @@ class Client:
         edek = encrypt(seed, admin, self._signer())
         await self._call(
             "PUT",
-            f"/v1/groups/{group_id}/admins/{user_id}",
+            f"/v1/groups/{_segment(group_id)}/admins/{_segment(user_id)}",
             {"encrypted_group_key": b64e(edek.to_bytes())},
         )
 
     async def remove_admin(self, group_id: str, user_id: str) -> None:
-        await self._call("DELETE", f"/v1/groups/{group_id}/admins/{user_id}")
+        await self._call("DELETE", f"/v1/groups/{_segment(group_id)}/admins/{_segment(user_id)}")
 
     async def preapprove(self, group_id: str, user_ids: Sequence[str]) -> None:
-        await self._call("POST", f"/v1/groups/{group_id}/preapproved", {"user_ids": list(user_ids)})
+        await self._call(
+            "POST",
+            f"/v1/groups/{_segment(group_id)}/preapproved",
+            {"user_ids": _ids(user_ids, "user_ids")},
+        )
 
     async def delete_group(self, group_id: str) -> None:
-        await self._call("DELETE", f"/v1/groups/{group_id}")
+        await self._call("DELETE", f"/v1/groups/{_segment(group_id)}")
         self._seeds.pop(group_id, None)
 
     # --- documents ---
@@ -724,6 +867,7 @@ class Client:
     async def _recipients(
         self, users: Sequence[str], groups: Sequence[str]
     ) -> list[tuple[str, str, PublicKey]]:
+        users, groups = _ids(users, "users"), _ids(groups, "groups")
         out = (
             [("user", u, k) for u, k in (await self.user_public_keys(users)).items()]
             if users
@@ -745,6 +889,9 @@ class Client:
         managed: bool = True,
     ) -> Envelope:
         """Seal ``data``; with ``managed`` the service keeps the EDEKs and their grants."""
+        data = _bytes(data, "data")
+        if not isinstance(doc_id, str):
+            raise TypeError(f"doc_id must be a str, not {type(doc_id).__name__}")
         recipients = await self._recipients(users, groups)
         env = seal(data, doc_id.encode(), [k for _, _, k in recipients], self._signer())
         if managed:
@@ -825,7 +972,7 @@ class Client:
         reaches us: a signature this device checks itself. The owner the service names must
         agree; a service that lists another is refused rather than believed.
         """
-        data = await self._call("GET", f"/v1/documents/{doc_id}/key")
+        data = await self._call("GET", f"/v1/documents/{_segment(doc_id)}/key")
         source, granter = await self._unwrap_made_by(b64d(data["edek"], "edek"))
         if data.get("owner") != granter.user_id:
             raise AuthorshipError(
@@ -841,6 +988,7 @@ class Client:
         device that sealed it and its owner. A document sealed by a device of anyone but its
         owner raises :class:`AuthorshipError`, unless ``any_sealer`` accepts it (the result
         then names who sealed it, for the application to show)."""
+        envelope = _envelope(envelope)
         source, owner = await self._document_source(_doc_id(envelope.object_id))
         return await self._open(envelope, source, owner, any_sealer)
 
@@ -849,23 +997,29 @@ class Client:
         return (await self.open_document(envelope)).data
 
     async def open_unmanaged(
-        self, envelope: Envelope, index: int, kind: str, target: str, *, any_sealer: bool = False
+        self, envelope: Envelope, index: int, target: Target, *, any_sealer: bool = False
     ) -> OpenedDocument:
-        """Open an unmanaged document or message: the caller names which EDEK and whom it
-        is for. It has no owner at the service; its owner is the user whose device made
-        that EDEK, and by default the sealer must be a device of that user."""
+        """Open an unmanaged document or message: the caller names which EDEK (``index``
+        into ``envelope.edeks``) and whom it is for. It has no owner at the service; its
+        owner is the user whose device made that EDEK, and by default the sealer must be a
+        device of that user."""
+        envelope, target = _envelope(envelope), _target(target)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError("index must be an int")
+        if not 0 <= index < len(envelope.edeks):
+            raise ValueError(f"the envelope has {len(envelope.edeks)} EDEKs; no index {index}")
         data = await self._call(
             "POST",
             "/v1/transform",
             {
                 "edek": b64e(envelope.edeks[index].to_bytes()),
-                "target": {"kind": kind, "id": target},
+                "target": {"kind": target.kind, "id": target.id},
             },
         )
         source, maker = await self._unwrap_made_by(b64d(data["edek"], "edek"))
         return await self._open(envelope, source, maker.user_id, any_sealer)
 
-    def open_sealed_to_device(self, envelope: Envelope, sealer: VerifyingKey) -> bytes:
+    def _open_sealed_to_device(self, envelope: Envelope, sealer: VerifyingKey) -> bytes:
         """Open an envelope sealed to this device's own PRE key (one EDEK, level 0) by the
         device whose signing key is ``sealer``: no key service. A meeting's manager seals
         each participant's key-tree path so. Any failure is :class:`DecryptionError`."""
@@ -878,11 +1032,9 @@ class Client:
         except (MalformedInputError, SignatureError):
             raise DecryptionError() from None
 
-    async def decrypt_unmanaged(
-        self, envelope: Envelope, index: int, kind: str, target: str
-    ) -> bytes:
+    async def decrypt_unmanaged(self, envelope: Envelope, index: int, target: Target) -> bytes:
         """The data of :meth:`open_unmanaged`, only if its keys' maker sealed it."""
-        return (await self.open_unmanaged(envelope, index, kind, target)).data
+        return (await self.open_unmanaged(envelope, index, target)).data
 
     async def _open(
         self, envelope: Envelope, source: Plaintext, owner: str, any_sealer: bool
@@ -894,39 +1046,50 @@ class Client:
         _check_authorship(sealer, owner, any_sealer)
         return OpenedDocument(data, sealer, owner)
 
-    async def grant_document(
-        self, envelope: Envelope, *, user: str | None = None, group: str | None = None
-    ) -> None:
-        """Let one more user or group read a managed document, without re-encrypting it."""
-        await self.grant(envelope.object_id.decode(), user=user, group=group)
-
-    async def grant(
-        self, doc_id: str, *, user: str | None = None, group: str | None = None
-    ) -> None:
-        """Grant a managed document or stream to one more user or group: this device
-        unwraps the DEK source and encrypts it once more; the data is not touched."""
-        source = await self._unwrap_for(_doc_id(doc_id.encode()))
+    async def grant(self, document: str | Envelope, to: Target) -> None:
+        """Let one more user or group read a managed document or stream (by id, or its
+        envelope), without re-encrypting it: this device unwraps the DEK source and
+        encrypts it once more to ``to``; the data is not touched. Only the owner grants."""
+        doc_id, to = _document_id(document), _target(to)
+        source = await self._unwrap_for(doc_id)
         ((kind, rid, key),) = await self._recipients(
-            [user] if user else [], [group] if group else []
+            [to.id] if to.kind == "user" else [], [to.id] if to.kind == "group" else []
         )
         edek = encrypt(source, key, self._signer())
         await self._call(
-            "PUT", f"/v1/documents/{doc_id}/grants/{kind}/{rid}", {"edek": b64e(edek.to_bytes())}
+            "PUT",
+            f"/v1/documents/{_segment(doc_id)}/grants/{_segment(kind)}/{_segment(rid)}",
+            {"edek": b64e(edek.to_bytes())},
         )
 
-    async def revoke_document(
-        self, doc_id: str, *, user: str | None = None, group: str | None = None
-    ) -> None:
-        kind, rid = ("user", user) if user else ("group", group)
-        await self._call("DELETE", f"/v1/documents/{doc_id}/grants/{kind}/{rid}")
+    async def revoke(self, document: str | Envelope, target: Target) -> None:
+        """Take a grant of a managed document away from ``target`` (the data is not
+        re-encrypted: a copy the target already opened stays readable to it)."""
+        doc_id, target = _document_id(document), _target(target)
+        await self._call(
+            "DELETE",
+            f"/v1/documents/{_segment(doc_id)}/grants/{_segment(target.kind)}/"
+            f"{_segment(target.id)}",
+        )
 
-    async def verify_audit(self, *, expect_head: str | None = None) -> dict[str, Any]:
+    async def list_grants(self, document: str | Envelope) -> list[Grant]:
+        """Who may read a managed document (its owner, or one it was granted to, asks)."""
+        doc_id = _document_id(document)
+        data = await self._call("GET", f"/v1/documents/{_segment(doc_id)}/grants")
+        return [Grant.from_json(g) for g in data["grants"]]
+
+    async def delete_document(self, document: str | Envelope) -> None:
+        """Owner: delete a managed document's grants at the service; nobody can open it
+        after (copies of its ciphertext become unreadable)."""
+        await self._call("DELETE", f"/v1/documents/{_segment(_document_id(document))}")
+
+    async def verify_audit(self, *, expect_head: str | None = None) -> AuditReport:
         """The service's check of its audit chain, with its signed head (``head_token``)
         when the chain holds. Keep a head outside the service and pass it as
         ``expect_head`` later: the check then fails if the log no longer extends it (the
         tail was cut, or the log wiped, by someone with database access)."""
         query = urlencode({"expect_head": expect_head}) if expect_head is not None else ""
-        return await self._call("GET", "/v1/audit/verify", query=query)
+        return AuditReport.from_json(await self._call("GET", "/v1/audit/verify", query=query))
 
 
 #: Seconds a call may spend waiting, as ``Retry-After`` asks, on a 429 or 503 before it

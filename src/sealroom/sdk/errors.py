@@ -9,6 +9,9 @@ __all__ = [
     "AuthorshipError",
     "KeyChangedError",
     "KeyChangedWarning",
+    "KeystoreError",
+    "MeetingStateError",
+    "NetworkError",
     "SdkError",
     "ServiceRefusedError",
 ]
@@ -24,6 +27,20 @@ class ServiceRefusedError(SdkError):
     def __init__(self, code: str, status: int, detail: str) -> None:
         super().__init__(f"{code} ({status}): {detail}")
         self.code, self.status, self.detail = code, status, detail
+
+
+class NetworkError(SdkError):
+    """A service could not be reached, or did not answer in time (after the retries an
+    idempotent call gets). The underlying httpx exception is its ``__cause__``."""
+
+
+class KeystoreError(SdkError, PermissionError):
+    """The keystore file cannot be used as it is (readable by others)."""
+
+
+class MeetingStateError(SdkError, RuntimeError):
+    """A meeting call that the meeting's state does not allow: starting or joining twice,
+    or a manager's call (remove, admit, end) from a device that does not manage it."""
 
 
 class KeyChangedWarning(UserWarning):

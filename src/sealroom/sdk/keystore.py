@@ -17,8 +17,9 @@ from sealroom.api.encoding import b64d, b64e
 from sealroom.crypto.pre import PrivateKey
 from sealroom.crypto.signing import SigningKey
 from sealroom.errors import MalformedInputError
+from sealroom.sdk.errors import KeystoreError
 
-__all__ = ["Keystore", "PinnedUser"]
+__all__ = ["VERSION", "Keystore", "PinnedUser"]
 
 VERSION = 1
 
@@ -53,7 +54,7 @@ class Keystore:
             return cls(path)
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
-            raise PermissionError(f"keystore {path} must not be readable by others (mode 0600)")
+            raise KeystoreError(f"keystore {path} must not be readable by others (mode 0600)")
         data: dict[str, Any] = json.loads(path.read_text())
         if data.get("version") != VERSION:
             raise MalformedInputError("keystore: unsupported version")
