@@ -26,6 +26,7 @@ __all__ = [
     "CryptoInvariantError",
     "DecryptionError",
     "MalformedInputError",
+    "MeetingStateError",
     "SealroomError",
     "SignatureError",
     "WrongSecretError",
@@ -45,6 +46,12 @@ class DecryptionError(SealroomError):
 
     def __init__(self) -> None:
         super().__init__("decryption failed")
+
+
+class MeetingStateError(SealroomError, RuntimeError):
+    """A meeting command the protocol's state does not allow: starting or joining twice, or
+    a manager's command (remove, admit, end) on a device that does not manage the meeting.
+    Nothing changed."""
 
 
 class SignatureError(SealroomError):

@@ -14,7 +14,7 @@ named the group's exact members. Everything else is in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from sealroom.api.encoding import b64d, b64e
 from sealroom.crypto.envelope import Envelope, open_with_key
@@ -26,13 +26,28 @@ from sealroom.meeting.roster import RosterChain
 from sealroom.meeting.session import (
     JOIN_WINDOW_SECONDS,
     Action,
+    AddAdmin,
+    AddMember,
+    AddMembers,
+    BanMember,
     CallMeAt,
+    ClaimManager,
+    CreateGroup,
+    DeleteGroup,
+    GroupMembers,
     InstallMediaKey,
     KeyServiceCall,
+    LiftBan,
     MeetingConfig,
     MeetingSession,
     Notify,
+    OpenEnvelope,
+    OpenPath,
     Post,
+    Preapprove,
+    RegisterValue,
+    RemoveAdmin,
+    RemoveMember,
     RetireMediaKeys,
     RotateDeviceKey,
     Timing,
@@ -146,102 +161,123 @@ class World:
             self.answer(user, call)
         self.pump()
 
-    def _ks(self, user: str, call: KeyServiceCall) -> tuple[dict[str, Any] | None, str | None]:
-        op, args = call.op, call.args
-        if op == "create_group":
-            self.group_priv, pub = generate_key_pair()
-            self.admins.add(user)
-            self.manager = user
-            return {"public_key": pub}, None
-        if op == "claim_manager":
-            if user not in self.admins:
-                return None, "not_admin"
-            self.manager = user
-            return {}, None
-        if op in (
-            "add_member",
-            "remove_member",
-            "add_admin",
-            "remove_admin",
-            "delete_group",
-            "preapprove",
-            "ban_member",
-            "lift_ban",
-        ):
-            if user not in self.admins:
-                return None, "not_admin"
-            if user != self.manager:
-                return None, "not_manager"
-            if op in ("remove_member", "ban_member") and args["user"] in self.refuse_remove:
+    def _ks(self, user: str, action: KeyServiceCall) -> tuple[dict[str, Any] | None, str | None]:
+        call = action.call
+        match call:
+            case CreateGroup():
+                self.group_priv, pub = generate_key_pair()
+                self.admins.add(user)
+                self.manager = user
+                return {"public_key": pub}, None
+            case ClaimManager():
+                if user not in self.admins:
+                    return None, "not_admin"
+                self.manager = user
+                return {}, None
+            case (
+                AddMember()
+                | RemoveMember()
+                | AddAdmin()
+                | RemoveAdmin()
+                | DeleteGroup()
+                | Preapprove()
+                | BanMember()
+                | LiftBan()
+            ):
+                return self._manage(user, call)
+            case AddMembers():
+                results: dict[str, str | None] = {}
+                for member in call.users:
+                    results[member] = self._manage(user, AddMember(call.group, member))[1]
+                if set(results.values()) <= {"not_admin", "not_manager"} and results:
+                    return None, next(iter(results.values()))  # refused as a whole
+                return {"results": results}, None
+            case GroupMembers():
+                if user not in self.admins | self.members or self.deleted:
+                    return None, "not_member"
+                return {"members": sorted(self.members)}, None
+            case RegisterValue():
+                if user not in self.admins or self.refuse_register:
+                    return None, "not_admin"
+                if user != self.manager:
+                    return None, "not_manager"
+                if call.edek not in self.registered and set(call.members) != self.members:
+                    return None, "membership_mismatch"
+                self.registered.setdefault(call.edek, self.generation)
+                return {}, None
+            case OpenPath():  # the device's own key, no key service
+                priv = self.device_privs.get(self.people[user].session.device)
+                env = call.envelope
+                if priv is None:
+                    return None, "no_key"
+                try:
+                    data = open_with_key(env, env.edeks[0], priv, origin_signer=call.sealer)
+                except (DecryptionError, MalformedInputError, SignatureError):
+                    return None, "decryption_failed"
+                return {"data": data}, None
+            case OpenEnvelope():
+                if self.refuse_open.get(user, 0) > 0:
+                    self.refuse_open[user] -= 1
+                    return None, "not_member"
+                if self.deleted or user not in self.members:
+                    return None, "not_member"
+                env = call.envelope
+                made_at = self.registered.get(env.edeks[0].to_bytes())
+                if made_at is None or made_at < self.since[user]:
+                    return None, "before_membership"
+                assert self.group_priv is not None
+                data = open_with_key(env, env.edeks[0], self.group_priv, origin_signer=call.sealer)
+                return {"data": data}, None
+            case _:
+                assert_never(call)
+
+    def _manage(
+        self,
+        user: str,
+        call: AddMember
+        | RemoveMember
+        | AddAdmin
+        | RemoveAdmin
+        | DeleteGroup
+        | Preapprove
+        | BanMember
+        | LiftBan,
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """A change only the group's manager may make."""
+        if user not in self.admins:
+            return None, "not_admin"
+        if user != self.manager:
+            return None, "not_manager"
+        match call:
+            case RemoveMember() | BanMember() if call.user in self.refuse_remove:
                 return None, "internal"
-            if op == "ban_member":
-                self.banned.add(args["user"])
-                self.members.discard(args["user"])
-                self.since.pop(args["user"], None)
-                self.admins.discard(args["user"])
-            elif op == "lift_ban":
-                self.banned.discard(args["user"])
-            elif op == "add_member" and args["user"] in self.banned:
+            case BanMember():
+                self.banned.add(call.user)
+                self.members.discard(call.user)
+                self.since.pop(call.user, None)
+                self.admins.discard(call.user)
+            case LiftBan():
+                self.banned.discard(call.user)
+            case AddMember() if call.user in self.banned:
                 return None, "banned"
-            elif op == "add_member":
-                self.members.add(args["user"])
+            case AddMember():
+                self.members.add(call.user)
                 self.generation += 1
-                self.since[args["user"]] = self.generation
-            elif op == "remove_member":
-                self.members.discard(args["user"])
-                self.since.pop(args["user"], None)
-            elif op == "add_admin":
-                self.admins.add(args["user"])
-            elif op == "remove_admin":
-                self.admins.discard(args["user"])
-            elif op == "delete_group":
+                self.since[call.user] = self.generation
+            case RemoveMember():
+                self.members.discard(call.user)
+                self.since.pop(call.user, None)
+            case AddAdmin():
+                self.admins.add(call.user)
+            case RemoveAdmin():
+                self.admins.discard(call.user)
+            case DeleteGroup():
                 self.deleted = True
-            return {}, None
-        if op == "add_members":
-            results: dict[str, str | None] = {}
-            for member in args["users"]:
-                one = KeyServiceCall(call.id, "add_member", {**args, "user": member})
-                results[member] = self._ks(user, one)[1]
-            if set(results.values()) <= {"not_admin", "not_manager"} and results:
-                return None, next(iter(results.values()))  # refused as a whole
-            return {"results": results}, None
-        if op == "group_members":
-            if user not in self.admins | self.members or self.deleted:
-                return None, "not_member"
-            return {"members": sorted(self.members)}, None
-        if op == "register_value":
-            if user not in self.admins or self.refuse_register:
-                return None, "not_admin"
-            if user != self.manager:
-                return None, "not_manager"
-            if args["edek"] not in self.registered and set(args["members"]) != self.members:
-                return None, "membership_mismatch"
-            self.registered.setdefault(args["edek"], self.generation)
-            return {}, None
-        if op == "open_path":  # the device's own key, no key service
-            priv = self.device_privs.get(self.people[user].session.device)
-            env = args["envelope"]
-            if priv is None or args["sealer"] is None:
-                return None, "no_key"
-            try:
-                data = open_with_key(env, env.edeks[0], priv, origin_signer=args["sealer"])
-            except (DecryptionError, MalformedInputError, SignatureError):
-                return None, "decryption_failed"
-            return {"data": data}, None
-        if op == "open_envelope":
-            if self.refuse_open.get(user, 0) > 0:
-                self.refuse_open[user] -= 1
-                return None, "not_member"
-            if self.deleted or user not in self.members:
-                return None, "not_member"
-            env: Envelope = args["envelope"]
-            made_at = self.registered.get(env.edeks[0].to_bytes())
-            if made_at is None or made_at < self.since[user]:
-                return None, "before_membership"
-            assert self.group_priv is not None
-            data = open_with_key(env, env.edeks[0], self.group_priv, origin_signer=args["sealer"])
-            return {"data": data}, None
-        raise AssertionError(op)
+            case Preapprove():
+                pass
+            case _:
+                assert_never(call)
+        return {}, None
 
     def pump(self) -> None:
         """Deliver every board message to everyone until nothing new is posted."""
@@ -324,8 +360,8 @@ class World:
     def open_as(self, user: str, epoch: int) -> str | None:
         """``user`` asks the fake key service to open an epoch's post: None, or the error."""
         m, env = self.session_key_posts()[epoch]
-        call = KeyServiceCall(10**6, "open_envelope", {"envelope": env, "sealer": self._signer(m)})
-        return self._ks(user, call)[1]
+        call = OpenEnvelope(self.config.meeting_id, env, self._signer(m), m)
+        return self._ks(user, KeyServiceCall(10**6, call))[1]
 
     def _signer(self, m: BoardMessage) -> Any:
         poster = next(p for p in self.people.values() if p.session.device == m.device)

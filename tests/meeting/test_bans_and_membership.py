@@ -4,7 +4,13 @@ service. tests/security/ tries the same attacks against the real services."""
 
 from __future__ import annotations
 
-from sealroom.meeting.session import LEAVE_DEBOUNCE_SECONDS, MeetingConfig, MeetingSession
+from sealroom.meeting.session import (
+    LEAVE_DEBOUNCE_SECONDS,
+    AddMember,
+    ClaimManager,
+    MeetingConfig,
+    MeetingSession,
+)
 
 from .harness import World
 
@@ -108,7 +114,7 @@ def test_a_non_manager_admin_cannot_add_anyone_to_the_meeting_group() -> None:
     w.run("hana", "join")
     assert w.manager == "hana"
     # uma is an admin (it created the group) but no longer the manager.
-    call = w.people["uma"].session._call("add_member", {"user": "zed"}, user="zed")
+    call = w.people["uma"].session._call(AddMember("m-1", "zed"))
     assert w._ks("uma", call) == (None, "not_manager")
     assert "zed" not in w.members
 
@@ -122,8 +128,8 @@ def test_an_accomplice_slipped_in_by_a_claiming_admin_never_opens_a_later_key() 
     w.run("bob", "join")
     # uma, an admin but not the manager, claims the group and adds zed, who never announces.
     s = w.people["uma"].session
-    assert w._ks("uma", s._call("claim_manager")) == ({}, None)
-    assert w._ks("uma", s._call("add_member", {"user": "zed"}, user="zed")) == ({}, None)
+    assert w._ks("uma", s._call(ClaimManager("m-1"))) == ({}, None)
+    assert w._ks("uma", s._call(AddMember("m-1", "zed"))) == ({}, None)
     assert "zed" in w.members
     # The manager removes uma; its next operation finds the group claimed: it claims it back,
     # takes zed out, and only then registers the fresh key.
@@ -179,7 +185,7 @@ def test_ordinary_flows_register_every_key_at_the_first_try() -> None:
     for user, p in w.people.items():
         assert "membership_mismatch" not in w.events(user), user
         registered = [c for c in p.ks_calls if c.op == "register_value"]
-        assert len({c.args["edek"] for c in registered}) == len(registered), user
+        assert len({c.call.edek for c in registered}) == len(registered), user
     assert w.key("uma")[0] is not None
 
 
@@ -218,7 +224,7 @@ def test_admitted_strangers_are_added_in_one_batch() -> None:
     w.pump()
     w.advance(1.0)
     batches = [c for c in w.people["uma"].ks_calls if c.op == "add_members"]
-    assert [sorted(c.args["users"]) for c in batches] == [["bob", "carl"], strangers]
+    assert [sorted(c.call.users) for c in batches] == [["bob", "carl"], strangers]
     assert all(w.key(u) == w.key("uma") for u in strangers)
 
 

@@ -31,9 +31,12 @@ from sealroom.meeting.keytree import TreePath
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import (
     Action,
+    AddMember,
+    ClaimManager,
     InstallMediaKey,
     KeyServiceCall,
     MeetingConfig,
+    OpenEnvelope,
     Post,
     ratchet,
 )
@@ -139,7 +142,7 @@ class WatchedWorld(World):
             if user == poster or index >= read_up_to:
                 continue  # the manager has not read that departure yet
             call = KeyServiceCall(
-                10**6, "open_envelope", {"envelope": envelope, "sealer": self._signer(m)}
+                10**6, OpenEnvelope(self.config.meeting_id, envelope, self._signer(m), m)
             )
             if self._ks(user, call)[1] is None:
                 self.leaks.append(("opened", user, epoch))
@@ -187,8 +190,8 @@ def _play(seed: int, steps: int = 60) -> WatchedWorld:
             # who never announces; the accomplice must never have a later key opened.
             rogue = rnd.choice(sorted((w.admins - {manager}) & set(w.people)))
             s = w.people[rogue].session
-            w._ks(rogue, s._call("claim_manager"))
-            w._ks(rogue, s._call("add_member", {"user": "mal"}, user="mal"))
+            w._ks(rogue, s._call(ClaimManager(w.config.meeting_id)))
+            w._ks(rogue, s._call(AddMember(w.config.meeting_id, "mal")))
             w.departed["mal"] = -1
         elif r < 0.7:
             w.refuse_remove ^= {rnd.choice(USERS)}

@@ -382,7 +382,7 @@ def test_an_admitted_stranger_cannot_have_earlier_keys_opened() -> None:
     assert w.open_as("uma", 0) is None
     # The manager registered every post before posting it.
     registered = [c for c in w.people["uma"].ks_calls if c.op == "register_value"]
-    assert [c.args["edek"] for c in registered] == [
+    assert [c.call.edek for c in registered] == [
         env.edeks[0].to_bytes() for _, (_, env) in sorted(w.session_key_posts().items())
     ]
 

@@ -31,6 +31,7 @@ from sealroom.meeting.session import (
     MeetingConfig,
     MeetingSession,
     Notify,
+    OpenEnvelope,
     Post,
     RetireMediaKeys,
     RotateDeviceKey,
@@ -44,11 +45,11 @@ def _action(a: Action) -> dict[str, Any]:
     if isinstance(a, Post):
         return {"type": "post", "message": a.message.to_json()}
     if isinstance(a, KeyServiceCall):
-        args: dict[str, Any] = {"group": a.args["group"]}
-        if a.op == "open_envelope":
+        args: dict[str, Any] = {"group": a.call.group}
+        if isinstance(a.call, OpenEnvelope):
             args |= {
-                "envelope": b64e(a.args["envelope"].to_bytes()),
-                "sealer": b64e(a.args["sealer"].to_bytes()),
+                "envelope": b64e(a.call.envelope.to_bytes()),
+                "sealer": b64e(a.call.sealer.to_bytes()),
             }
         return {"type": "call", "id": a.id, "op": a.op, "args": args}
     if isinstance(a, InstallMediaKey):

@@ -15,11 +15,12 @@ Each post also extends a hash-chained roster that the manager signs.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import os
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, ClassVar, Final, assert_never
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -28,7 +29,12 @@ from sealroom.api.encoding import b64d, b64e
 from sealroom.crypto.envelope import Envelope, seal
 from sealroom.crypto.pre import PublicKey
 from sealroom.crypto.signing import SigningKey, VerifyingKey
-from sealroom.errors import DecryptionError, MalformedInputError, SignatureError
+from sealroom.errors import (
+    DecryptionError,
+    MalformedInputError,
+    MeetingStateError,
+    SignatureError,
+)
 from sealroom.meeting.keytree import KeyTree, TreePath, decode_path, encode_path
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.roster import RosterChain, chunks, parse_ids
@@ -45,15 +51,32 @@ __all__ = [
     "REGISTER_RETRY_SECONDS",
     "TREE_THRESHOLD",
     "Action",
+    "AddAdmin",
+    "AddMember",
+    "AddMembers",
+    "BanMember",
+    "Call",
     "CallMeAt",
+    "ClaimManager",
+    "CreateGroup",
+    "DeleteGroup",
+    "GroupMembers",
     "InstallMediaKey",
     "KeyServiceCall",
+    "LiftBan",
     "MeetingConfig",
     "MeetingSession",
     "Notify",
+    "OpenEnvelope",
+    "OpenPath",
     "Post",
+    "Preapprove",
+    "RegisterValue",
+    "RemoveAdmin",
+    "RemoveMember",
     "RetireMediaKeys",
     "RotateDeviceKey",
+    "State",
     "Timing",
     "ratchet",
     "security_code",
@@ -83,6 +106,18 @@ _TREE_CHECK_LABEL: Final[bytes] = b"sealroom/v1/meeting/tree/check"
 _CODE_LABEL: Final[bytes] = b"sealroom/v1/meeting/security-code"
 
 
+class State(enum.StrEnum):
+    """Where this device is in the meeting (a ``str``: each equals its value)."""
+
+    IDLE = "idle"
+    STARTING = "starting"  # creating the group, as the meeting's first participant
+    JOINING = "joining"  # announced, waiting for a key
+    IN_MEETING = "in_meeting"
+    LEFT = "left"
+    ENDED = "ended"
+    NOT_ADMITTED = "not_admitted"  # its key was never opened: neither invited nor admitted
+
+
 # --- actions -------------------------------------------------------------------------------
 
 
@@ -93,20 +128,185 @@ class Post:
     message: BoardMessage
 
 
+# --- key-service calls: one frozen type each, carrying what its reply needs ----------------
+
+
+@dataclass(frozen=True)
+class CreateGroup:
+    """Create the meeting group (forward-only); the reply carries its ``public_key``."""
+
+    op: ClassVar[str] = "create_group"
+    group: str
+
+
+@dataclass(frozen=True)
+class AddMember:
+    """Add ``user`` to the group (refused as ``banned`` if a manager banned it)."""
+
+    op: ClassVar[str] = "add_member"
+    group: str
+    user: str
+
+
+@dataclass(frozen=True)
+class AddMembers:
+    """Add ``users`` in one batch; the reply's ``results`` maps each to None or a problem.
+    ``start``: the invitees added as the meeting starts (no ratchet follows)."""
+
+    op: ClassVar[str] = "add_members"
+    group: str
+    users: tuple[str, ...]
+    start: bool = False
+
+
+@dataclass(frozen=True)
+class RemoveMember:
+    """Take ``user`` out of the group; ``removal``: one of the calls of its removal."""
+
+    op: ClassVar[str] = "remove_member"
+    group: str
+    user: str
+    removal: bool = False
+
+
+@dataclass(frozen=True)
+class AddAdmin:
+    """Make ``user`` an admin; ``handover``: to hand the meeting over to it next."""
+
+    op: ClassVar[str] = "add_admin"
+    group: str
+    user: str
+    handover: bool = False
+
+
+@dataclass(frozen=True)
+class RemoveAdmin:
+    """Take ``user``'s admin rights; ``removal``: one of the calls of its removal."""
+
+    op: ClassVar[str] = "remove_admin"
+    group: str
+    user: str
+    removal: bool = False
+
+
+@dataclass(frozen=True)
+class Preapprove:
+    """Let ``users`` (the invitees) in without asking the manager again."""
+
+    op: ClassVar[str] = "preapprove"
+    group: str
+    users: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BanMember:
+    """Out of the group until a manager admits ``user`` again (a removal)."""
+
+    op: ClassVar[str] = "ban_member"
+    group: str
+    user: str
+    removal: bool = True
+
+
+@dataclass(frozen=True)
+class LiftBan:
+    """A manager admits a banned ``user`` again."""
+
+    op: ClassVar[str] = "lift_ban"
+    group: str
+    user: str
+
+
+@dataclass(frozen=True)
+class ClaimManager:
+    """Become the group's manager at the key service (audited)."""
+
+    op: ClassVar[str] = "claim_manager"
+    group: str
+
+
+@dataclass(frozen=True)
+class GroupMembers:
+    """The group's members as the key service lists them (reply: ``members``)."""
+
+    op: ClassVar[str] = "group_members"
+    group: str
+
+
+@dataclass(frozen=True)
+class RegisterValue:
+    """Register a session key's EDEK, naming the members the manager expects (refused with
+    ``membership_mismatch`` if anyone else is in the group)."""
+
+    op: ClassVar[str] = "register_value"
+    group: str
+    edek: bytes
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OpenEnvelope:
+    """Have the key service transform a session-key post's EDEK to this device and open
+    it (reply: ``data``); ``message`` is the post."""
+
+    op: ClassVar[str] = "open_envelope"
+    group: str
+    envelope: Envelope
+    sealer: VerifyingKey
+    message: BoardMessage = field(repr=False)
+
+
+@dataclass(frozen=True)
+class OpenPath:
+    """Open, with this device's own key, the key-tree path the manager sealed to it (reply:
+    ``data``): for the key post ``message`` (joining), or to adopt at epoch ``adopt``."""
+
+    op: ClassVar[str] = "open_path"
+    group: str
+    envelope: Envelope
+    sealer: VerifyingKey
+    message: BoardMessage | None = field(default=None, repr=False)
+    adopt: int | None = None
+
+
+@dataclass(frozen=True)
+class DeleteGroup:
+    """End of the meeting: the group is deleted."""
+
+    op: ClassVar[str] = "delete_group"
+    group: str
+
+
+Call = (
+    CreateGroup
+    | AddMember
+    | AddMembers
+    | RemoveMember
+    | AddAdmin
+    | RemoveAdmin
+    | Preapprove
+    | BanMember
+    | LiftBan
+    | ClaimManager
+    | GroupMembers
+    | RegisterValue
+    | OpenEnvelope
+    | OpenPath
+    | DeleteGroup
+)
+
+
 @dataclass(frozen=True)
 class KeyServiceCall:
-    """Ask the key service (through the SDK) to do ``op``; answer with ``key_service_reply``.
-
-    ops: ``create_group``, ``add_member``, ``remove_member``, ``add_admin``,
-    ``remove_admin``, ``preapprove``, ``ban_member`` (out of the group until admitted again),
-    ``lift_ban``, ``claim_manager``, ``group_members``, ``register_value`` (with the
-    members the manager expects), ``open_envelope`` (transform the EDEK to this device and
-    open it), ``delete_group``.
-    """
+    """Ask the SDK to make ``call`` (the key service, or this device's own key for
+    :class:`OpenPath`); answer with :meth:`MeetingSession.key_service_reply`."""
 
     id: int
-    op: str
-    args: dict[str, Any]
+    call: Call
+
+    @property
+    def op(self) -> str:
+        return self.call.op
 
 
 @dataclass(frozen=True)
@@ -197,28 +397,19 @@ def _head(value: Any, what: str) -> bytes:
     return raw
 
 
-@dataclass
-class _Pending:
-    op: str
-    context: dict[str, Any]
-    args: dict[str, Any] = field(default_factory=dict)
-
-
 #: Calls only the meeting group's manager may make at the key service; ``not_manager`` on
 #: one of them means another admin claimed the group.
-_MANAGER_OPS: Final[frozenset[str]] = frozenset(
-    {
-        "add_member",
-        "add_members",
-        "remove_member",
-        "add_admin",
-        "remove_admin",
-        "preapprove",
-        "ban_member",
-        "lift_ban",
-        "register_value",
-        "delete_group",
-    }
+_MANAGER_CALLS: Final = (
+    AddMember,
+    AddMembers,
+    RemoveMember,
+    AddAdmin,
+    RemoveAdmin,
+    Preapprove,
+    BanMember,
+    LiftBan,
+    RegisterValue,
+    DeleteGroup,
 )
 
 
@@ -258,7 +449,7 @@ class MeetingSession:
         self.timing = timing or Timing()
         self.user, self.device, self._key = user, device, signing_key
         self._card = dict(card or {})
-        self.state = "idle"  # idle, starting, joining, in_meeting, left, ended, not_admitted
+        self.state = State.IDLE
         self.epoch: int | None = None
         self._sk: bytes | None = None
         self.group_key: PublicKey | None = None
@@ -285,7 +476,7 @@ class MeetingSession:
         self._removing: dict[str, int] = {}  # user -> failed attempts
         self._removing_ops: dict[str, set[str]] = {}  # user -> calls still to succeed
         self._removal_retry_at: float | None = None
-        self._calls: dict[int, _Pending] = {}
+        self._calls: dict[int, Call] = {}  # made, not answered yet
         self._next_call = 1
         self._leavers: set[str] = set()
         self._joining: set[str] = set()  # manager: let in, to be added and keyed together
@@ -308,7 +499,7 @@ class MeetingSession:
         self._register_retry_at: float | None = None
         self._unpublished_waits = False  # registration waits for the membership to settle
         self._claiming = False  # claiming the group back at the key service
-        self._after_claim: list[_Pending] = []  # manager calls refused meanwhile
+        self._after_claim: list[Call] = []  # manager calls refused meanwhile
         # Large-meeting mode (meeting/keytree.py). The manager's tree lives as long as its
         # management: another manager starts without one (its fresh keys go through the
         # key service) and a tree handed back would still hold leavers' keys.
@@ -322,8 +513,12 @@ class MeetingSession:
     # --- helpers -------------------------------------------------------------------------
 
     @property
+    def _group(self) -> str:
+        return self.config.meeting_id
+
+    @property
     def is_manager(self) -> bool:
-        return self.manager == self.user and self.state in ("starting", "in_meeting")
+        return self.manager == self.user and self.state in (State.STARTING, State.IN_MEETING)
 
     def _post(self, kind: str, body: dict[str, Any]) -> Post:
         self._seq += 1
@@ -339,11 +534,11 @@ class MeetingSession:
             )
         )
 
-    def _call(self, op: str, context: dict[str, Any] | None = None, **args: Any) -> KeyServiceCall:
+    def _call(self, call: Call) -> KeyServiceCall:
         call_id = self._next_call
         self._next_call += 1
-        self._calls[call_id] = _Pending(op, context or {}, args)
-        return KeyServiceCall(call_id, op, {"group": self.config.meeting_id, **args})
+        self._calls[call_id] = call
+        return KeyServiceCall(call_id, call)
 
     def _timers(self) -> list[Action]:
         times = [
@@ -390,7 +585,7 @@ class MeetingSession:
         :meth:`_registered` posts it. The meeting group is forward-only, so only members
         added before the registration can have it opened; a key is never posted before."""
         if self.group_key is None:
-            raise RuntimeError("group key unknown")
+            raise MeetingStateError("the group key is not known yet")
         envelope = seal(
             sk + epoch.to_bytes(8, "big"), self._object_id(epoch), [self.group_key], self._key
         )
@@ -406,16 +601,12 @@ class MeetingSession:
         """Register ``u`` naming the members we admitted: the key service refuses
         (``membership_mismatch``) if anyone else is in the group."""
         self._unpublished_waits = False
-        return self._call(
-            "register_value",
-            {"unpublished": u},
-            edek=u.envelope.edeks[0].to_bytes(),
-            members=sorted(self.members),
-        )
+        edek = u.envelope.edeks[0].to_bytes()
+        return self._call(RegisterValue(self._group, edek, tuple(sorted(self.members))))
 
-    def _registered(self, pending: _Pending, error: str | None, now: float) -> list[Action]:
-        u = pending.context.get("unpublished")
-        if not isinstance(u, _Unpublished) or u is not self._unpublished or not self.is_manager:
+    def _registered(self, call: RegisterValue, error: str | None, now: float) -> list[Action]:
+        u = self._unpublished
+        if u is None or u.envelope.edeks[0].to_bytes() != call.edek or not self.is_manager:
             return []  # superseded by a newer key, or no longer ours to post
         if error == "membership_mismatch":
             # Someone is in the group who we did not let in, or someone we let in is not:
@@ -585,38 +776,41 @@ class MeetingSession:
     def start(self, now: float) -> list[Action]:
         """Start the meeting as its first participant U0: create the group, add the host as
         admin and every invitee as member, then post SK_0."""
-        if self.state != "idle":
-            raise RuntimeError("already started or joined")
-        self.state = "starting"
+        if self.state != State.IDLE:
+            raise MeetingStateError("already started or joined")
+        self.state = State.STARTING
         self.manager = self.user
         self.admins = {self.user}
         self.present[self.user] = self.device
-        return [self._call("create_group")]
+        return [self._call(CreateGroup(self._group))]
 
     def join(self, now: float) -> list[Action]:
         """Announce this participant and wait for the key the manager posts for it."""
-        if self.state != "idle":
-            raise RuntimeError("already started or joined")
-        self.state = "joining"
+        if self.state != State.IDLE:
+            raise MeetingStateError("already started or joined")
+        self.state = State.JOINING
         self.present[self.user] = self.device
         self._join_attempts = 0
         return [self._post("announce", {"card": self._card} if self._card else {})]
 
     def leave(self, now: float) -> list[Action]:
-        if self.state not in ("joining", "in_meeting", "starting") or self._handing_over:
+        if (
+            self.state not in (State.JOINING, State.IN_MEETING, State.STARTING)
+            or self._handing_over
+        ):
             return []
         heir = self._heir()
         if heir is not None:
             # The last present admin leaves: make a participant an admin and hand the
             # meeting over first, so that somebody still rekeys after we are gone.
             self._handing_over = True
-            return [self._call("add_admin", {"user": heir, "handover": True}, user=heir)]
+            return [self._call(AddAdmin(self._group, heir, handover=True))]
         return self._depart()
 
     def _heir(self) -> str | None:
         """Who inherits the meeting when we, its manager, leave and no other admin is
         present: the first present member by user id."""
-        if not self.is_manager or self.state != "in_meeting":
+        if not self.is_manager or self.state != State.IN_MEETING:
             return None
         if any(a in self.present for a in self.admins - {self.user}):
             return None  # that admin takes over (_successor)
@@ -630,7 +824,7 @@ class MeetingSession:
         if not self.is_manager or heir not in self.present:
             # Things moved on while the key service answered (the host took over, or the
             # heir left): take the admin rights back, then leave or pick another heir.
-            undo = self._call("remove_admin", {"user": heir}, user=heir)
+            undo = self._call(RemoveAdmin(self._group, heir))
             return [undo, *(self.leave(now) if self.is_manager else self._depart())]
         self.admins.add(heir)
         post = self._handover_post(heir, leaving=True)
@@ -656,7 +850,7 @@ class MeetingSession:
     def _depart(self) -> list[Action]:
         self._forget_tree()
         epochs = () if self.epoch is None else (self.epoch,)
-        self.state, self._sk, self.epoch = "left", None, None
+        self.state, self._sk, self.epoch = State.LEFT, None, None
         self._rekey_at = self._ratchet_at = self._retry_at = self._register_retry_at = None
         self._join_at = None
         self._joining.clear()
@@ -666,7 +860,7 @@ class MeetingSession:
     def remove(self, user: str, now: float) -> list[Action]:
         """Manager: remove a participant; the rekey follows after the debounce."""
         if not self.is_manager:
-            raise RuntimeError("only the manager removes participants")
+            raise MeetingStateError("only the manager removes participants")
         self._banned.add(user)
         self._admitted.discard(user)
         actions = [self._post("remove", {"user": user}), *self._handle_departure(user, now)]
@@ -677,9 +871,9 @@ class MeetingSession:
     def end(self, now: float) -> list[Action]:
         """Manager: end the meeting. The group is deleted and every key dropped."""
         if not self.is_manager:
-            raise RuntimeError("only the manager ends the meeting")
+            raise MeetingStateError("only the manager ends the meeting")
         post = self._post("end", {})
-        return [post, self._call("delete_group"), *self._close()]
+        return [post, self._call(DeleteGroup(self._group)), *self._close()]
 
     def _removed(self, op: str, user: str, error: str | None, now: float) -> list[Action]:
         if user not in self._removing:
@@ -713,7 +907,7 @@ class MeetingSession:
         self._calls.clear()
         self._pending_post = self._opening = None
         epochs = () if self.epoch is None else (self.epoch,)
-        self.state, self._sk, self.epoch = "ended", None, None
+        self.state, self._sk, self.epoch = State.ENDED, None, None
         self._rekey_at = self._ratchet_at = self._retry_at = self._removal_retry_at = None
         self._join_at = None
         self._joining.clear()
@@ -739,7 +933,7 @@ class MeetingSession:
                 for user in list(self._removing):
                     actions += self._retry_removal(user)
                 if self._reconciling:
-                    actions.append(self._call("group_members"))
+                    actions.append(self._call(GroupMembers(self._group)))
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
             actions += self._open_pending()
@@ -767,81 +961,83 @@ class MeetingSession:
     def key_service_reply(
         self, call_id: int, result: dict[str, Any] | None, error: str | None, now: float
     ) -> list[Action]:
-        pending = self._calls.pop(call_id, None)
-        if pending is None or self.state in ("left", "ended"):
+        call = self._calls.pop(call_id, None)
+        if call is None or self.state in (State.LEFT, State.ENDED):
             return []
-        if error == "not_manager" and pending.op in _MANAGER_OPS and self.is_manager:
-            return self._contested(pending)
-        if pending.op == "claim_manager":
-            return self._claimed(error, now)
-        if pending.op == "group_members":
-            return self._reconciled(result, error, now)
-        if pending.op in ("remove_member", "remove_admin", "ban_member") and pending.context.get(
-            "removal"
-        ):
-            return self._removed(pending.op, pending.context.get("user", ""), error, now)
-        if pending.op == "create_group":
-            if error is not None or result is None:
-                self.state = "ended"
-                return [Notify("failed", {"op": "create_group", "error": error})]
-            self.group_key = result["public_key"]
-            # U0 is a member too: a later manager's fresh keys must reach it.
-            actions: list[Action] = [self._call("add_member", {"user": self.user}, user=self.user)]
-            actions += (
-                [self._call("add_admin", user=self.config.host)]
-                if self.config.host != self.user
-                else []
-            )
-            invitees = sorted(set(self.config.invitees) - {self.user})
-            for i in range(0, len(invitees), 1000):  # the key service's limit per request
-                actions.append(self._call("preapprove", users=invitees[i : i + 1000]))
-            if invitees:  # in one batch of additions (the SDK sends 256 per request)
-                self._adding = True
-                actions.append(self._call("add_members", {"start": True}, users=invitees))
-            # The first key is registered right after these additions, naming their members
-            # (an invitee without an account is not added: the registration then reports
-            # the mismatch, the members are checked and the key registered again).
-            self.members |= {self.user, *self.config.invitees}
-            start = self._post(
-                "start",
-                {
-                    "group_key": b64e(self.group_key.to_bytes()),
-                    "admins": sorted(self.admins),
-                    "host": self.config.host,
-                },
-            )
-            self.state = "in_meeting"
-            return [
-                *actions,
-                start,
-                *self._rekey_fresh("start", now),
-                Notify("joined"),
-                *self._timers(),
-            ]
-        if pending.op == "add_admin":
-            if pending.context.get("handover"):
-                return self._handed_over(pending.context["user"], error, now)
-            if error is None:
-                self.admins.add(pending.context.get("user", self.config.host))
-            return []
-        if pending.op == "add_members":
-            return self._added(pending, result, error, now)
-        if pending.op == "add_member":
-            user = pending.context.get("user")
-            if error == "banned" and user and self.is_manager:
-                return self._refused_as_banned(user)
-            if error is not None and user:
-                self.members.discard(user)
-            if error is None and user:
-                self.members.add(user)
-            return []
-        if pending.op == "open_envelope":
-            return self._opened(pending, result, error, now)
-        if pending.op == "open_path":
-            return self._opened_path(pending, result, error, now)
-        if pending.op == "register_value":
-            return self._registered(pending, error, now)
-        return []
+        if error == "not_manager" and isinstance(call, _MANAGER_CALLS) and self.is_manager:
+            return self._contested(call)
+        match call:
+            case CreateGroup():
+                return self._created(result, error, now)
+            case ClaimManager():
+                return self._claimed(error, now)
+            case GroupMembers():
+                return self._reconciled(result, error, now)
+            case RemoveMember() | RemoveAdmin() | BanMember():
+                return self._removed(call.op, call.user, error, now) if call.removal else []
+            case AddAdmin():
+                if call.handover:
+                    return self._handed_over(call.user, error, now)
+                if error is None:
+                    self.admins.add(call.user)
+                return []
+            case AddMembers():
+                return self._added(call, result, error, now)
+            case AddMember():
+                if error == "banned" and self.is_manager:
+                    return self._refused_as_banned(call.user)
+                (self.members.discard if error is not None else self.members.add)(call.user)
+                return []
+            case OpenEnvelope():
+                return self._opened(call.message, result, error, now)
+            case OpenPath():
+                return self._opened_path(call, result, error, now)
+            case RegisterValue():
+                return self._registered(call, error, now)
+            case Preapprove() | LiftBan() | DeleteGroup():
+                return []
+            case _:
+                assert_never(call)
+
+    def _created(
+        self, result: dict[str, Any] | None, error: str | None, now: float
+    ) -> list[Action]:
+        """The group exists: join it, make the host an admin, add the invitees, post
+        ``start`` and SK_0."""
+        if error is not None or result is None:
+            self.state = State.ENDED
+            return [Notify("failed", {"op": "create_group", "error": error})]
+        self.group_key = result["public_key"]
+        # U0 is a member too: a later manager's fresh keys must reach it.
+        actions: list[Action] = [self._call(AddMember(self._group, self.user))]
+        if self.config.host != self.user:
+            actions.append(self._call(AddAdmin(self._group, self.config.host)))
+        invitees = sorted(set(self.config.invitees) - {self.user})
+        for i in range(0, len(invitees), 1000):  # the key service's limit per request
+            actions.append(self._call(Preapprove(self._group, tuple(invitees[i : i + 1000]))))
+        if invitees:  # in one batch of additions (the SDK sends 256 per request)
+            self._adding = True
+            actions.append(self._call(AddMembers(self._group, tuple(invitees), start=True)))
+        # The first key is registered right after these additions, naming their members
+        # (an invitee without an account is not added: the registration then reports the
+        # mismatch, the members are checked and the key registered again).
+        self.members |= {self.user, *self.config.invitees}
+        start = self._post(
+            "start",
+            {
+                "group_key": b64e(self.group_key.to_bytes()),
+                "admins": sorted(self.admins),
+                "host": self.config.host,
+            },
+        )
+        self.state = State.IN_MEETING
+        return [
+            *actions,
+            start,
+            *self._rekey_fresh("start", now),
+            Notify("joined"),
+            *self._timers(),
+        ]
 
     # --- board messages ------------------------------------------------------------------
 
@@ -863,7 +1059,7 @@ class MeetingSession:
         if message.seq <= self._seen.get(message.device, 0):
             return []  # duplicate or replay
         self._seen[message.device] = message.seq
-        if self.state in ("left", "ended", "not_admitted"):
+        if self.state in (State.LEFT, State.ENDED, State.NOT_ADMITTED):
             return []
         try:
             return self._dispatch(message, sender_key, now)
@@ -922,7 +1118,9 @@ class MeetingSession:
             self._banned.add(user)
             self._admitted.discard(user)
             if user == self.user:
-                return self._close() if self._heard_own_announce or self.state != "joining" else []
+                return (
+                    self._close() if self._heard_own_announce or self.state != State.JOINING else []
+                )
             return self._handle_departure(user, now)
         if m.kind == "manager":
             return self._on_manager(m, now)
@@ -963,17 +1161,10 @@ class MeetingSession:
         epoch = int(m.body["epoch"])
         sealed = b64d(paths[self.device], "path", max_bytes=16384)
         self._path_offer = (epoch, sealed)
-        if self.state != "in_meeting" or (self._path is not None and self._path.epoch >= epoch):
+        if self.state != State.IN_MEETING or (self._path is not None and self._path.epoch >= epoch):
             return []  # a joiner opens it with the key post that follows
         envelope = Envelope.from_bytes(sealed)
-        return [
-            self._call(
-                "open_path",
-                {"adopt": epoch},
-                envelope=envelope,
-                sealer=key,
-            )
-        ]
+        return [self._call(OpenPath(self._group, envelope, key, adopt=epoch))]
 
     def _on_start(self, m: BoardMessage) -> list[Action]:
         if self.manager is not None:
@@ -990,9 +1181,9 @@ class MeetingSession:
         actions: list[Action] = []
         if user == self.config.host and user != self.user:
             # A late host: make it an admin, then hand management over.
-            actions.append(self._call("add_admin", {"user": user}, user=user))
+            actions.append(self._call(AddAdmin(self._group, user)))
             self.admins.add(user)
-            actions.append(self._call("add_member", {"user": user}, user=user))
+            actions.append(self._call(AddMember(self._group, user)))
             actions.append(self._handover_post(user, leaving=False))
             return actions
         return self._admit(user, now)
@@ -1019,14 +1210,14 @@ class MeetingSession:
         new = [u for u in batch if u not in self.members]
         if new:
             self._adding = True
-            return [self._call("add_members", {"users": new}, users=new)]
+            return [self._call(AddMembers(self._group, tuple(new)))]
         actions = self._rekey_ratchet("join", now) if batch else []
         if self._joining:
             self._join_at = now
         return actions
 
     def _added(
-        self, pending: _Pending, result: dict[str, Any] | None, error: str | None, now: float
+        self, call: AddMembers, result: dict[str, Any] | None, error: str | None, now: float
     ) -> list[Action]:
         """A batch of additions answered: each user in, refused as banned, or not added.
         Joiners then get one ratchet; the invitees added at the start wait for SK_0."""
@@ -1047,7 +1238,7 @@ class MeetingSession:
             else:
                 self.members.discard(user)
                 actions.append(Notify("add_failed", {"user": user, "error": problem or error}))
-        if added and not pending.context.get("start"):
+        if added and not call.start:
             actions += self._rekey_ratchet("join", now)
         if self._joining:
             self._join_at = now
@@ -1056,20 +1247,20 @@ class MeetingSession:
     def admit(self, user: str, now: float) -> list[Action]:
         """Manager: let in a participant who was neither invited nor pre-approved."""
         if not self.is_manager:
-            raise RuntimeError("only the manager admits participants")
+            raise MeetingStateError("only the manager admits participants")
         self._admitted.add(user)
         actions: list[Action] = []
         if user in self._banned:  # lifted on the board and at the key service, for good
             self._banned.discard(user)
-            actions += [self._post("admit", {"user": user}), self._call("lift_ban", user=user)]
+            actions += [self._post("admit", {"user": user}), self._call(LiftBan(self._group, user))]
         return actions + (self._admit(user, now) if user in self._knocking else [])
 
     def _resume_management(self, now: float) -> list[Action]:
         """A restarted manager, having heard its own new announce, takes management back
         (not one that left: its own earlier leave on the board gave management up)."""
-        if self.manager != self.user or self.state != "joining" or self.group_key is None:
+        if self.manager != self.user or self.state != State.JOINING or self.group_key is None:
             return []
-        self.state = "in_meeting"
+        self.state = State.IN_MEETING
         post = self._post("manager", {"manager": self.user, "admins": sorted(self.admins)})
         return [post, Notify("joined", {"as": "manager"}), *self._take_over(now, [])]
 
@@ -1095,11 +1286,11 @@ class MeetingSession:
         actions: list[Action] = [Notify("manager", {"user": new})]
         if (
             new == self.user
-            and self.state in ("joining", "in_meeting")
+            and self.state in (State.JOINING, State.IN_MEETING)
             and self._heard_own_announce
         ):
-            if self.state == "joining":  # a late host: it makes the next key itself
-                self.state = "in_meeting"
+            if self.state == State.JOINING:  # a late host: it makes the next key itself
+                self.state = State.IN_MEETING
                 self._pending_post = None
                 actions.append(Notify("joined", {"as": "manager"}))
             removing = m.body.get("removing", []) if handover else []
@@ -1136,7 +1327,7 @@ class MeetingSession:
         # What we know may be incomplete (a restart, removals the last manager never passed
         # on): the key service's member list is the truth. Our first key waits for it.
         return [
-            self._call("claim_manager"),
+            self._call(ClaimManager(self._group)),
             *actions,
             *self._reconcile(),
             *self._rekey_fresh("takeover", now),
@@ -1145,7 +1336,7 @@ class MeetingSession:
     def _reconcile(self) -> list[Action]:
         """Check the group's members at the key service; fresh keys wait for it."""
         self._reconciling, self._reconcile_failures = True, 0
-        return [self._call("group_members")]
+        return [self._call(GroupMembers(self._group))]
 
     def _reconciled(
         self, result: dict[str, Any] | None, error: str | None, now: float
@@ -1192,19 +1383,20 @@ class MeetingSession:
             self._knocking[user] = device
         return [Notify("knock", {"user": user, "banned": True})]
 
-    def _contested(self, pending: _Pending) -> list[Action]:
+    def _contested(self, call: Call) -> list[Action]:
         """Another admin claimed the group behind our back: claim it again, check who it
         let in (and take them out), then redo what was refused. Never quiet: the
         application hears ``management_contested``, and the claim is in the audit trail."""
-        if pending.op == "register_value":
+        if isinstance(call, RegisterValue):
             self._unpublished_waits = True  # re-registered once the membership is settled
         else:
-            self._after_claim.append(pending)
+            self._after_claim.append(call)
         self._reconciling = True  # fresh keys wait until the members are checked
         if self._claiming:
             return []
         self._claiming = True
-        return [Notify("management_contested", {"op": pending.op}), self._call("claim_manager")]
+        contested = Notify("management_contested", {"op": call.op})
+        return [contested, self._call(ClaimManager(self._group))]
 
     def _claimed(self, error: str | None, now: float) -> list[Action]:
         contested, self._claiming = self._claiming, False
@@ -1217,7 +1409,7 @@ class MeetingSession:
             return []  # a takeover's claim: its reconciliation is already on its way
         actions: list[Action] = self._reconcile()
         for p in redo:
-            actions.append(self._call(p.op, p.context, **p.args))
+            actions.append(self._call(p))
         return actions
 
     def _held_key_due(self, now: float) -> list[Action]:
@@ -1247,7 +1439,17 @@ class MeetingSession:
 
     def _retry_removal(self, user: str) -> list[Action]:
         ops = sorted(self._removing_ops.get(user, ()))  # remove_admin before remove_member
-        return [self._call(op, {"user": user, "removal": True}, user=user) for op in ops]
+        out: list[Action] = []
+        for op in ops:
+            call: Call = (
+                BanMember(self._group, user)
+                if op == "ban_member"
+                else RemoveAdmin(self._group, user, removal=True)
+                if op == "remove_admin"
+                else RemoveMember(self._group, user, removal=True)
+            )
+            out.append(self._call(call))
+        return out
 
     def _handle_departure(self, user: str, now: float) -> list[Action]:
         was_here = self.present.pop(user, None) is not None or user in self.members
@@ -1257,14 +1459,14 @@ class MeetingSession:
         actions: list[Action] = [Notify("participant_left", {"user": user})]
         if user == self.manager:
             successor = self._successor()
-            if successor == self.user and self.state == "in_meeting":
+            if successor == self.user and self.state == State.IN_MEETING:
                 self.manager = self.user
                 actions.append(
                     self._post("manager", {"manager": self.user, "admins": sorted(self.admins)})
                 )
                 former = frozenset({user}) if was_admin else frozenset()
                 actions += self._take_over(now, [user], former)
-            elif successor is None and self.state == "in_meeting":
+            elif successor is None and self.state == State.IN_MEETING:
                 # Nobody left here can manage: no more rekeys. The application should end
                 # the meeting.
                 actions.append(Notify("unmanaged", {"manager": user}))
@@ -1299,7 +1501,7 @@ class MeetingSession:
             )
             if not followed:
                 actions += self._lost_track(epoch)
-        if self.state == "idle":
+        if self.state == State.IDLE:
             return []  # history read before joining: no key material for us there
         if self.epoch is not None and epoch <= self.epoch:
             return actions  # old or repeated
@@ -1313,7 +1515,7 @@ class MeetingSession:
             isinstance(tree, dict)
             and not m.body.get("ratchet")
             and self._path is not None
-            and self.state == "in_meeting"
+            and self.state == State.IN_MEETING
         ):
             sk = self._from_tree(self._path, epoch, tree)
             if sk is not None:
@@ -1323,14 +1525,14 @@ class MeetingSession:
             m.body.get("ratchet")
             and self._sk is not None
             and self.epoch == epoch - 1
-            and self.state == "in_meeting"
+            and self.state == State.IN_MEETING
         ):
             self.roster, self.roster_head = known[0] if known else [], head
             return actions + self._install(
                 epoch, ratchet(self._sk, self.config.meeting_id, epoch), now, str(m.body["reason"])
             )
         if (known is not None and self.user not in known[0]) or (
-            self.state == "joining" and not self._heard_own_announce
+            self.state == State.JOINING and not self._heard_own_announce
         ):
             return actions  # not for us, or from before we announced ourselves
         self._pending_post, self._pending_key = m, key
@@ -1359,7 +1561,7 @@ class MeetingSession:
     def _lost_track(self, epoch: int) -> list[Action]:
         """The chain did not add up (a lost or forged post): ask the manager for the whole
         roster of this epoch, once per epoch."""
-        if self.state not in ("joining", "in_meeting") or self._asked_for >= epoch:
+        if self.state not in (State.JOINING, State.IN_MEETING) or self._asked_for >= epoch:
             return []
         self._asked_for = epoch
         return [
@@ -1412,12 +1614,8 @@ class MeetingSession:
             # only ratchet) to this device: opened here, without the key service.
             self._path_offer = None
             path = Envelope.from_bytes(offer[1])
-            return [
-                self._call("open_path", {"message": m}, envelope=path, sealer=self._pending_key)
-            ]
-        return [
-            self._call("open_envelope", {"message": m}, envelope=envelope, sealer=self._pending_key)
-        ]
+            return [self._call(OpenPath(self._group, path, self._pending_key, message=m))]
+        return [self._call(OpenEnvelope(self._group, envelope, self._pending_key, m))]
 
     def _ratchets_between(self, older: int, newer: int) -> bool:
         """Every key post after ``older`` up to ``newer`` is a ratchet (so SK_newer
@@ -1427,7 +1625,7 @@ class MeetingSession:
         )
 
     def _opened_path(
-        self, pending: _Pending, result: dict[str, Any] | None, error: str | None, now: float
+        self, call: OpenPath, result: dict[str, Any] | None, error: str | None, now: float
     ) -> list[Action]:
         """Our sealed path opened (or not): adopted, or turned into the key it carries; if
         it does not open, the key service opens the key post instead."""
@@ -1436,17 +1634,15 @@ class MeetingSession:
                 raise DecryptionError()
             epoch, sk, path = decode_path(self.config.meeting_id, result["data"])
         except (DecryptionError, MalformedInputError, KeyError, TypeError):
-            if "message" in pending.context:
+            if call.message is not None:
                 self._opening = None
                 return self._open_pending()  # the offer is gone: the key service, then
             return []
-        if "adopt" in pending.context:
-            if epoch == pending.context["adopt"] and (
-                self._path is None or self._path.epoch < epoch
-            ):
+        m = call.message
+        if m is None:  # adopting a path while in the meeting
+            if epoch == call.adopt and (self._path is None or self._path.epoch < epoch):
                 self._path = path
             return []
-        m: BoardMessage = pending.context["message"]
         target = int(m.body["epoch"])
         if not self._ratchets_between(epoch, target):
             self._opening = None
@@ -1455,12 +1651,12 @@ class MeetingSession:
         for e in range(epoch + 1, target + 1):
             sk = ratchet(sk, self.config.meeting_id, e)
         data = sk + target.to_bytes(8, "big")
-        return self._opened(pending, {"data": data}, None, now)
+        return self._opened(m, {"data": data}, None, now)
 
     def _opened(
-        self, pending: _Pending, result: dict[str, Any] | None, error: str | None, now: float
+        self, m: BoardMessage, result: dict[str, Any] | None, error: str | None, now: float
     ) -> list[Action]:
-        m: BoardMessage = pending.context["message"]
+        """The key post ``m`` opened (or not)."""
         self._opening = None
         if (error is not None or result is None) and m is not self._pending_post:
             self._join_attempts = 0
@@ -1472,8 +1668,8 @@ class MeetingSession:
                 self._join_attempts += 1
                 return self._timers()
             self._pending_post = None
-            if self.state == "joining":
-                self.state = "not_admitted"
+            if self.state == State.JOINING:
+                self.state = State.NOT_ADMITTED
                 return [Notify("not_admitted", {"error": error})]
             return [Notify("key_unavailable", {"epoch": m.body["epoch"], "error": error})]
         data: bytes = result["data"]
@@ -1495,7 +1691,7 @@ class MeetingSession:
         self.roster = known[0] if known else []
         self.roster_head = self._chain.head_at(epoch) or _head(m.body["head"], "head")
         actions: list[Action] = []
-        if self.state == "joining":
-            self.state = "in_meeting"
+        if self.state == State.JOINING:
+            self.state = State.IN_MEETING
             actions.append(Notify("joined", {"epoch": epoch}))
         return [*actions, *self._install(epoch, sk, now, reason), *self._open_pending()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sealroom import errors
 from sealroom.errors import SealroomError
 from sealroom.sdk.authorship import Sealer
 
@@ -38,7 +39,7 @@ class KeystoreError(SdkError, PermissionError):
     """The keystore file cannot be used as it is (readable by others)."""
 
 
-class MeetingStateError(SdkError, RuntimeError):
+class MeetingStateError(SdkError, errors.MeetingStateError):
     """A meeting call that the meeting's state does not allow: starting or joining twice,
     or a manager's call (remove, admit, end) from a device that does not manage it."""
 

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, assert_never
 from urllib.parse import quote
 
 import websockets
@@ -26,6 +26,7 @@ from sealroom.api.encoding import b64d
 from sealroom.api.identity import DEVICE_CERT_LABEL, device_certificate_message
 from sealroom.crypto.signing import VerifyingKey
 from sealroom.errors import DecryptionError, MalformedInputError, SignatureError
+from sealroom.errors import MeetingStateError as CoreStateError
 from sealroom.media.keys import (
     DEFAULT_SUITE,
     FrameRejectedError,
@@ -37,13 +38,28 @@ from sealroom.media.keys import (
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import (
     Action,
+    AddAdmin,
+    AddMember,
+    AddMembers,
+    BanMember,
     CallMeAt,
+    ClaimManager,
+    CreateGroup,
+    DeleteGroup,
+    GroupMembers,
     InstallMediaKey,
     KeyServiceCall,
+    LiftBan,
     MeetingConfig,
     MeetingSession,
     Notify,
+    OpenEnvelope,
+    OpenPath,
     Post,
+    Preapprove,
+    RegisterValue,
+    RemoveAdmin,
+    RemoveMember,
     RetireMediaKeys,
     RotateDeviceKey,
     Timing,
@@ -338,7 +354,7 @@ class MeetingClient:
         async with self._lock:
             try:
                 actions = step(self._now())
-            except RuntimeError as exc:
+            except CoreStateError as exc:
                 raise MeetingStateError(str(exc)) from None
             await self._run(actions)
 
@@ -861,46 +877,51 @@ class MeetingClient:
             _log.exception("meeting %s: the session's timer failed", self.config.meeting_id)
             self._emit(InternalError(error=type(exc).__name__))
 
-    async def _key_service(self, call: KeyServiceCall) -> tuple[dict[str, Any] | None, str | None]:
-        group, args = call.args["group"], call.args
+    async def _key_service(
+        self, action: KeyServiceCall
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """Make the session's call; (result, None) or (None, an error code)."""
+        call, sdk = action.call, self.sdk
         try:
-            if call.op == "create_group":
-                return {"public_key": await self.sdk.create_group(group, forward_only=True)}, None
-            if call.op == "add_members":
-                return {"results": await self.sdk.add_members(group, args["users"])}, None
-            if call.op == "add_member":
-                await self.sdk.add_member(group, args["user"])
-            elif call.op == "ban_member":
-                await self.sdk.ban_member(group, args["user"])
-            elif call.op == "lift_ban":
-                await self.sdk.lift_ban(group, args["user"])
-            elif call.op == "claim_manager":
-                await self.sdk.claim_group_management(group)
-            elif call.op == "remove_member":
-                await self.sdk.remove_member(group, args["user"])
-            elif call.op == "add_admin":
-                await self.sdk.add_admin(group, args["user"])
-            elif call.op == "remove_admin":
-                await self.sdk.remove_admin(group, args["user"])
-            elif call.op == "preapprove":
-                await self.sdk.preapprove(group, args["users"])
-            elif call.op == "delete_group":
-                await self.sdk.delete_group(group)
-            elif call.op == "group_members":
-                info = await self.sdk.group(group)
-                return {"members": info.members}, None
-            elif call.op == "register_value":
-                await self.sdk.register_group_value(group, args["edek"], members=args["members"])
-            elif call.op == "open_envelope":
-                data = await self.sdk.decrypt_unmanaged(args["envelope"], 0, Target.group(group))
-                return {"data": data}, None
-            elif call.op == "open_path":
-                # Sealed by the manager to this device's key (large meetings): opened here.
-                return {
-                    "data": self.sdk._open_sealed_to_device(args["envelope"], args["sealer"])
-                }, None
-            else:
-                return None, "unknown_op"
+            match call:
+                case CreateGroup():
+                    return {
+                        "public_key": await sdk.create_group(call.group, forward_only=True)
+                    }, None
+                case AddMembers():
+                    return {"results": await sdk.add_members(call.group, list(call.users))}, None
+                case AddMember():
+                    await sdk.add_member(call.group, call.user)
+                case BanMember():
+                    await sdk.ban_member(call.group, call.user)
+                case LiftBan():
+                    await sdk.lift_ban(call.group, call.user)
+                case ClaimManager():
+                    await sdk.claim_group_management(call.group)
+                case RemoveMember():
+                    await sdk.remove_member(call.group, call.user)
+                case AddAdmin():
+                    await sdk.add_admin(call.group, call.user)
+                case RemoveAdmin():
+                    await sdk.remove_admin(call.group, call.user)
+                case Preapprove():
+                    await sdk.preapprove(call.group, list(call.users))
+                case DeleteGroup():
+                    await sdk.delete_group(call.group)
+                case GroupMembers():
+                    return {"members": (await sdk.group(call.group)).members}, None
+                case RegisterValue():
+                    await sdk.register_group_value(
+                        call.group, call.edek, members=list(call.members)
+                    )
+                case OpenEnvelope():
+                    target = Target.group(call.group)
+                    return {"data": await sdk.decrypt_unmanaged(call.envelope, 0, target)}, None
+                case OpenPath():
+                    # Sealed by the manager to this device's key (large meetings): opened here.
+                    return {"data": sdk._open_sealed_to_device(call.envelope, call.sealer)}, None
+                case _:
+                    assert_never(call)
         except ServiceRefusedError as exc:
             return None, exc.code
         except NetworkError:  # (before SdkError, its base)
