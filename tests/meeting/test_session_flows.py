@@ -306,8 +306,8 @@ def test_the_old_manager_stops_its_timers_after_a_handover() -> None:
     w.add("hana")
     w.run("hana", "join")
     uma = w.people["uma"].session
-    assert uma._ratchet_at is None
-    assert uma._rekey_at is None
+    assert uma._duties.ratchet_at is None
+    assert uma._duties.rekey_at is None
     assert uma.timer(w.now + 1000) == []
 
 

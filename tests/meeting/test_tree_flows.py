@@ -86,9 +86,9 @@ def test_a_new_manager_builds_its_own_tree_and_the_old_one_is_dropped() -> None:
     w.advance(11)
     bob = w.people["bob"].session
     assert bob.is_manager
-    assert w.people["uma"].session._tree is None
+    assert w.people["uma"].session._duties.tree is None
     w.run("carl", "leave")
     w.advance(11)
-    assert bob._tree is not None
-    assert "carl" not in bob._tree
+    assert bob._duties.tree is not None
+    assert "carl" not in bob._duties.tree
     assert w.key("dina") == w.key("bob")

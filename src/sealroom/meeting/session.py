@@ -19,6 +19,7 @@ import enum
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, assert_never
 
@@ -426,6 +427,40 @@ class _Unpublished:
     tree_parts: list[bytes] = field(default_factory=list)  # a fresh key's wraps (tree mode)
 
 
+@dataclass
+class _ManagerDuties:
+    """What only the meeting's manager keeps. When management leaves this device (it hands
+    the meeting over, another takes it over, it leaves, the meeting ends) all of it goes in
+    one step: ``self._duties = _ManagerDuties()``."""
+
+    rekey_at: float | None = None  # a fresh key is due then (leaves are debounced)
+    rekey_reason: str = "leave"  # why
+    rekey_held: bool = False  # rekey_at is past due, held back by pending removals
+    leavers: set[str] = field(default_factory=set)  # left since the last fresh key
+    ratchet_at: float | None = None  # the timer's next ratchet
+    joining: set[str] = field(default_factory=set)  # let in, to be added and keyed together
+    join_at: float | None = None  # when the next batch of joins goes
+    adding: bool = False  # a batch of additions is at the key service
+    unpublished: _Unpublished | None = None  # a key being registered
+    register_retry_at: float | None = None
+    unpublished_waits: bool = False  # its registration waits for the membership to settle
+    removing: dict[str, int] = field(default_factory=dict)  # user -> failed attempts
+    removing_ops: dict[str, set[str]] = field(default_factory=dict)  # user -> calls left
+    removal_retry_at: float | None = None
+    reconciling: bool = False  # checking the group's members at the key service
+    reconcile_failures: int = 0
+    claiming: bool = False  # claiming the group back at the key service
+    after_claim: list[Call] = field(default_factory=list)  # calls refused meanwhile
+    snapshot_for: int = -1  # the epoch whose whole roster it last posted
+    # Large-meeting mode (meeting/keytree.py). The tree lives as long as this management: a
+    # tree handed back later would still hold the keys of those who left meanwhile.
+    tree: KeyTree | None = None
+    pathed: dict[str, str] = field(default_factory=dict)  # user -> device sealed a path
+
+
+_BoardHandler = Callable[[BoardMessage, VerifyingKey, float], "list[Action]"]
+
+
 class MeetingSession:
     """One device's participation in one meeting."""
 
@@ -450,6 +485,7 @@ class MeetingSession:
         self.user, self.device, self._key = user, device, signing_key
         self._card = dict(card or {})
         self.state = State.IDLE
+        self._duties: _ManagerDuties = _ManagerDuties()
         self.epoch: int | None = None
         self._sk: bytes | None = None
         self.group_key: PublicKey | None = None
@@ -462,7 +498,7 @@ class MeetingSession:
         self.last_envelope = b""  # the newest session-key envelope, as posted
         self._board_epoch = -1  # newest session-key post by a manager, opened or not
         self._chain = RosterChain()  # the roster chain as the board showed it
-        self._snapshot_for = -1  # manager: the epoch whose full roster it last posted
+        self._duties.snapshot_for = -1  # manager: the epoch whose full roster it last posted
         self._asked_for = -1  # the epoch whose full roster we last asked for
         self._seq = self._seq_start = seq_start
         self._seen: dict[str, int] = {}
@@ -473,17 +509,9 @@ class MeetingSession:
         # ``admit`` post): every device follows the board, so a ban outlives any change of
         # manager; the key service keeps it too (``ban_member``).
         self._banned: set[str] = set()
-        self._removing: dict[str, int] = {}  # user -> failed attempts
-        self._removing_ops: dict[str, set[str]] = {}  # user -> calls still to succeed
-        self._removal_retry_at: float | None = None
         self._calls: dict[int, Call] = {}  # made, not answered yet
         self._next_call = 1
-        self._leavers: set[str] = set()
-        self._joining: set[str] = set()  # manager: let in, to be added and keyed together
-        self._join_at: float | None = None  # when the next batch of joins goes
-        self._adding = False  # a batch of additions is at the key service
-        self._rekey_at: float | None = None
-        self._ratchet_at: float | None = None
+        self._duties.adding = False  # a batch of additions is at the key service
         self._join_attempts = 0
         self._retry_at: float | None = None
         self._pending_post: BoardMessage | None = None  # newest session-key post to open
@@ -491,24 +519,20 @@ class MeetingSession:
         self._board_ratchets: dict[int, bool] = {}  # recent key posts: epoch -> a ratchet?
         self._pending_key: VerifyingKey | None = None
         self._handing_over = False  # leaving: making an heir an admin first
-        self._rekey_reason = "leave"  # why the pending fresh key (_rekey_at) is due
-        self._rekey_held = False  # _rekey_at is past due, held back by pending removals
-        self._reconciling = False  # a new manager checking the group's members
-        self._reconcile_failures = 0
-        self._unpublished: _Unpublished | None = None  # the manager's key being registered
-        self._register_retry_at: float | None = None
-        self._unpublished_waits = False  # registration waits for the membership to settle
-        self._claiming = False  # claiming the group back at the key service
-        self._after_claim: list[Call] = []  # manager calls refused meanwhile
+        self._duties.rekey_reason = "leave"  # why the pending fresh key (_rekey_at) is due
+        self._duties.rekey_held = False  # _rekey_at is past due, held back by pending removals
+        self._duties.reconciling = False  # a new manager checking the group's members
+        self._duties.reconcile_failures = 0
+        self._duties.unpublished_waits = False  # registration waits for the membership to settle
+        self._duties.claiming = False  # claiming the group back at the key service
         # Large-meeting mode (meeting/keytree.py). The manager's tree lives as long as its
         # management: another manager starts without one (its fresh keys go through the
         # key service) and a tree handed back would still hold leavers' keys.
-        self._tree: KeyTree | None = None
-        self._pathed: dict[str, str] = {}  # manager: user -> device its path was sealed to
         self._device_keys: dict[str, bytes] = {}  # device -> PRE key its announce carried
         self._path: TreePath | None = None  # ours, as the manager sealed it to this device
         self._path_offer: tuple[int, bytes] | None = None  # (epoch, sealed path) for us
         self._tree_parts: dict[int, dict[int, bytes]] = {}  # epoch -> part -> wraps
+        self._board_handlers = self._handlers()
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -544,12 +568,12 @@ class MeetingSession:
         times = [
             t
             for t in (
-                self._join_at,
-                self._rekey_at,
-                self._ratchet_at,
+                self._duties.join_at,
+                self._duties.rekey_at,
+                self._duties.ratchet_at,
                 self._retry_at,
-                self._removal_retry_at,
-                self._register_retry_at,
+                self._duties.removal_retry_at,
+                self._duties.register_retry_at,
             )
             if t is not None
         ]
@@ -562,7 +586,7 @@ class MeetingSession:
         if old is not None and old < epoch:
             actions.append(RetireMediaKeys((old,)))
         if self.is_manager:
-            self._ratchet_at = now + self.timing.ratchet_interval
+            self._duties.ratchet_at = now + self.timing.ratchet_interval
         actions.append(
             Notify(
                 "rekeyed" if old is not None else "key_installed",
@@ -589,37 +613,37 @@ class MeetingSession:
         envelope = seal(
             sk + epoch.to_bytes(8, "big"), self._object_id(epoch), [self.group_key], self._key
         )
-        waiting = self._unpublished  # superseded: its failures carry over to the backoff
-        self._unpublished = _Unpublished(
+        waiting = self._duties.unpublished  # superseded: its failures carry over to the backoff
+        self._duties.unpublished = _Unpublished(
             epoch, sk, reason, ratchet, envelope, waiting.failures if waiting else 0
         )
-        self._unpublished.tree_parts = list(tree_parts or [])
-        self._register_retry_at = None
-        return [self._register_call(self._unpublished)]
+        self._duties.unpublished.tree_parts = list(tree_parts or [])
+        self._duties.register_retry_at = None
+        return [self._register_call(self._duties.unpublished)]
 
     def _register_call(self, u: _Unpublished) -> KeyServiceCall:
         """Register ``u`` naming the members we admitted: the key service refuses
         (``membership_mismatch``) if anyone else is in the group."""
-        self._unpublished_waits = False
+        self._duties.unpublished_waits = False
         edek = u.envelope.edeks[0].to_bytes()
         return self._call(RegisterValue(self._group, edek, tuple(sorted(self.members))))
 
     def _registered(self, call: RegisterValue, error: str | None, now: float) -> list[Action]:
-        u = self._unpublished
+        u = self._duties.unpublished
         if u is None or u.envelope.edeks[0].to_bytes() != call.edek or not self.is_manager:
             return []  # superseded by a newer key, or no longer ours to post
         if error == "membership_mismatch":
             # Someone is in the group who we did not let in, or someone we let in is not:
             # check the group's members, take out the stranger, then register again.
-            self._unpublished_waits = True
+            self._duties.unpublished_waits = True
             return [Notify("membership_mismatch", {"epoch": u.epoch}), *self._reconcile()]
         if error is not None:
             delay = min(REGISTER_RETRY_SECONDS * 2**u.failures, REGISTER_RETRY_MAX_SECONDS)
             u.failures += 1
-            self._register_retry_at = now + delay
+            self._duties.register_retry_at = now + delay
             failed = {"epoch": u.epoch, "error": error, "retry_in": delay}
             return [Notify("key_registration_failed", failed), *self._timers()]
-        self._unpublished = None
+        self._duties.unpublished = None
         if self._removals_pending() or (u.ratchet and self._fresh_key_owed()):
             # Someone left while it waited: it must not go out; a fresh key (held until the
             # removals are through) takes its place.
@@ -633,15 +657,15 @@ class MeetingSession:
         fields, parts = self._chain.plan(epoch, members)
         posts = [self._post("roster", part) for part in parts]  # a large change, before it
         tree_field: dict[str, Any] = {}
-        if self._tree is None and self._tree_wanted():
-            self._tree = KeyTree(self.config.meeting_id)
-        if self._tree is not None:
+        if self._duties.tree is None and self._tree_wanted():
+            self._duties.tree = KeyTree(self.config.meeting_id)
+        if self._duties.tree is not None:
             posts += [
                 self._post("tree", {"epoch": epoch, "part": i, "wraps": b64e(part)})
                 for i, part in enumerate(u.tree_parts)
             ]
-            self._tree.posted()
-            posts += self._path_posts(self._tree, epoch, u.sk)
+            self._duties.tree.posted()
+            posts += self._path_posts(self._duties.tree, epoch, u.sk)
             if not u.ratchet:
                 check = tree_check(u.sk, self.config.meeting_id, epoch)
                 tree_field = {"tree": {"parts": len(u.tree_parts), "check": b64e(check)}}
@@ -688,7 +712,12 @@ class MeetingSession:
     def _keyed(self) -> set[str]:
         """Who the key being posted is for: present participants we added to the group,
         less the banned and those being taken out (and ourselves)."""
-        return (set(self.present) & self.members) - self._banned - set(self._removing) - {self.user}
+        return (
+            (set(self.present) & self.members)
+            - self._banned
+            - set(self._duties.removing)
+            - {self.user}
+        )
 
     def _path_posts(self, tree: KeyTree, epoch: int, sk: bytes) -> list[Post]:
         """Seal a path (and SK_epoch) to each keyed participant's device that has none yet,
@@ -697,7 +726,7 @@ class MeetingSession:
         sealed: dict[str, str] = {}
         for user in sorted(self._keyed()):
             device = self.present[user]
-            if self._pathed.get(user) == device or device not in self._device_keys:
+            if self._duties.pathed.get(user) == device or device not in self._device_keys:
                 continue
             try:
                 key = PublicKey.from_bytes(self._device_keys[device])
@@ -708,7 +737,7 @@ class MeetingSession:
             object_id = f"{self.config.meeting_id}/tree-path/{epoch}/{device}".encode()
             data = encode_path(epoch, leaf, sk, keys)
             sealed[device] = b64e(seal(data, object_id, [key], self._key).to_bytes())
-            self._pathed[user] = device
+            self._duties.pathed[user] = device
         devices = sorted(sealed)
         return [
             self._post(
@@ -718,42 +747,37 @@ class MeetingSession:
             for i in range(0, len(devices), PATHS_PER_POST)
         ]
 
-    def _drop_tree(self) -> None:
-        """Management left us: the tree goes (see __init__)."""
-        self._tree = None
-        self._pathed.clear()
-
     def _rekey_fresh(self, reason: str, now: float) -> list[Action]:
         """A fresh key, unless someone who must not have it is still in the group: then it
         waits (``_rekey_at``) until the removals are through."""
         if self._removals_pending():
-            self._rekey_reason, self._rekey_held = reason, True
-            self._rekey_at = min(self._rekey_at or now, now)
+            self._duties.rekey_reason, self._duties.rekey_held = reason, True
+            self._duties.rekey_at = min(self._duties.rekey_at or now, now)
             return self._timers()
         next_epoch = max(self._board_epoch, -1 if self.epoch is None else self.epoch) + 1
-        self._rekey_at, self._rekey_held = None, False
-        self._leavers.clear()
+        self._duties.rekey_at, self._duties.rekey_held = None, False
+        self._duties.leavers.clear()
         sk, parts = os.urandom(32), list[bytes]()
-        if self._tree is not None:
+        if self._duties.tree is not None:
             # Everyone in the tree who is not keyed now leaves it: the keys they held are
             # replaced, and the fresh key comes from the new root.
-            gone = self._tree.users() - self._keyed()
+            gone = self._duties.tree.users() - self._keyed()
             for user in gone:
-                self._pathed.pop(user, None)
-            parts = self._tree.remove(gone, next_epoch)
-            sk = self._tree.session_key(next_epoch) or sk
+                self._duties.pathed.pop(user, None)
+            parts = self._duties.tree.remove(gone, next_epoch)
+            sk = self._duties.tree.session_key(next_epoch) or sk
         return self._publish_key(sk, next_epoch, reason, now, ratchet=False, tree_parts=parts)
 
     def _removals_pending(self) -> bool:
         """Someone who must not have the next key may still be in the group."""
-        return bool(self._removing) or self._reconciling
+        return bool(self._duties.removing) or self._duties.reconciling
 
     def _fresh_key_owed(self) -> bool:
-        waiting = self._unpublished
+        waiting = self._duties.unpublished
         return bool(
-            self._rekey_at is not None
+            self._duties.rekey_at is not None
             or self._removals_pending()
-            or self._leavers
+            or self._duties.leavers
             or (waiting is not None and not waiting.ratchet)
         )
 
@@ -833,28 +857,18 @@ class MeetingSession:
     def _handover_post(self, heir: str, *, leaving: bool) -> Post:
         """Hand management to ``heir``, passing on the removals it must still make (and,
         when we are leaving, our own, so that the heir's first key goes out without us)."""
-        removing = set(self._removing) | ({self.user} if leaving else set())
+        removing = set(self._duties.removing) | ({self.user} if leaving else set())
         self.manager = heir
-        self._drop_tree()
-        self._removing.clear()
-        self._removing_ops.clear()
-        self._ratchet_at = self._rekey_at = self._register_retry_at = None  # not ours now
-        self._join_at = None
-        self._joining.clear()
-        self._removal_retry_at, self._unpublished = None, None
+        self._duties = _ManagerDuties()  # not ours now
         return self._post(
             "manager",
             {"manager": heir, "admins": sorted(self.admins), "removing": sorted(removing)},
         )
 
     def _depart(self) -> list[Action]:
-        self._forget_tree()
+        self._forget()
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = State.LEFT, None, None
-        self._rekey_at = self._ratchet_at = self._retry_at = self._register_retry_at = None
-        self._join_at = None
-        self._joining.clear()
-        self._unpublished = None
         return [self._post("leave", {}), RetireMediaKeys(epochs), Notify("left"), RotateDeviceKey()]
 
     def remove(self, user: str, now: float) -> list[Action]:
@@ -864,7 +878,7 @@ class MeetingSession:
         self._banned.add(user)
         self._admitted.discard(user)
         actions = [self._post("remove", {"user": user}), *self._handle_departure(user, now)]
-        if user not in self._removing:  # never let in: the key service records the ban too
+        if user not in self._duties.removing:  # never let in: the key service records the ban too
             actions += self._removal_calls(user, was_admin=False)
         return actions
 
@@ -876,42 +890,40 @@ class MeetingSession:
         return [post, self._call(DeleteGroup(self._group)), *self._close()]
 
     def _removed(self, op: str, user: str, error: str | None, now: float) -> list[Action]:
-        if user not in self._removing:
+        if user not in self._duties.removing:
             return []  # no longer to be removed (admitted again meanwhile)
         if error is None or error == "not_found":
-            ops = self._removing_ops.get(user, set())
+            ops = self._duties.removing_ops.get(user, set())
             ops.discard(op)
             if ops:
                 return []
-            self._removing.pop(user, None)
-            self._removing_ops.pop(user, None)
+            self._duties.removing.pop(user, None)
+            self._duties.removing_ops.pop(user, None)
             # The last removal went through: a fresh key that waited for it goes out now (a
             # debounce still running is left alone).
             return self._settled(now)
-        failures = self._removing.get(user, 0) + 1
-        self._removing[user] = failures
+        failures = self._duties.removing.get(user, 0) + 1
+        self._duties.removing[user] = failures
         # Keep trying, backing off; the fresh key waits until the leaver is out.
         retry = now + min(2.0**failures, 30.0)
-        self._removal_retry_at = min(self._removal_retry_at or retry, retry)
+        self._duties.removal_retry_at = min(self._duties.removal_retry_at or retry, retry)
         # Reported every time (retries back off to 30 s): the fresh key is held meanwhile.
         failed = Notify("removal_failed", {"user": user, "error": error, "attempt": failures})
         return [failed, *self._timers()]
 
-    def _forget_tree(self) -> None:
-        self._drop_tree()
+    def _forget(self) -> None:
+        """The meeting is over for this device: every duty, timer and tree key goes."""
+        self._duties = _ManagerDuties()
+        self._retry_at = None
         self._path = self._path_offer = None
         self._tree_parts.clear()
 
     def _close(self) -> list[Action]:
-        self._forget_tree()
+        self._forget()
         self._calls.clear()
         self._pending_post = self._opening = None
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = State.ENDED, None, None
-        self._rekey_at = self._ratchet_at = self._retry_at = self._removal_retry_at = None
-        self._join_at = None
-        self._joining.clear()
-        self._register_retry_at, self._unpublished = None, None
         return [RetireMediaKeys(epochs), Notify("ended"), RotateDeviceKey()]
 
     def security_code(self) -> str | None:
@@ -923,36 +935,42 @@ class MeetingSession:
 
     def timer(self, now: float) -> list[Action]:
         actions: list[Action] = []
-        if self._register_retry_at is not None and now >= self._register_retry_at:
-            self._register_retry_at = None
-            if self.is_manager and self._unpublished is not None:
-                actions.append(self._register_call(self._unpublished))
-        if self._removal_retry_at is not None and now >= self._removal_retry_at:
-            self._removal_retry_at = None
+        if self._duties.register_retry_at is not None and now >= self._duties.register_retry_at:
+            self._duties.register_retry_at = None
+            if self.is_manager and self._duties.unpublished is not None:
+                actions.append(self._register_call(self._duties.unpublished))
+        if self._duties.removal_retry_at is not None and now >= self._duties.removal_retry_at:
+            self._duties.removal_retry_at = None
             if self.is_manager:
-                for user in list(self._removing):
+                for user in list(self._duties.removing):
                     actions += self._retry_removal(user)
-                if self._reconciling:
+                if self._duties.reconciling:
                     actions.append(self._call(GroupMembers(self._group)))
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None
             actions += self._open_pending()
-        if self._join_at is not None and now >= self._join_at:
-            self._join_at = None
-            if self.is_manager and not self._adding:
+        if self._duties.join_at is not None and now >= self._duties.join_at:
+            self._duties.join_at = None
+            if self.is_manager and not self._duties.adding:
                 actions += self._flush_joins(now)
             elif not self.is_manager:
-                self._joining.clear()
-        if self._rekey_at is not None and now >= self._rekey_at and self.is_manager:
+                self._duties.joining.clear()
+        if self._duties.rekey_at is not None and now >= self._duties.rekey_at and self.is_manager:
             if self._removals_pending():  # a leaver may still be in the group: hold the key
-                self._rekey_at, self._rekey_held = now + 1.0, True
+                self._duties.rekey_at, self._duties.rekey_held = now + 1.0, True
             else:
-                self._leavers.clear()
-                reason, self._rekey_reason = self._rekey_reason, "leave"
+                self._duties.leavers.clear()
+                reason, self._duties.rekey_reason = self._duties.rekey_reason, "leave"
                 actions += self._rekey_fresh(reason, now)
-        if self._ratchet_at is not None and now >= self._ratchet_at and self.is_manager:
-            self._ratchet_at = None  # re-armed when the next key is installed
-            if self._unpublished is None and self._rekey_at is None:  # else one is coming
+        if (
+            self._duties.ratchet_at is not None
+            and now >= self._duties.ratchet_at
+            and self.is_manager
+        ):
+            self._duties.ratchet_at = None  # re-armed when the next key is installed
+            if (
+                self._duties.unpublished is None and self._duties.rekey_at is None
+            ):  # else one is coming
                 actions += self._rekey_ratchet("timer", now)
         return actions + self._timers()
 
@@ -1016,7 +1034,7 @@ class MeetingSession:
         for i in range(0, len(invitees), 1000):  # the key service's limit per request
             actions.append(self._call(Preapprove(self._group, tuple(invitees[i : i + 1000]))))
         if invitees:  # in one batch of additions (the SDK sends 256 per request)
-            self._adding = True
+            self._duties.adding = True
             actions.append(self._call(AddMembers(self._group, tuple(invitees), start=True)))
         # The first key is registered right after these additions, naming their members
         # (an invitee without an account is not added: the registration then reports the
@@ -1067,66 +1085,72 @@ class MeetingSession:
             return [Notify("bad_message", {"device": message.device})]
 
     def _dispatch(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
-        if m.kind == "start":
-            return self._on_start(m)
-        if m.kind == "announce":
-            if m.user == self.user:
-                if m.device != self.device and self._heard_own_announce:
-                    # this user joined again from another device since: step aside
-                    return [Notify("superseded", {"device": m.device}), *self._close()]
-                return []  # our own history, or another device's from before we came
-            self._learn_device_key(m)
-            if (
-                self.is_manager
-                and m.user not in self.members
-                and (m.user not in self._admitted or m.user in self._banned)
-            ):
-                self._knocking[m.user] = m.device  # kept out of the roster until admitted
-                return [Notify("knock", {"user": m.user})]
-            self.present[m.user] = m.device
-            return self._on_announce(m.user, now)
-        if m.kind == "session-key":
-            return self._on_session_key(m, key, now)
-        if m.kind == "roster":
-            return self._on_roster(m)
-        if m.kind == "roster-request":
-            return self._on_roster_request(now)
-        if m.kind == "tree":
-            return self._on_tree_part(m)
-        if m.kind == "tree-path":
-            return self._on_tree_path(m, key)
-        if m.kind == "leave":
-            if m.user == self.user:
-                if not self._heard_own_announce:  # an earlier run of ours left:
-                    self.admins.discard(self.user)  # its admin rights went with it
-                    if self.manager == self.user:
-                        self.manager = None  # and management is not ours to resume
-                return []
-            if self.present.get(m.user) not in (None, m.device):
-                return []  # a device this user no longer sits at
-            return self._handle_departure(m.user, now)
-        if m.kind == "admit":
-            if m.user == self.manager:
-                user = str(m.body["user"])
-                self._banned.discard(user)
-                self._admitted.add(user)
+        handler = self._board_handlers.get(m.kind)
+        return handler(m, key, now) if handler is not None else []
+
+    def _handlers(self) -> dict[str, _BoardHandler]:
+        """Each board kind's handler (every one takes the message, the poster's key and
+        the time)."""
+        return {
+            "start": lambda m, key, now: self._on_start(m),
+            "announce": self._on_announce_post,
+            "session-key": self._on_session_key,
+            "roster": lambda m, key, now: self._on_roster(m),
+            "roster-request": lambda m, key, now: self._on_roster_request(now),
+            "tree": lambda m, key, now: self._on_tree_part(m),
+            "tree-path": lambda m, key, now: self._on_tree_path(m, key),
+            "leave": self._on_leave,
+            "admit": self._on_admit,
+            "remove": self._on_remove,
+            "manager": lambda m, key, now: self._on_manager(m, now),
+            "end": lambda m, key, now: self._close() if m.user == self.manager else [],
+        }
+
+    def _on_announce_post(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
+        if m.user == self.user:
+            if m.device != self.device and self._heard_own_announce:
+                # this user joined again from another device since: step aside
+                return [Notify("superseded", {"device": m.device}), *self._close()]
+            return []  # our own history, or another device's from before we came
+        self._learn_device_key(m)
+        if (
+            self.is_manager
+            and m.user not in self.members
+            and (m.user not in self._admitted or m.user in self._banned)
+        ):
+            self._knocking[m.user] = m.device  # kept out of the roster until admitted
+            return [Notify("knock", {"user": m.user})]
+        self.present[m.user] = m.device
+        return self._on_announce(m.user, now)
+
+    def _on_leave(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
+        if m.user == self.user:
+            if not self._heard_own_announce:  # an earlier run of ours left:
+                self.admins.discard(self.user)  # its admin rights went with it
+                if self.manager == self.user:
+                    self.manager = None  # and management is not ours to resume
             return []
-        if m.kind == "remove":
+        if self.present.get(m.user) not in (None, m.device):
+            return []  # a device this user no longer sits at
+        return self._handle_departure(m.user, now)
+
+    def _on_admit(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
+        if m.user == self.manager:
             user = str(m.body["user"])
-            if m.user != self.manager:
-                return []
-            self._banned.add(user)
-            self._admitted.discard(user)
-            if user == self.user:
-                return (
-                    self._close() if self._heard_own_announce or self.state != State.JOINING else []
-                )
-            return self._handle_departure(user, now)
-        if m.kind == "manager":
-            return self._on_manager(m, now)
-        if m.kind == "end" and m.user == self.manager:
-            return self._close()
+            self._banned.discard(user)
+            self._admitted.add(user)
         return []
+
+    def _on_remove(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
+        user = str(m.body["user"])
+        if m.user != self.manager:
+            return []
+        self._banned.add(user)
+        self._admitted.discard(user)
+        if user == self.user:
+            joining = self.state == State.JOINING and not self._heard_own_announce
+            return [] if joining else self._close()
+        return self._handle_departure(user, now)
 
     def _learn_device_key(self, m: BoardMessage) -> None:
         """The PRE key in an announce's card (the driver checked the card's certificate):
@@ -1193,27 +1217,29 @@ class MeetingSession:
         within the join window (one batch of additions, one ratchet)."""
         # Adding a user replaces its membership, so a removal still pending for it is moot
         # (and retrying it later would throw the returning participant out again).
-        self._removing.pop(user, None)
-        self._removing_ops.pop(user, None)
+        self._duties.removing.pop(user, None)
+        self._duties.removing_ops.pop(user, None)
         device = self._knocking.pop(user, None)
         if device is not None:
             self.present[user] = device
-        self._joining.add(user)
-        if self._join_at is None:
-            self._join_at = now + self.timing.join_window
+        self._duties.joining.add(user)
+        if self._duties.join_at is None:
+            self._duties.join_at = now + self.timing.join_window
         return self._timers()
 
     def _flush_joins(self, now: float) -> list[Action]:
         """Add the next batch of joiners to the group in one call; the ratchet follows."""
-        batch = sorted(u for u in self._joining if u in self.present)[:MAX_JOIN_BATCH]
-        self._joining -= set(batch) | {u for u in self._joining if u not in self.present}
+        batch = sorted(u for u in self._duties.joining if u in self.present)[:MAX_JOIN_BATCH]
+        self._duties.joining -= set(batch) | {
+            u for u in self._duties.joining if u not in self.present
+        }
         new = [u for u in batch if u not in self.members]
         if new:
-            self._adding = True
+            self._duties.adding = True
             return [self._call(AddMembers(self._group, tuple(new)))]
         actions = self._rekey_ratchet("join", now) if batch else []
-        if self._joining:
-            self._join_at = now
+        if self._duties.joining:
+            self._duties.join_at = now
         return actions
 
     def _added(
@@ -1221,7 +1247,7 @@ class MeetingSession:
     ) -> list[Action]:
         """A batch of additions answered: each user in, refused as banned, or not added.
         Joiners then get one ratchet; the invitees added at the start wait for SK_0."""
-        self._adding = False
+        self._duties.adding = False
         if not self.is_manager:
             return []
         outcomes = result.get("results") if result is not None else None
@@ -1240,8 +1266,8 @@ class MeetingSession:
                 actions.append(Notify("add_failed", {"user": user, "error": problem or error}))
         if added and not call.start:
             actions += self._rekey_ratchet("join", now)
-        if self._joining:
-            self._join_at = now
+        if self._duties.joining:
+            self._duties.join_at = now
         return actions + self._timers()
 
     def admit(self, user: str, now: float) -> list[Action]:
@@ -1278,11 +1304,7 @@ class MeetingSession:
             self.admins |= set(m.body.get("admins", [])) & (self.admins | {self.config.host, new})
         self.manager = new
         if new != self.user:
-            self._drop_tree()
-            self._ratchet_at = self._rekey_at = self._register_retry_at = None
-            self._join_at = None
-            self._joining.clear()
-            self._unpublished = None
+            self._duties = _ManagerDuties()
         actions: list[Action] = [Notify("manager", {"user": new})]
         if (
             new == self.user
@@ -1335,32 +1357,32 @@ class MeetingSession:
 
     def _reconcile(self) -> list[Action]:
         """Check the group's members at the key service; fresh keys wait for it."""
-        self._reconciling, self._reconcile_failures = True, 0
+        self._duties.reconciling, self._duties.reconcile_failures = True, 0
         return [self._call(GroupMembers(self._group))]
 
     def _reconciled(
         self, result: dict[str, Any] | None, error: str | None, now: float
     ) -> list[Action]:
-        if not self.is_manager or not self._reconciling:
-            self._reconciling = False
+        if not self.is_manager or not self._duties.reconciling:
+            self._duties.reconciling = False
             return []
         members = result.get("members") if result is not None else None
         if error is not None or not isinstance(members, list):
-            self._reconcile_failures += 1
-            retry = now + min(2.0**self._reconcile_failures, 30.0)
-            self._removal_retry_at = min(self._removal_retry_at or retry, retry)
-            failed = {"error": error, "attempt": self._reconcile_failures}
+            self._duties.reconcile_failures += 1
+            retry = now + min(2.0**self._duties.reconcile_failures, 30.0)
+            self._duties.removal_retry_at = min(self._duties.removal_retry_at or retry, retry)
+            failed = {"error": error, "attempt": self._duties.reconcile_failures}
             return [Notify("reconcile_failed", failed), *self._timers()]
-        self._reconciling = False
+        self._duties.reconciling = False
         listed = {u for u in members if isinstance(u, str)}
         # Exactly who we let in stays: present participants and the members we added
         # (absent invitees); anyone else, or anyone banned, goes out before our next key.
         keep = (set(self.present) | self.members) - self._banned
         actions: list[Action] = []
-        for user in sorted(listed - keep - {self.user} - set(self._removing)):
+        for user in sorted(listed - keep - {self.user} - set(self._duties.removing)):
             actions += self._removal_calls(user, was_admin=user in self.admins)
             self.admins.discard(user)
-        self.members = (keep & listed) - set(self._removing)
+        self.members = (keep & listed) - set(self._duties.removing)
         return actions + self._settled(now) + self._timers()
 
     def _settled(self, now: float) -> list[Action]:
@@ -1368,8 +1390,8 @@ class MeetingSession:
         if self._removals_pending() or not self.is_manager:
             return []
         actions = self._held_key_due(now)
-        if self._unpublished is not None and self._unpublished_waits:
-            actions.append(self._register_call(self._unpublished))
+        if self._duties.unpublished is not None and self._duties.unpublished_waits:
+            actions.append(self._register_call(self._duties.unpublished))
         return actions
 
     def _refused_as_banned(self, user: str) -> list[Action]:
@@ -1388,19 +1410,19 @@ class MeetingSession:
         let in (and take them out), then redo what was refused. Never quiet: the
         application hears ``management_contested``, and the claim is in the audit trail."""
         if isinstance(call, RegisterValue):
-            self._unpublished_waits = True  # re-registered once the membership is settled
+            self._duties.unpublished_waits = True  # re-registered once the membership is settled
         else:
-            self._after_claim.append(call)
-        self._reconciling = True  # fresh keys wait until the members are checked
-        if self._claiming:
+            self._duties.after_claim.append(call)
+        self._duties.reconciling = True  # fresh keys wait until the members are checked
+        if self._duties.claiming:
             return []
-        self._claiming = True
+        self._duties.claiming = True
         contested = Notify("management_contested", {"op": call.op})
         return [contested, self._call(ClaimManager(self._group))]
 
     def _claimed(self, error: str | None, now: float) -> list[Action]:
-        contested, self._claiming = self._claiming, False
-        redo, self._after_claim = self._after_claim, []
+        contested, self._duties.claiming = self._duties.claiming, False
+        redo, self._duties.after_claim = self._duties.after_claim, []
         if not self.is_manager:
             return []
         if error is not None:
@@ -1414,9 +1436,9 @@ class MeetingSession:
 
     def _held_key_due(self, now: float) -> list[Action]:
         """The fresh key that waited for removals, once none is left: now."""
-        if not self._rekey_held or self._removals_pending() or not self.is_manager:
+        if not self._duties.rekey_held or self._removals_pending() or not self.is_manager:
             return []
-        reason, self._rekey_reason = self._rekey_reason, "leave"
+        reason, self._duties.rekey_reason = self._duties.rekey_reason, "leave"
         return self._rekey_fresh(reason, now)
 
     def _successor(self) -> str | None:
@@ -1428,8 +1450,8 @@ class MeetingSession:
         """Take ``user`` out of the group (and its admins: one who leaves must not add
         itself back); a removed user is banned there too, which takes both. Fresh keys
         wait until the calls have gone through."""
-        self._removing[user] = self._removing.get(user, 0)
-        ops = self._removing_ops.setdefault(user, set())
+        self._duties.removing[user] = self._duties.removing.get(user, 0)
+        ops = self._duties.removing_ops.setdefault(user, set())
         if user in self._banned:
             ops.clear()
             ops.add("ban_member")
@@ -1438,7 +1460,7 @@ class MeetingSession:
         return self._retry_removal(user)
 
     def _retry_removal(self, user: str) -> list[Action]:
-        ops = sorted(self._removing_ops.get(user, ()))  # remove_admin before remove_member
+        ops = sorted(self._duties.removing_ops.get(user, ()))  # remove_admin before remove_member
         out: list[Action] = []
         for op in ops:
             call: Call = (
@@ -1473,10 +1495,10 @@ class MeetingSession:
             return actions + self._timers()
         if self.is_manager and was_here:  # (not one we already took out at a takeover)
             self.members.discard(user)
-            self._leavers.add(user)
+            self._duties.leavers.add(user)
             actions += self._removal_calls(user, was_admin)
-            if self._rekey_at is None:
-                self._rekey_at = now + self.timing.leave_debounce
+            if self._duties.rekey_at is None:
+                self._duties.rekey_at = now + self.timing.leave_debounce
         return actions + self._timers()
 
     def _on_session_key(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
@@ -1585,9 +1607,9 @@ class MeetingSession:
 
     def _on_roster_request(self, now: float) -> list[Action]:
         """Manager: post the current epoch's whole roster, at most once per epoch."""
-        if not self.is_manager or self.epoch is None or self._snapshot_for >= self.epoch:
+        if not self.is_manager or self.epoch is None or self._duties.snapshot_for >= self.epoch:
             return []
-        self._snapshot_for = self.epoch
+        self._duties.snapshot_for = self.epoch
         roster = list(self.roster)
         cut = chunks(roster) or [[]]
         return [
