@@ -483,6 +483,9 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                 results.append(await measure(top, spec, n, args.procs, args.tree == "auto"))
             return results
         finally:
+            for client in _IDP.values():  # this process's IdP clients (the host's)
+                await client.aclose()
+            _IDP.clear()
             top.stop()
 
 

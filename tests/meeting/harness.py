@@ -108,7 +108,7 @@ class World:
         }
 
     def session(
-        self, user: str, device: str, key: SigningKey, seq_start: int = 0
+        self, user: str, device: str, key: SigningKey, seq_start: int = 0, card: bool = True
     ) -> MeetingSession:
         return MeetingSession(
             self.config,
@@ -117,12 +117,14 @@ class World:
             signing_key=key,
             timing=self.timing,
             seq_start=seq_start,
-            card=self.card(device, key),
+            card=self.card(device, key) if card else None,
         )
 
-    def add(self, user: str) -> Participant:
+    def add(self, user: str, card: bool = True) -> Participant:
+        """A participant; ``card``: its announce carries a device card (with the PRE key the
+        key tree seals paths to)."""
         key = SigningKey.generate()
-        p = Participant(self.session(user, f"{user}-dev", key), key)
+        p = Participant(self.session(user, f"{user}-dev", key, card=card), key)
         self.people[user] = p
         return p
 

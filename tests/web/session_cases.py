@@ -129,7 +129,7 @@ class SkippingWorld(World):
 def _world(config: MeetingConfig, users: list[str]) -> tuple[SkippingWorld, Recorder, bytes]:
     w = SkippingWorld(config)
     for u in users:
-        w.add(u)
+        w.add(u, card=u != OBSERVER)  # the page's replayed session posts no card
     observer = w.people[OBSERVER]
     seed = observer.key.expose_secret_bytes()
     return w, Recorder(observer.session), seed
