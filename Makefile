@@ -34,6 +34,7 @@ web:
 
 bench: $(STAMP)
 	$(BIN)/python bench/pre.py
+	$(BIN)/python bench/rekey.py
 	$(BIN)/python bench/keyservice.py
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/artifacts.py
