@@ -68,8 +68,13 @@ class Person:
         self.seen: list[MeetingEvent] = []
         self.mc: MeetingClient | None = None
 
-    async def enter(self, timing: Timing = TIMING) -> MeetingClient:
+    #: The timing ``enter`` uses unless given one (a test module may set it, e.g. to run
+    #: with the key tree from the first participant).
+    timing: Timing = TIMING
+
+    async def enter(self, timing: Timing | None = None) -> MeetingClient:
         await self.sdk.initialize()
+        timing = timing or self.timing
         self.mc = MeetingClient(
             self.sdk, self.conf, self.config, token=self.token, timing=timing, switch_delay=0.2
         )

@@ -11,6 +11,7 @@ service on 127.0.0.1 (issue 9, attacks 1 and 2; docs/threat-model.md).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Iterator
 
@@ -28,9 +29,18 @@ from sealroom.sdk import (
     ServiceRefusedError,
     Target,
 )
-from tests.live_meeting import Person, newest_envelope, running_services
+from tests.live_meeting import TIMING, Person, newest_envelope, running_services
 
 pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(autouse=True, params=["seed", "tree"])
+def key_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every attack here runs without the key tree and with it from the first participant
+    (large-meeting mode): a removal, a ban or an accomplice must fail in both."""
+    if request.param == "tree":
+        monkeypatch.setattr(Person, "timing", dataclasses.replace(TIMING, tree_threshold=1))
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
