@@ -21,6 +21,7 @@ from sealroom.crypto.envelope import Envelope, open_with_key
 from sealroom.crypto.pre import PrivateKey, generate_key_pair
 from sealroom.crypto.signing import SigningKey
 from sealroom.errors import DecryptionError, MalformedInputError, SignatureError
+from sealroom.meeting.events import MeetingEvent
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.roster import RosterChain
 from sealroom.meeting.session import (
@@ -325,6 +326,11 @@ class World:
         self.now = end
 
     def events(self, user: str) -> list[str]:
+        """The names of the events ``user``'s session notified, in order."""
+        return [e.event.name for e in self.people[user].events]
+
+    def notices(self, user: str) -> list[MeetingEvent]:
+        """The typed events ``user``'s session notified, in order."""
         return [e.event for e in self.people[user].events]
 
     def key(self, user: str) -> tuple[int | None, bytes | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sealroom.crypto.signing import SigningKey
+from sealroom.meeting.events import KeyRegistrationFailed, Rekeyed
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import (
     LEAVE_DEBOUNCE_SECONDS,
@@ -127,7 +128,7 @@ def test_late_host_takes_over_and_rekeys() -> None:
     w.run("hana", "join")
     assert all(p.session.manager == "hana" for p in w.people.values())
     epoch = _same_key(w, ["uma", "bob", "hana"])
-    reasons = [e.detail.get("reason") for e in w.people["bob"].events if e.event == "rekeyed"]
+    reasons = [e.reason for e in w.notices("bob") if isinstance(e, Rekeyed)]
     assert "takeover" in reasons
     assert epoch >= 2
 
@@ -395,8 +396,8 @@ def test_a_key_is_posted_only_once_registered_and_registration_is_retried() -> N
     w.run("bob", "leave")
     w.advance(LEAVE_DEBOUNCE_SECONDS + 1)
     w.advance(2.5)  # a first retry (after 2 s), refused again
-    failed = [e.detail for e in w.people["uma"].events if e.event == "key_registration_failed"]
-    assert [f["retry_in"] for f in failed] == [2.0, 4.0]
+    failed = [e for e in w.notices("uma") if isinstance(e, KeyRegistrationFailed)]
+    assert [f.retry_in for f in failed] == [2.0, 4.0]
     assert len(w.session_key_posts()) == posts  # nothing posted that nobody could open
     assert w.key("uma") == before  # the meeting stays on its key meanwhile
     w.refuse_register = False
@@ -682,7 +683,7 @@ def test_a_forged_post_in_our_own_name_is_refused() -> None:
         body={},
     )
     events = bob.session.receive(forged, bob.key.verifying_key, w.now)
-    assert [e.event for e in events if isinstance(e, Notify)] == ["bad_message"]
+    assert [e.event.name for e in events if isinstance(e, Notify)] == ["bad_message"]
 
 
 def test_a_failed_handover_still_lets_the_manager_leave() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from sealroom.meeting import session as session_module
+from sealroom.meeting.events import Rekeyed
 from sealroom.meeting.session import MeetingConfig
 
 from . import harness
@@ -43,7 +44,9 @@ def test_a_leave_is_keyed_through_the_tree_without_the_key_service() -> None:
     w.run("dina", "leave")
     w.advance(11)
     epoch, sk = w.key("uma")
-    assert w.people["uma"].events[-1].detail.get("reason") == "leave"
+    last = w.notices("uma")[-1]
+    assert isinstance(last, Rekeyed)
+    assert last.reason == "leave"
     for u in ("bob", "carl"):
         assert w.key(u) == (epoch, sk)
         assert _opens(w, u) == 0

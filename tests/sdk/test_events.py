@@ -5,62 +5,55 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import sealroom.meeting.session
 from sealroom.media.keys import Sender, sender_base_key
 from sealroom.media.sframe import SFrameContext
 from sealroom.meeting.session import InstallMediaKey, Notify, RetireMediaKeys
 from sealroom.sdk import (
-    BadMessage,
     BasicSplitTrust,
     Client,
+    Ended,
     FrameReceived,
     Joined,
     KeyInstalled,
     KeyProvider,
+    Knock,
     Left,
     MeetingClient,
     MeetingConfig,
     MeetingEvent,
     MeetingStateError,
+    ParticipantLeft,
     Rekeyed,
-    RosterGap,
     SenderKey,
 )
-from sealroom.sdk.events import EVENT_TYPES, event_from_notification
-
-#: One notification of each shape the meeting core makes, and the event it must become.
-SAMPLES: list[tuple[str, dict[str, Any], MeetingEvent]] = [
-    ("joined", {}, Joined()),
-    ("joined", {"as": "manager"}, Joined(as_manager=True)),
-    ("joined", {"epoch": 4}, Joined(epoch=4)),
-    ("key_installed", {"epoch": 0, "reason": "start"}, KeyInstalled(0, "start")),
-    ("rekeyed", {"epoch": 2, "reason": "leave"}, Rekeyed(2, "leave")),
-    ("roster_gap", {"from": 1, "to": 5}, RosterGap(1, 5)),
-    ("bad_message", {"device": "d", "why": "epoch"}, BadMessage(device="d", why="epoch")),
-]
+from sealroom.sdk.events import EVENT_TYPES
 
 
-def test_notifications_become_their_typed_events() -> None:
-    for name, detail, event in SAMPLES:
-        made = event_from_notification(name, detail)
-        assert made == event
-        assert made.name == name
+def test_the_meeting_core_notifies_typed_events_that_the_sdk_knows() -> None:
+    """The core's notifications are the typed events themselves (``Notify(event)``, checked
+    by mypy); a scripted meeting shows each one it makes is a type the SDK lists."""
+    from tests.meeting.harness import World
 
-
-def test_every_notification_the_meeting_core_makes_has_a_type() -> None:
-    """Read from the core's source, so a new notification there fails here until the SDK
-    gives it a type (and the guide a line)."""
-    source = Path(sealroom.meeting.session.__file__).read_text()
-    names = set(re.findall(r'Notify\(\s*"(\w+)"', source))
-    names |= set(re.findall(r'Notify\(\s*"\w+" if [^"]+ else "(\w+)"', source))
-    assert {"joined", "key_installed", "rekeyed", "ended", "knock"} <= names
-    assert names <= set(EVENT_TYPES), names - set(EVENT_TYPES)
+    w = World(MeetingConfig("m-1", host="uma", invitees=("bob", "carl")))
+    for u in ("uma", "bob", "carl", "zed"):
+        w.add(u)
+    w.run("uma", "start")
+    for u in ("bob", "carl", "zed"):
+        w.run(u, "join")
+    w.run("uma", "admit", "zed")
+    w.run("uma", "remove", "carl")
+    w.advance(30)
+    w.run("uma", "end")
+    made = [e for u in w.people for e in w.notices(u)]
+    assert {type(e) for e in made} >= {Joined, KeyInstalled, Rekeyed, Knock, ParticipantLeft, Ended}
+    for event in made:
+        assert isinstance(event, MeetingEvent)
+        assert EVENT_TYPES[event.name] is type(event)
 
 
 def test_every_event_type_is_frozen_documented_and_named_once() -> None:
@@ -72,11 +65,6 @@ def test_every_event_type_is_frozen_documented_and_named_once() -> None:
         assert cls.__doc__
         for f in dataclasses.fields(cls):
             assert f"``{f.name}``" in cls.__doc__, f"{cls.__name__}.{f.name} is not described"
-
-
-def test_an_unknown_notification_is_an_error_not_a_silent_event() -> None:
-    with pytest.raises(KeyError, match="no event type"):
-        event_from_notification("something_new", {})
 
 
 def test_a_frame_event_keeps_its_payload_out_of_repr() -> None:
@@ -105,8 +93,8 @@ def test_handlers_by_type_and_the_iterator_see_the_same_events(tmp_path: Path) -
         mc.on(KeyInstalled, keys.append)
         mc.on(MeetingEvent, everything.append)
         mc.on(Rekeyed, later)
-        await mc._do(Notify("key_installed", {"epoch": 0, "reason": "start"}))
-        await mc._do(Notify("rekeyed", {"epoch": 1, "reason": "join"}))
+        await mc._do(Notify(KeyInstalled(0, "start")))
+        await mc._do(Notify(Rekeyed(1, "join")))
         await asyncio.wait_for(done.wait(), 1)
         assert keys == [KeyInstalled(0, "start")]
         assert everything == [KeyInstalled(0, "start"), Rekeyed(1, "join")]
@@ -120,7 +108,7 @@ def test_handlers_by_type_and_the_iterator_see_the_same_events(tmp_path: Path) -
             await mc.next_event(timeout=0.01)
 
         mc.off(KeyInstalled, keys.append)
-        await mc._do(Notify("key_installed", {"epoch": 5, "reason": "start"}))
+        await mc._do(Notify(KeyInstalled(5, "start")))
         assert keys == [KeyInstalled(0, "start")]
         await mc.sdk.aclose()
 
@@ -139,7 +127,7 @@ def test_a_failing_handler_is_logged_and_the_others_still_run(
 
         mc.on(Joined, broken)
         mc.on(Joined, got.append)
-        await mc._do(Notify("joined", {}))
+        await mc._do(Notify(Joined()))
         assert mc._events.empty()  # queue_events=False: only the handlers
         await mc.sdk.aclose()
         return got
@@ -247,7 +235,7 @@ def test_a_sender_keys_repr_leaves_the_key_out() -> None:
 def test_the_events_end_when_the_client_is_closed(tmp_path: Path) -> None:
     async def run() -> None:
         mc = _meeting(tmp_path)
-        await mc._do(Notify("left"))
+        await mc._do(Notify(Left()))
         await mc.close()
         await mc.close()  # twice is harmless
         assert [event async for event in mc.events()] == [Left()]

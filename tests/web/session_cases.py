@@ -11,6 +11,7 @@ the same seed signs the same posts), and reach the same states.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from sealroom.crypto.envelope import seal
 from sealroom.crypto.signing import SigningKey
 from sealroom.errors import MalformedInputError
 from sealroom.media.payload import MAX_INDEX, Packet, is_key_frame, pack, unpack
+from sealroom.meeting.events import BadMessage, Joined, Knock, MeetingEvent, RosterGap
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import (
     LEAVE_DEBOUNCE_SECONDS,
@@ -59,10 +61,28 @@ def _action(a: Action) -> dict[str, Any]:
     if isinstance(a, CallMeAt):
         return {"type": "callMeAt", "when": a.when}
     if isinstance(a, Notify):
-        return {"type": "notify", "event": a.event, "detail": dict(a.detail)}
+        name, detail = _wire(a.event)
+        return {"type": "notify", "event": name, "detail": detail}
     if isinstance(a, RotateDeviceKey):
         return {"type": "rotate"}
     raise AssertionError(a)
+
+
+def _wire(event: MeetingEvent) -> tuple[str, dict[str, Any]]:
+    """A typed event as the page's session reports it: its name and a plain detail, with
+    the names JavaScript uses and optional fields left out when unset."""
+    detail = dataclasses.asdict(event)
+    if isinstance(event, Joined):
+        detail = ({"as": "manager"} if event.as_manager else {}) | (
+            {} if event.epoch is None else {"epoch": event.epoch}
+        )
+    elif isinstance(event, Knock):
+        detail = {"user": event.user} | ({"banned": True} if event.banned else {})
+    elif isinstance(event, BadMessage):
+        detail = {k: v for k, v in detail.items() if v is not None}
+    elif isinstance(event, RosterGap):
+        detail = {"from": event.from_epoch, "to": event.to_epoch}
+    return event.name, detail
 
 
 class Recorder:

@@ -36,6 +36,35 @@ from sealroom.errors import (
     MeetingStateError,
     SignatureError,
 )
+from sealroom.meeting.events import (
+    AddFailed,
+    BadMessage,
+    Ended,
+    HandoverFailed,
+    Joined,
+    KeyInstalled,
+    KeyRegistrationFailed,
+    KeyUnavailable,
+    Knock,
+    Left,
+    ManagementContested,
+    ManagementLost,
+    ManagerChanged,
+    MeetingEvent,
+    MeetingFailed,
+    MembershipMismatch,
+    NotAdmitted,
+    ParticipantLeft,
+    ReconcileFailed,
+    Rekeyed,
+    RemovalFailed,
+    RosterFork,
+    RosterGap,
+    RosterRecovered,
+    RosterUnknown,
+    Superseded,
+    Unmanaged,
+)
 from sealroom.meeting.keytree import KeyTree, TreePath, decode_path, encode_path
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.roster import RosterChain, chunks, parse_ids
@@ -334,10 +363,9 @@ class CallMeAt:
 
 @dataclass(frozen=True)
 class Notify:
-    """Something the application shows: joined, rekeyed, manager, ended, not_admitted…"""
+    """Something the application hears: one typed event (sealroom.meeting.events)."""
 
-    event: str
-    detail: dict[str, Any] = field(default_factory=dict)
+    event: MeetingEvent
 
 
 @dataclass(frozen=True)
@@ -588,10 +616,7 @@ class MeetingSession:
         if self.is_manager:
             self._duties.ratchet_at = now + self.timing.ratchet_interval
         actions.append(
-            Notify(
-                "rekeyed" if old is not None else "key_installed",
-                {"epoch": epoch, "reason": reason},
-            )
+            Notify(Rekeyed(epoch, reason) if old is not None else KeyInstalled(epoch, reason))
         )
         return actions
 
@@ -636,13 +661,13 @@ class MeetingSession:
             # Someone is in the group who we did not let in, or someone we let in is not:
             # check the group's members, take out the stranger, then register again.
             self._duties.unpublished_waits = True
-            return [Notify("membership_mismatch", {"epoch": u.epoch}), *self._reconcile()]
+            return [Notify(MembershipMismatch(u.epoch)), *self._reconcile()]
         if error is not None:
             delay = min(REGISTER_RETRY_SECONDS * 2**u.failures, REGISTER_RETRY_MAX_SECONDS)
             u.failures += 1
             self._duties.register_retry_at = now + delay
-            failed = {"epoch": u.epoch, "error": error, "retry_in": delay}
-            return [Notify("key_registration_failed", failed), *self._timers()]
+            failed = KeyRegistrationFailed(u.epoch, error, delay)
+            return [Notify(failed), *self._timers()]
         self._duties.unpublished = None
         if self._removals_pending() or (u.ratchet and self._fresh_key_owed()):
             # Someone left while it waited: it must not go out; a fresh key (held until the
@@ -844,7 +869,7 @@ class MeetingSession:
     def _handed_over(self, heir: str, error: str | None, now: float) -> list[Action]:
         self._handing_over = False
         if error is not None:
-            return [Notify("handover_failed", {"user": heir, "error": error}), *self._depart()]
+            return [Notify(HandoverFailed(heir, error)), *self._depart()]
         if not self.is_manager or heir not in self.present:
             # Things moved on while the key service answered (the host took over, or the
             # heir left): take the admin rights back, then leave or pick another heir.
@@ -869,7 +894,7 @@ class MeetingSession:
         self._forget()
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = State.LEFT, None, None
-        return [self._post("leave", {}), RetireMediaKeys(epochs), Notify("left"), RotateDeviceKey()]
+        return [self._post("leave", {}), RetireMediaKeys(epochs), Notify(Left()), RotateDeviceKey()]
 
     def remove(self, user: str, now: float) -> list[Action]:
         """Manager: remove a participant; the rekey follows after the debounce."""
@@ -908,7 +933,7 @@ class MeetingSession:
         retry = now + min(2.0**failures, 30.0)
         self._duties.removal_retry_at = min(self._duties.removal_retry_at or retry, retry)
         # Reported every time (retries back off to 30 s): the fresh key is held meanwhile.
-        failed = Notify("removal_failed", {"user": user, "error": error, "attempt": failures})
+        failed = Notify(RemovalFailed(user, error, failures))
         return [failed, *self._timers()]
 
     def _forget(self) -> None:
@@ -924,7 +949,7 @@ class MeetingSession:
         self._pending_post = self._opening = None
         epochs = () if self.epoch is None else (self.epoch,)
         self.state, self._sk, self.epoch = State.ENDED, None, None
-        return [RetireMediaKeys(epochs), Notify("ended"), RotateDeviceKey()]
+        return [RetireMediaKeys(epochs), Notify(Ended()), RotateDeviceKey()]
 
     def security_code(self) -> str | None:
         if self.group_key is None or self.epoch is None:
@@ -1024,7 +1049,7 @@ class MeetingSession:
         ``start`` and SK_0."""
         if error is not None or result is None:
             self.state = State.ENDED
-            return [Notify("failed", {"op": "create_group", "error": error})]
+            return [Notify(MeetingFailed("create_group", error))]
         self.group_key = result["public_key"]
         # U0 is a member too: a later manager's fresh keys must reach it.
         actions: list[Action] = [self._call(AddMember(self._group, self.user))]
@@ -1053,7 +1078,7 @@ class MeetingSession:
             *actions,
             start,
             *self._rekey_fresh("start", now),
-            Notify("joined"),
+            Notify(Joined()),
             *self._timers(),
         ]
 
@@ -1067,7 +1092,7 @@ class MeetingSession:
         try:
             message.verify(sender_key)  # our own device's posts too: the board is not trusted
         except SignatureError:
-            return [Notify("bad_message", {"device": message.device})]
+            return [Notify(BadMessage(message.device))]
         if message.device == self.device and message.seq > self._seq_start:
             # Our own post of this incarnation; an earlier incarnation's are history.
             if message.kind == "announce" and not self._heard_own_announce:
@@ -1082,7 +1107,7 @@ class MeetingSession:
         try:
             return self._dispatch(message, sender_key, now)
         except (KeyError, TypeError, ValueError, OverflowError, MalformedInputError):
-            return [Notify("bad_message", {"device": message.device})]
+            return [Notify(BadMessage(message.device))]
 
     def _dispatch(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
         handler = self._board_handlers.get(m.kind)
@@ -1110,7 +1135,7 @@ class MeetingSession:
         if m.user == self.user:
             if m.device != self.device and self._heard_own_announce:
                 # this user joined again from another device since: step aside
-                return [Notify("superseded", {"device": m.device}), *self._close()]
+                return [Notify(Superseded(m.device)), *self._close()]
             return []  # our own history, or another device's from before we came
         self._learn_device_key(m)
         if (
@@ -1119,7 +1144,7 @@ class MeetingSession:
             and (m.user not in self._admitted or m.user in self._banned)
         ):
             self._knocking[m.user] = m.device  # kept out of the roster until admitted
-            return [Notify("knock", {"user": m.user})]
+            return [Notify(Knock(m.user))]
         self.present[m.user] = m.device
         return self._on_announce(m.user, now)
 
@@ -1263,7 +1288,7 @@ class MeetingSession:
                 actions += self._refused_as_banned(user)
             else:
                 self.members.discard(user)
-                actions.append(Notify("add_failed", {"user": user, "error": problem or error}))
+                actions.append(Notify(AddFailed(user, problem or error)))
         if added and not call.start:
             actions += self._rekey_ratchet("join", now)
         if self._duties.joining:
@@ -1288,7 +1313,7 @@ class MeetingSession:
             return []
         self.state = State.IN_MEETING
         post = self._post("manager", {"manager": self.user, "admins": sorted(self.admins)})
-        return [post, Notify("joined", {"as": "manager"}), *self._take_over(now, [])]
+        return [post, Notify(Joined(as_manager=True)), *self._take_over(now, [])]
 
     def _on_manager(self, m: BoardMessage, now: float) -> list[Action]:
         new = str(m.body["manager"])
@@ -1299,13 +1324,13 @@ class MeetingSession:
         )
         takeover = m.user == new and self.manager not in self.present and new == self._successor()
         if not (handover or takeover):
-            return [Notify("bad_message", {"device": m.device, "why": "manager"})]
+            return [Notify(BadMessage(m.device, "manager"))]
         if handover:
             self.admins |= set(m.body.get("admins", [])) & (self.admins | {self.config.host, new})
         self.manager = new
         if new != self.user:
             self._duties = _ManagerDuties()
-        actions: list[Action] = [Notify("manager", {"user": new})]
+        actions: list[Action] = [Notify(ManagerChanged(new))]
         if (
             new == self.user
             and self.state in (State.JOINING, State.IN_MEETING)
@@ -1314,7 +1339,7 @@ class MeetingSession:
             if self.state == State.JOINING:  # a late host: it makes the next key itself
                 self.state = State.IN_MEETING
                 self._pending_post = None
-                actions.append(Notify("joined", {"as": "manager"}))
+                actions.append(Notify(Joined(as_manager=True)))
             removing = m.body.get("removing", []) if handover else []
             passed = [
                 u
@@ -1338,7 +1363,7 @@ class MeetingSession:
             # and out of the group in case the previous manager had added it already.
             self._knocking[user] = self.present.pop(user)
             self.members.discard(user)
-            actions += [Notify("knock", {"user": user}), *self._removal_calls(user, False)]
+            actions += [Notify(Knock(user)), *self._removal_calls(user, False)]
         gone = ({u for u in held if u not in self.present} | set(removing)) - {self.user}
         for user in sorted(gone):
             self.present.pop(user, None)  # a leaving manager we inherit from: gone already
@@ -1371,8 +1396,8 @@ class MeetingSession:
             self._duties.reconcile_failures += 1
             retry = now + min(2.0**self._duties.reconcile_failures, 30.0)
             self._duties.removal_retry_at = min(self._duties.removal_retry_at or retry, retry)
-            failed = {"error": error, "attempt": self._duties.reconcile_failures}
-            return [Notify("reconcile_failed", failed), *self._timers()]
+            failed = ReconcileFailed(error, self._duties.reconcile_failures)
+            return [Notify(failed), *self._timers()]
         self._duties.reconciling = False
         listed = {u for u in members if isinstance(u, str)}
         # Exactly who we let in stays: present participants and the members we added
@@ -1403,7 +1428,7 @@ class MeetingSession:
         device = self.present.pop(user, None)
         if device is not None:
             self._knocking[user] = device
-        return [Notify("knock", {"user": user, "banned": True})]
+        return [Notify(Knock(user, banned=True))]
 
     def _contested(self, call: Call) -> list[Action]:
         """Another admin claimed the group behind our back: claim it again, check who it
@@ -1417,7 +1442,7 @@ class MeetingSession:
         if self._duties.claiming:
             return []
         self._duties.claiming = True
-        contested = Notify("management_contested", {"op": call.op})
+        contested = Notify(ManagementContested(call.op))
         return [contested, self._call(ClaimManager(self._group))]
 
     def _claimed(self, error: str | None, now: float) -> list[Action]:
@@ -1426,7 +1451,7 @@ class MeetingSession:
         if not self.is_manager:
             return []
         if error is not None:
-            return [Notify("management_lost", {"error": error})]
+            return [Notify(ManagementLost(error))]
         if not contested:
             return []  # a takeover's claim: its reconciliation is already on its way
         actions: list[Action] = self._reconcile()
@@ -1478,7 +1503,7 @@ class MeetingSession:
         was_admin = user in self.admins
         self.admins.discard(user)
         self._knocking.pop(user, None)
-        actions: list[Action] = [Notify("participant_left", {"user": user})]
+        actions: list[Action] = [Notify(ParticipantLeft(user))]
         if user == self.manager:
             successor = self._successor()
             if successor == self.user and self.state == State.IN_MEETING:
@@ -1491,7 +1516,7 @@ class MeetingSession:
             elif successor is None and self.state == State.IN_MEETING:
                 # Nobody left here can manage: no more rekeys. The application should end
                 # the meeting.
-                actions.append(Notify("unmanaged", {"manager": user}))
+                actions.append(Notify(Unmanaged(user)))
             return actions + self._timers()
         if self.is_manager and was_here:  # (not one we already took out at a takeover)
             self.members.discard(user)
@@ -1503,10 +1528,10 @@ class MeetingSession:
 
     def _on_session_key(self, m: BoardMessage, key: VerifyingKey, now: float) -> list[Action]:
         if m.user != self.manager:
-            return [Notify("bad_message", {"device": m.device, "why": "not the manager"})]
+            return [Notify(BadMessage(m.device, "not the manager"))]
         epoch = int(m.body["epoch"])
         if not 0 <= epoch < 1 << 32:
-            return [Notify("bad_message", {"device": m.device, "why": "epoch"})]
+            return [Notify(BadMessage(m.device, "epoch"))]
         prev, head = _head(m.body["prev"], "prev"), _head(m.body["head"], "head")
         actions: list[Action] = []
         if epoch > self._board_epoch:
@@ -1528,9 +1553,9 @@ class MeetingSession:
         if self.epoch is not None and epoch <= self.epoch:
             return actions  # old or repeated
         if self.epoch is not None and epoch == self.epoch + 1 and prev != self.roster_head:
-            return [*actions, Notify("roster_fork", {"epoch": epoch})]
+            return [*actions, Notify(RosterFork(epoch))]
         if self.epoch is not None and epoch > self.epoch + 1:
-            actions.append(Notify("roster_gap", {"from": self.epoch, "to": epoch}))
+            actions.append(Notify(RosterGap(self.epoch, epoch)))
         known = self._chain.roster_at(epoch)
         tree = m.body.get("tree")
         if (
@@ -1587,7 +1612,7 @@ class MeetingSession:
             return []
         self._asked_for = epoch
         return [
-            Notify("roster_unknown", {"epoch": epoch}),
+            Notify(RosterUnknown(epoch)),
             self._post("roster-request", {"epoch": epoch}),
         ]
 
@@ -1602,7 +1627,7 @@ class MeetingSession:
         known = self._chain.roster_at(epoch)
         if known is not None and epoch == self.epoch:
             self.roster, self.roster_head = known
-            return [Notify("roster_recovered", {"epoch": epoch})]
+            return [Notify(RosterRecovered(epoch))]
         return []
 
     def _on_roster_request(self, now: float) -> list[Action]:
@@ -1628,7 +1653,7 @@ class MeetingSession:
         envelope = Envelope.from_bytes(b64d(m.body["envelope"], "envelope", max_bytes=16384))
         if self._pending_key is None or envelope.signer != self._pending_key.to_bytes():
             self._pending_post = None
-            return [Notify("bad_message", {"device": m.device, "why": "envelope signer"})]
+            return [Notify(BadMessage(m.device, "envelope signer"))]
         self._opening = m
         offer = self._path_offer
         if offer is not None and self._ratchets_between(offer[0], int(m.body["epoch"])):
@@ -1692,12 +1717,12 @@ class MeetingSession:
             self._pending_post = None
             if self.state == State.JOINING:
                 self.state = State.NOT_ADMITTED
-                return [Notify("not_admitted", {"error": error})]
-            return [Notify("key_unavailable", {"epoch": m.body["epoch"], "error": error})]
+                return [Notify(NotAdmitted(error))]
+            return [Notify(KeyUnavailable(int(m.body["epoch"]), error))]
         data: bytes = result["data"]
         epoch = int(m.body["epoch"])
         if len(data) != 40 or int.from_bytes(data[32:], "big") != epoch:
-            return [Notify("bad_message", {"device": m.device, "why": "envelope contents"})]
+            return [Notify(BadMessage(m.device, "envelope contents"))]
         if self.epoch is not None and epoch <= self.epoch:
             return self._open_pending()
         sk, reason = data[:32], str(m.body["reason"])
@@ -1715,5 +1740,5 @@ class MeetingSession:
         actions: list[Action] = []
         if self.state == State.JOINING:
             self.state = State.IN_MEETING
-            actions.append(Notify("joined", {"epoch": epoch}))
+            actions.append(Notify(Joined(epoch=epoch)))
         return [*actions, *self._install(epoch, sk, now, reason), *self._open_pending()]

@@ -78,7 +78,7 @@ from sealroom.sdk.events import (
     MeetingEvent,
     Reconnected,
     Retrying,
-    event_from_notification,
+    RosterRecovered,
 )
 from sealroom.sdk.keyexport import KeyProvider, SenderKey
 from sealroom.sdk.resources import Target
@@ -759,20 +759,13 @@ class MeetingClient:
         elif isinstance(action, CallMeAt):
             self._schedule(action.when)
         elif isinstance(action, Notify):
-            if action.event == "roster_recovered" and self.session._sk is not None:
+            event = action.event
+            if isinstance(event, RosterRecovered) and self.session._sk is not None:
                 # The key was installed while the roster was unknown (no sender indices,
                 # no sender of ours): install it again with the roster.
-                epoch = action.detail["epoch"]
-                self.receiver.retire(epoch)
-                self._install(InstallMediaKey(epoch, self.session._sk))
-            try:
-                event = event_from_notification(action.event, action.detail)
-            except (KeyError, TypeError, ValueError):
-                # A notification this SDK has no type for (a test keeps the two in step):
-                # said, not silently dropped, and the actions after it still run.
-                _log.warning("the meeting core's notification %r has no event type", action.event)
-            else:
-                self._emit(event)
+                self.receiver.retire(event.epoch)
+                self._install(InstallMediaKey(event.epoch, self.session._sk))
+            self._emit(event)
         elif isinstance(action, RotateDeviceKey):
             with contextlib.suppress(SdkError, ServiceRefusedError):
                 self._emit(DeviceRotated(await self.sdk.rotate_device()))
