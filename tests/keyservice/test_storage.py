@@ -9,16 +9,21 @@ import pytest
 from sealroom.keyservice.storage import MIGRATIONS, ConflictError, open_database
 
 
-def test_migrations_are_recorded_once_and_rerun_safely(database_url: str) -> None:
+def _assert_migrated_once(database_url: str) -> None:
+    """Open the database and check every migration is recorded, each once."""
     db = open_database(database_url)
-    db.close()
-    db = open_database(database_url)  # a second start applies nothing twice
     try:
         with db.transaction() as tx:
             versions = [r["version"] for r in tx.all("SELECT version FROM schema_migrations")]
         assert versions == [v for v, _ in MIGRATIONS]
     finally:
         db.close()
+
+
+def test_migrations_are_recorded_once_and_rerun_safely(database_url: str) -> None:
+    db = open_database(database_url)
+    db.close()
+    _assert_migrated_once(database_url)  # a second start applies nothing twice
 
 
 def test_workers_starting_together_on_a_fresh_database_all_migrate_it(database_url: str) -> None:
@@ -40,13 +45,7 @@ def test_workers_starting_together_on_a_fresh_database_all_migrate_it(database_u
     for t in threads:
         t.join()
     assert failures == []
-    db = open_database(database_url)
-    try:
-        with db.transaction() as tx:
-            versions = [r["version"] for r in tx.all("SELECT version FROM schema_migrations")]
-        assert versions == [v for v, _ in MIGRATIONS]
-    finally:
-        db.close()
+    _assert_migrated_once(database_url)
 
 
 def test_a_failed_transaction_writes_nothing(database_url: str) -> None:
