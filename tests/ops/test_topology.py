@@ -126,7 +126,7 @@ def test_the_compose_topology_as_processes(tmp_path: Path, idp: tuple[DevIdp, st
         env = clean_env(
             SEALROOM_JWKS_URL=f"{idp_url}/.well-known/jwks.json",
             SEALROOM_DATABASE_URL=database_url,
-            SEALROOM_SECRETS_FILE=str(tmp_path / "shared" / "keyservice-secrets.json"),
+            SEALROOM_SECRETS_FILE=str(tmp_path / "secrets" / "keyservice-secrets.json"),
             SEALROOM_BUS="nats",
             SEALROOM_BUS_PREFIX=prefix,
             SEALROOM_LOG_LEVEL="warning",
