@@ -345,10 +345,10 @@ class Client:
             if waited + wait > SHED_WAIT_SECONDS:
                 break
             # Rate limited (429) or shedding load (503): come back when the service says,
-            # with a fresh signature, for a few seconds at most. Spread over half to one and
-            # a half times the wait, so that the many members a rekey refused at once do not
-            # all come back in the same instant (and leave the queue idle in between).
-            pause = wait * _JITTER.uniform(0.5, 1.5)
+            # with a fresh signature, for a few seconds at most: never sooner than asked,
+            # and spread up to half as long again, so that the many members a rekey refused
+            # at once do not all come back in the same instant (and leave the queue idle).
+            pause = wait * _JITTER.uniform(1.0, 1.5)
             waited += pause
             await asyncio.sleep(pause)
         try:
