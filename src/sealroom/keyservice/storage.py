@@ -308,11 +308,27 @@ class SqliteDatabase:
             str(path), isolation_level=None, check_same_thread=False, timeout=30.0
         )
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._wal()
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         _migrate(self)
+
+    def _wal(self) -> None:
+        """Switch the file to WAL. Several processes opening a new file at once can find it
+        locked here without SQLite's busy handler waiting for them, so ask again for up
+        to 30 s."""
+        deadline = time.monotonic() + 30.0
+        delay = 0.01
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
