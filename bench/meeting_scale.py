@@ -30,6 +30,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -52,6 +53,7 @@ from sealroom.idp import PROVIDER_AUDIENCE
 from sealroom.meeting.session import MeetingConfig, Timing
 from sealroom.sdk import (
     BasicSplitTrust,
+    BoardLost,
     ChannelClosed,
     Client,
     InternalError,
@@ -68,6 +70,9 @@ PG_DSN = os.environ.get("SEALROOM_TEST_PG", "postgresql://postgres@127.0.0.1:543
 CHEAP_ESCROW = Argon2idParams(time_cost=1, memory_kib=8 * 1024, parallelism=1)
 TIMING = Timing(leave_debounce=1.0, ratchet_interval=3600.0)
 HOST = "host"
+#: A run in which no participant installs a key for this long has stalled: it says who is
+#: behind and why (report_stall) instead of waiting out the ten minutes.
+STALL_SECONDS = 90.0
 
 
 def log(*parts: object) -> None:
@@ -116,8 +121,16 @@ class Topology:
             *([*cmd, "conference", "--jwks-url", jwks, "--port", str(p), *bus_args,
                *conf_limits] for p in confs),
         ]  # fmt: skip
-        sink = subprocess.DEVNULL
-        self.procs = [subprocess.Popen(c, env=env, stdout=sink, stderr=sink) for c in commands]
+        # Each service's log goes to a file of the run's own (a stalled run shows the
+        # warnings; BENCH_LOGS names a folder that keeps them after the run).
+        logs = Path(os.environ.get("BENCH_LOGS") or tmp)
+        logs.mkdir(parents=True, exist_ok=True)
+        names = ["idp", "keyservice", *(f"conference-{i}" for i in range(len(confs)))]
+        self.logs = [logs / f"{name}.log" for name in names]
+        self.procs = []
+        for c, path in zip(commands, self.logs, strict=True):
+            with path.open("ab") as sink:
+                self.procs.append(subprocess.Popen(c, env=env, stdout=sink, stderr=sink))
         try:
             wait_until_up(jwks, self.procs[0])
             wait_until_up(f"{self.ks}/healthz", self.procs[1])
@@ -214,6 +227,51 @@ def make_client(spec: dict[str, Any], user: str) -> Client:
 # --- the participants' processes -----------------------------------------------------------
 
 
+def session_state(mc: MeetingClient) -> dict[str, Any]:
+    """What a stalled run reports of one participant (bench diagnostics, not an API)."""
+    s = mc.session
+    d = s._duties
+    tasks = {"reader": mc._reader, "processor": mc._processor}
+
+    def status(t: asyncio.Task[None] | None) -> str:
+        if t is None or not t.done():
+            return "none" if t is None else "running"
+        return "cancelled" if t.cancelled() else repr(t.exception())
+
+    return {
+        "state": str(s.state),
+        "epoch": s.epoch,
+        "board_epoch": s._board_epoch,
+        "manager": s.manager,
+        "heard_own_announce": s._heard_own_announce,
+        "pending": None if s._pending_post is None else s._pending_post.body.get("epoch"),
+        "opening": None if s._opening is None else s._opening.body.get("epoch"),
+        "path_offer": None if s._path_offer is None else s._path_offer[0],
+        "path": None if s._path is None else s._path.epoch,
+        "calls": sorted(c.op for c in s._calls.values()),
+        "inbox": mc._inbox.qsize(),
+        "deferred": len(mc._deferred),
+        "tasks": {k: status(t) for k, t in tasks.items()},
+        "present": len(s.present),
+        "members": len(s.members),
+        "duties": {
+            "joining": len(d.joining),
+            "join_at": d.join_at,
+            "adding": d.adding,
+            "unpublished": None if d.unpublished is None else d.unpublished.epoch,
+            "unpublished_waits": d.unpublished_waits,
+            "register_retry_at": d.register_retry_at,
+            "removing": sorted(d.removing)[:5],
+            "reconciling": d.reconciling,
+            "claiming": d.claiming,
+            "rekey_at": d.rekey_at,
+            "tree": None if d.tree is None else len(d.tree),
+        },
+        "timer": None if mc._timer is None else mc._timer.when(),
+        "now": mc._now(),
+    }
+
+
 def emit(**fields: Any) -> None:
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.stdout.flush()
@@ -246,8 +304,10 @@ async def worker(spec: dict[str, Any]) -> None:
         async for event in mc.events():
             if isinstance(event, KeyInstalled | Rekeyed):
                 emit(kind="key", user=user, epoch=event.epoch, t=time.time())
-            elif isinstance(event, NotAdmitted | KeyUnavailable | ChannelClosed | InternalError):
+            elif isinstance(event, NotAdmitted | KeyUnavailable | InternalError | BoardLost):
                 emit(kind="problem", user=user, event=event.name, detail=str(event))
+            elif isinstance(event, ChannelClosed):  # the client reconnects by itself
+                emit(kind="reconnect", user=user, detail=str(event))
 
     watchers = [asyncio.create_task(watch(u, mc)) for u, mc in meetings.items()]
     emit(kind="ready")
@@ -266,6 +326,11 @@ async def worker(spec: dict[str, Any]) -> None:
         elif line[0] == "stats":
             requests = sum(c.requests for c in clients.values())  # type: ignore[attr-defined]
             emit(kind="stats", requests=requests, cpu=time.process_time() - cpu0)
+        elif line[0] == "dump":  # a stalled run: who is behind epoch line[1], and why
+            for u, mc in meetings.items():
+                if mc.session.epoch is None or mc.session.epoch < int(line[1]):
+                    emit(kind="lag", user=u, **session_state(mc))
+            emit(kind="dumped")
         elif line[0] == "quit":
             break
     for w in watchers:
@@ -282,7 +347,8 @@ async def worker(spec: dict[str, Any]) -> None:
 class Run:
     n: int
     keys: dict[str, dict[int, float]] = field(default_factory=dict)  # user -> epoch -> time
-    problems: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)  # what a client gave up on
+    reconnects: int = 0  # channels closed under the clients (each reconnected by itself)
 
 
 class Workers:
@@ -302,6 +368,8 @@ class Workers:
                 self.run.keys.setdefault(msg["user"], {}).setdefault(msg["epoch"], msg["t"])
             elif msg["kind"] == "problem" and self.run is not None:
                 self.run.problems.append(msg)
+            elif msg["kind"] == "reconnect" and self.run is not None:
+                self.run.reconnects += 1
             else:
                 self.waiting.setdefault(msg["kind"], []).append(msg)
             self.arrived.set()
@@ -370,6 +438,24 @@ def _until(cond: Callable[[], bool], timeout: float) -> Any:
     return wait()
 
 
+async def report_stall(top: Topology, workers: Workers, host: MeetingClient) -> None:
+    """Say who never got the host's key, and in what state, and the host's state."""
+    log(f"stalled; the host: {json.dumps(session_state(host), default=str)}")
+    await workers.send(f"dump {host.session.epoch}")
+    with contextlib.suppress(TimeoutError, RuntimeError):
+        await workers.collect("dumped", timeout=30)
+    lags = workers.waiting.pop("lag", [])
+    for path in top.logs:
+        warned = [line for line in path.read_text(errors="replace").splitlines()
+                  if "warning" in line.lower() or "error" in line.lower()]  # fmt: skip
+        log(f"{path.name}: {len(warned)} warnings; the last of them:")
+        for line in warned[-8:]:
+            log("   ", line[:400])
+    log(f"{len(lags)} behind the host's epoch; the first of them:")
+    for lag in lags[:12]:
+        log(json.dumps(lag, default=str))
+
+
 async def measure(
     top: Topology, spec: dict[str, Any], n: int, procs: int, tree: bool = True
 ) -> dict[str, Any]:
@@ -408,16 +494,27 @@ async def measure(
                 return False
             return all(max(k) >= epoch for k in run.keys.values())
 
-        last_report = time.monotonic()
+        last_report = last_change = time.monotonic()
+        seen: tuple[int, int, int | None] = (0, 0, None)
 
         def progress() -> bool:
-            nonlocal last_report
-            if time.monotonic() - last_report > 5:
-                last_report = time.monotonic()
+            nonlocal last_report, last_change, seen
+            now = time.monotonic()
+            if now - last_report > 5:
+                last_report = now
                 log(f"N={n}: {len(run.keys)}/{n} hold a key, host at epoch {host.session.epoch}")
+            state = (len(run.keys), sum(map(len, run.keys.values())), host.session.epoch)
+            if state != seen:
+                seen, last_change = state, now
+            elif now - last_change > STALL_SECONDS:
+                raise TimeoutError(f"no key installed anywhere for {STALL_SECONDS:.0f} s")
             return converged()
 
-        await _until(progress, 600)
+        try:
+            await _until(progress, 600)
+        except TimeoutError:
+            await report_stall(top, workers, host)
+            raise
         epoch = host.session.epoch
         assert epoch is not None
         burst = max(min(t for e, t in k.items() if e >= epoch) for k in run.keys.values()) - t0
@@ -445,6 +542,8 @@ async def measure(
             else delays * 99
         )
         log(f"N={n}: the fresh key reached all {len(others)} in {delays[-1]:.2f} s")
+        for problem in run.problems[:10]:
+            log(f"N={n}: problem: {problem['user']} {problem['event']}: {problem['detail']}")
         return {
             "n": n,
             "burst_s": burst,
@@ -454,6 +553,7 @@ async def measure(
             "rekey_last_s": delays[-1],
             "participants_cpu_s": cpu,
             "problems": len(run.problems),
+            "reconnects": run.reconnects,
             "elapsed_s": time.monotonic() - started,
         }
     finally:
@@ -531,6 +631,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # The SDK's warnings (a failed board message, a failed timer) on stderr, with the process.
+    logging.basicConfig(
+        level=logging.WARNING,
+        format=f"[%(asctime)s {'worker' if args.worker else 'host'}] %(name)s: %(message)s",
+    )
     if args.worker:
         asyncio.run(worker(json.loads(args.worker)))
         return 0
@@ -542,12 +647,12 @@ def main(argv: list[str] | None = None) -> int:
     ) + ("; key tree from 32 present" if args.tree == "auto" else "; no key tree")
     print(f"\nmeeting scale on 127.0.0.1 ({where}); {args.procs} participants' processes")
     print(f"{'N':>6}{'burst s':>9}{'req/join':>10}{'rekey p50':>11}{'p99':>7}{'last':>7}"
-          f"{'load CPU s':>12}{'problems':>10}")  # fmt: skip
+          f"{'load CPU s':>12}{'problems':>10}{'reconnects':>12}")  # fmt: skip
     for r in results:
         print(
             f"{r['n']:>6}{r['burst_s']:>9.1f}{r['requests_per_join']:>10.1f}"
             f"{r['rekey_p50_s']:>11.2f}{r['rekey_p99_s']:>7.2f}{r['rekey_last_s']:>7.2f}"
-            f"{r['participants_cpu_s']:>12.1f}{r['problems']:>10}"
+            f"{r['participants_cpu_s']:>12.1f}{r['problems']:>10}{r['reconnects']:>12}"
         )
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"meeting_scale_{args.topology}" + ("" if args.tree == "auto" else "_notree")

@@ -13,7 +13,12 @@ import pytest
 from . import harness
 
 #: The modules whose worlds are built by tests/meeting/harness.py.
-_HARNESS_MODULES = {"test_session_flows", "test_bans_and_membership", "test_random_meetings"}
+_HARNESS_MODULES = {
+    "test_session_flows",
+    "test_bans_and_membership",
+    "test_random_meetings",
+    "test_random_bursts",
+}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -90,6 +90,7 @@ class World:
         self.banned: set[str] = set()
         self.deleted = False
         self.refuse_open: dict[str, int] = {}  # user -> how many opens to refuse
+        self.fail_next: dict[str, list[str]] = {}  # op -> errors to answer its next calls with
         self.held: list[tuple[str, KeyServiceCall]] = []  # calls not answered yet
         self.hold_ops: set[str] = set()
         self.drop_board_for: set[str] = set()
@@ -155,7 +156,8 @@ class World:
                 p.rotated = True
 
     def answer(self, user: str, call: KeyServiceCall) -> None:
-        result, error = self._ks(user, call)
+        failing = self.fail_next.get(call.op)
+        result, error = (None, failing.pop(0)) if failing else self._ks(user, call)
         self.do(user, self.people[user].session.key_service_reply(call.id, result, error, self.now))
 
     def release_held(self) -> None:

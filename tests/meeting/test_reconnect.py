@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 
 from sealroom.conference.app import ConferenceSettings, create_conference_app
+from sealroom.conference.board import BoardPost
 from sealroom.conference.bus import InProcessBus
 from sealroom.demo.services import free_port
 from sealroom.keyservice.jwt_auth import JwksSource
@@ -134,3 +135,55 @@ def test_a_first_connection_refused_for_load_is_asked_for_again(
     servers: dict[str, str],
 ) -> None:
     asyncio.run(_first_connection_shed(servers))
+
+
+class BrokerFailingOnce(InProcessBus):
+    """The in-process broker, failing once at the first post of ``kind`` by ``user``: the
+    relay took the post and could not store it (it closes that channel with 1011)."""
+
+    def __init__(self, user: str, kind: str) -> None:
+        super().__init__()
+        self.fail: tuple[str, str] | None = (user, kind)
+
+    async def post(self, post: BoardPost) -> None:
+        if self.fail == (post.user, post.kind):
+            self.fail = None
+            raise ConnectionError("the broker failed")
+        await super().post(post)
+
+
+async def _post_lost(servers: dict[str, str], user: str, kind: str) -> None:
+    jwks = JwksSource(url=f"{servers['idp']}/.well-known/jwks.json")
+    port = free_port()
+    conf = f"http://127.0.0.1:{port}"
+    config = MeetingConfig("lost-" + str(port), host="uma", invitees=("bob",))
+    uma, bob = (Person({**servers, "conf": conf}, u, config) for u in ("uma", "bob"))
+    bus = BrokerFailingOnce(user, kind)
+    try:
+        async with _serve(create_conference_app(ConferenceSettings(), jwks, bus), port):
+            await (await uma.enter()).start()
+            await uma.wait(KeyInstalled)
+            await (await bob.enter()).join()
+            await bob.wait(Joined, timeout=60)
+            assert bus.fail is None  # the post did fail once
+            who = uma if user == "uma" else bob
+            if not any(isinstance(e, Reconnected) for e in who.seen):
+                await who.wait(Reconnected)
+            assert any(isinstance(e, ChannelClosed) and e.code == 1011 for e in who.seen)
+            assert bob.epoch() == uma.epoch()
+            await bob.frames_from(uma, b"after the lost post")
+    finally:
+        for p in (uma, bob):
+            if p.mc is not None:
+                await p.mc.close()
+            await p.sdk.aclose()
+
+
+@pytest.mark.parametrize(("user", "kind"), [("bob", "announce"), ("uma", "session-key")])
+def test_a_post_the_relay_took_but_could_not_store_is_sent_again(
+    servers: dict[str, str], user: str, kind: str
+) -> None:
+    """The joiner's announce, or the manager's key for the joiner, lost with a failing
+    broker: the client sees the channel close, reconnects, and sends again what the board
+    never showed; the joiner gets its key (before, it waited for ever)."""
+    asyncio.run(_post_lost(servers, user, kind))

@@ -55,7 +55,8 @@ def test_300_participants_across_two_conference_processes_and_two_key_service_wo
             f"key tree {tree}, "
             f"PostgreSQL): all held the key {result['burst_s']:.1f} s after the burst, "
             f"{result['requests_per_join']:.1f} key-service requests per join, the fresh key "
-            f"after a leave reached the last one in {result['rekey_last_s']:.1f} s"
+            f"after a leave reached the last one in {result['rekey_last_s']:.1f} s; "
+            f"{result['reconnects']} channels closed under the clients (each reconnected)"
         )
     assert result["problems"] == 0
     # No per-poster look-ups: a handful per joiner (its card, the manager's device and user,

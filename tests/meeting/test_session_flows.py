@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from sealroom.crypto.signing import SigningKey
-from sealroom.meeting.events import KeyRegistrationFailed, Rekeyed
+from sealroom.meeting.events import AddFailed, KeyRegistrationFailed, Rekeyed, Retrying
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import (
     LEAVE_DEBOUNCE_SECONDS,
     RATCHET_SECONDS,
+    TRANSIENT_RETRY_MAX_SECONDS,
     MeetingConfig,
     MeetingSession,
     Notify,
@@ -178,6 +179,54 @@ def test_a_joiner_never_admitted_gives_up() -> None:
     w.advance(30)
     assert "not_admitted" in w.events("eve")
     assert w.key("eve") == (None, None)
+
+
+@pytest.mark.seed_only
+def test_a_busy_key_service_never_turns_a_joiner_away() -> None:
+    """Ten openings refused as overloaded or unreachable (more than the four refusals after
+    which a joiner gives up): asked again, backing off, until one goes through."""
+    w = _meeting(host_present=False)
+    w.add("bob")
+    w.fail_next["open_envelope"] = ["overloaded", "unreachable", "rate_limited"] * 3 + ["internal"]
+    w.run("bob", "join")
+    w.advance(300)
+    assert w.fail_next["open_envelope"] == []
+    assert "not_admitted" not in w.events("bob")
+    assert w.events("bob").count("retrying") == 10
+    assert w.key("bob")[0] == w.key("uma")[0]
+    assert w.key("bob")[1] is not None
+    delays = [e.delay for e in w.notices("bob") if isinstance(e, Retrying)]
+    assert delays == sorted(delays)
+    assert max(delays) == TRANSIENT_RETRY_MAX_SECONDS
+
+
+def test_a_batch_of_additions_that_fails_transiently_goes_again() -> None:
+    """The manager's batch of additions answered 503 twice: the joiner is added and keyed
+    on the third try, not dropped."""
+    w = _meeting("bob", host_present=False)
+    w.add("zed")  # not invited: the manager admits it, and adds it to the group
+    w.run("zed", "join")
+    assert "knock" in w.events("uma")
+    w.fail_next["add_members"] = ["overloaded", "unavailable"]
+    w.do("uma", w.people["uma"].session.admit("zed", w.now))
+    w.advance(30)
+    assert w.fail_next["add_members"] == []
+    assert w.events("uma").count("retrying") == 2
+    assert "add_failed" not in w.events("uma")
+    assert _same_key(w, ["uma", "bob", "zed"]) > 0
+
+
+def test_a_batch_of_additions_refused_says_so_for_each_user() -> None:
+    w = _meeting(host_present=False)
+    w.add("zed")
+    w.run("zed", "join")
+    w.fail_next["add_members"] = ["forbidden"]
+    w.do("uma", w.people["uma"].session.admit("zed", w.now))
+    w.advance(30)
+    assert [e for e in w.notices("uma") if e.name == "add_failed"] == [
+        AddFailed("zed", "forbidden")
+    ]
+    assert w.key("zed") == (None, None)
 
 
 def test_security_codes_match_across_participants() -> None:

@@ -21,7 +21,7 @@ from sealroom.crypto.envelope import seal
 from sealroom.crypto.signing import SigningKey
 from sealroom.errors import MalformedInputError
 from sealroom.media.payload import MAX_INDEX, Packet, is_key_frame, pack, unpack
-from sealroom.meeting.events import BadMessage, Joined, Knock, MeetingEvent, RosterGap
+from sealroom.meeting.events import BadMessage, Joined, Knock, MeetingEvent, Retrying, RosterGap
 from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import (
     LEAVE_DEBOUNCE_SECONDS,
@@ -82,6 +82,8 @@ def _wire(event: MeetingEvent) -> tuple[str, dict[str, Any]]:
         detail = {k: v for k, v in detail.items() if v is not None}
     elif isinstance(event, RosterGap):
         detail = {"from": event.from_epoch, "to": event.to_epoch}
+    elif isinstance(event, Retrying):
+        detail = {"in": event.delay}
     return event.name, detail
 
 
@@ -243,17 +245,18 @@ def basics() -> dict[str, Any]:
 
 
 def late_and_lost() -> dict[str, Any]:
-    """A late joiner reads the history (no key from it), the key service refuses it twice
-    (retries on the timer), then a session-key post is lost on its way here: the roster is
-    unknown, asked for, and recovered from the manager's snapshot. Then 140 joiners with
-    long ids arrive together, and later leave together: their changes travel in roster
-    parts."""
+    """A late joiner reads the history (no key from it), the key service is busy, then out
+    of reach (asked again, backing off), then refuses it twice (retries on the timer), then
+    a session-key post is lost on its way here: the roster is unknown, asked for, and
+    recovered from the manager's snapshot. Then 140 joiners with long ids arrive together,
+    and later leave together: their changes travel in roster parts."""
     many = [f"user-{i:03d}-" + "x" * 110 for i in range(140)]
     config = MeetingConfig("m-late", host="hana", invitees=("bob", "web", *many))
     w, rec, seed = _world(config, ["hana", "bob", "web", *many])
     w.run("hana", "start")
     w.run("bob", "join")
     w.advance(RATCHET_SECONDS + 1)
+    w.fail_next["open_envelope"] = ["overloaded", "unreachable"]
     w.refuse_open["web"] = 2
     w.run("web", "join")
     w.advance(5.0)

@@ -267,6 +267,7 @@ def create_conference_app(
                         await waiting.put(item)
 
             reader = asyncio.create_task(pump())
+            first: asyncio.Future[tuple[str, str]] | None = None
             try:
                 while True:
                     first = asyncio.ensure_future(waiting.get())
@@ -282,6 +283,8 @@ def create_conference_app(
                     body = ",".join(f'{{"pos":"{p}","message":{m}}}' for p, m in items)
                     await send('{"type":"board","batch":[' + body + "]}")
             finally:
+                if first is not None:
+                    first.cancel()  # (a get() left pending would be destroyed with the loop)
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader

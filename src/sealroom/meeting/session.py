@@ -58,6 +58,7 @@ from sealroom.meeting.events import (
     ReconcileFailed,
     Rekeyed,
     RemovalFailed,
+    Retrying,
     RosterFork,
     RosterGap,
     RosterRecovered,
@@ -79,6 +80,8 @@ __all__ = [
     "RATCHET_SECONDS",
     "REGISTER_RETRY_MAX_SECONDS",
     "REGISTER_RETRY_SECONDS",
+    "TRANSIENT_ERRORS",
+    "TRANSIENT_RETRY_MAX_SECONDS",
     "TREE_THRESHOLD",
     "Action",
     "AddAdmin",
@@ -124,6 +127,14 @@ MAX_JOIN_BATCH: Final[int] = 500
 REGISTER_RETRY_SECONDS: Final[float] = 2.0
 #: ...up to this. Meanwhile the meeting stays on its current key.
 REGISTER_RETRY_MAX_SECONDS: Final[float] = 60.0
+#: Errors that say the key service is busy or out of reach, not that it refuses: a key
+#: post's opening, or a batch of additions, is asked again, backing off from
+#: REGISTER_RETRY_SECONDS up to TRANSIENT_RETRY_MAX_SECONDS, for as long as it takes (they
+#: never count toward ``join_retry_delays``, after which a joiner is not admitted).
+TRANSIENT_ERRORS: Final[frozenset[str]] = frozenset(
+    {"unreachable", "overloaded", "rate_limited", "unavailable", "internal"}
+)
+TRANSIENT_RETRY_MAX_SECONDS: Final[float] = 30.0
 #: The manager keeps a key tree (large-meeting mode, meeting/keytree.py) once this many
 #: participants are present (bench/rekey.py and docs/scaling.md: where it pays).
 TREE_THRESHOLD: Final[int] = 32
@@ -419,6 +430,11 @@ def tree_check(session_key: bytes, meeting: str, epoch: int) -> bytes:
     return HKDF(hashes.SHA256(), 16, None, info).derive(session_key)
 
 
+def _backoff(failures: int) -> float:
+    """The wait before asking again after ``failures`` transient failures in a row."""
+    return float(min(REGISTER_RETRY_SECONDS * 2 ** min(failures, 16), TRANSIENT_RETRY_MAX_SECONDS))
+
+
 def _head(value: Any, what: str) -> bytes:
     raw = b64d(value, what, max_bytes=32)
     if len(raw) != 32:
@@ -469,6 +485,7 @@ class _ManagerDuties:
     joining: set[str] = field(default_factory=set)  # let in, to be added and keyed together
     join_at: float | None = None  # when the next batch of joins goes
     adding: bool = False  # a batch of additions is at the key service
+    add_failures: int = 0  # batches of additions failed transiently in a row
     unpublished: _Unpublished | None = None  # a key being registered
     register_retry_at: float | None = None
     unpublished_waits: bool = False  # its registration waits for the membership to settle
@@ -541,6 +558,7 @@ class MeetingSession:
         self._next_call = 1
         self._duties.adding = False  # a batch of additions is at the key service
         self._join_attempts = 0
+        self._transient_failures = 0  # openings failed transiently in a row
         self._retry_at: float | None = None
         self._pending_post: BoardMessage | None = None  # newest session-key post to open
         self._opening: BoardMessage | None = None  # the post the key service is opening
@@ -1276,23 +1294,37 @@ class MeetingSession:
         if not self.is_manager:
             return []
         outcomes = result.get("results") if result is not None else None
-        if not isinstance(outcomes, dict):
-            outcomes = {}
+        if error is not None or not isinstance(outcomes, dict):
+            outcomes = {user: error or "no_result" for user in call.users}
         actions: list[Action] = []
-        added = False
+        added, again = False, set[str]()
         for user, problem in sorted(outcomes.items()):
-            if problem is None and error is None:
+            if problem is None:
                 self.members.add(user)
                 added = True
             elif problem == "banned":
                 actions += self._refused_as_banned(user)
+            elif problem in TRANSIENT_ERRORS:
+                # Not added, for now: a joiner goes in a later batch (an invitee at the
+                # start is added when it joins).
+                self.members.discard(user)
+                if not call.start and user in self.present:
+                    again.add(user)
             else:
                 self.members.discard(user)
-                actions.append(Notify(AddFailed(user, problem or error)))
+                actions.append(Notify(AddFailed(user, problem)))
         if added and not call.start:
             actions += self._rekey_ratchet("join", now)
-        if self._duties.joining:
-            self._duties.join_at = now
+        if again:
+            delay = _backoff(self._duties.add_failures)
+            self._duties.add_failures += 1
+            self._duties.joining |= again
+            self._duties.join_at = now + delay
+            actions.append(Notify(Retrying(delay)))
+        else:
+            self._duties.add_failures = 0
+            if self._duties.joining:
+                self._duties.join_at = now
         return actions + self._timers()
 
     def admit(self, user: str, now: float) -> list[Action]:
@@ -1708,6 +1740,13 @@ class MeetingSession:
         if (error is not None or result is None) and m is not self._pending_post:
             self._join_attempts = 0
             return self._open_pending()  # a newer post is waiting: that one, then
+        if error in TRANSIENT_ERRORS:
+            # The key service is busy or out of reach: the post is still ours to open.
+            delay = _backoff(self._transient_failures)
+            self._transient_failures += 1
+            self._retry_at = now + delay
+            return [Notify(Retrying(delay)), *self._timers()]
+        self._transient_failures = 0
         if error is not None or result is None:
             delays = self.timing.join_retry_delays
             if self._join_attempts < len(delays):

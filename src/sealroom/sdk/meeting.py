@@ -11,6 +11,7 @@ own media stack, and reports typed events (:mod:`sealroom.sdk.events`) through
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import json
@@ -89,6 +90,7 @@ __all__ = [
     "CONNECT_PATIENCE_SECONDS",
     "FAILED_LOOKUP_SECONDS",
     "KEY_CACHE_SECONDS",
+    "MAX_UNCONFIRMED_POSTS",
     "MAX_UNKNOWN_DEVICES_PER_USER",
     "RECONNECT_MAX_SECONDS",
     "RECONNECT_SECONDS",
@@ -120,6 +122,9 @@ RETRY_SECONDS = 0.5
 RETRY_MAX_SECONDS = 10.0
 #: After the channel drops, reconnect after this, doubling up to RECONNECT_MAX_SECONDS.
 RECONNECT_SECONDS = 0.5
+#: Our posts kept until the board shows them (resent after a reconnection); a manager posts
+#: a few per key, so this covers minutes of a large meeting's joins.
+MAX_UNCONFIRMED_POSTS = 4096
 RECONNECT_MAX_SECONDS = 10.0
 #: A first connection is asked for again, backing off, for about this long.
 CONNECT_PATIENCE_SECONDS = 60.0
@@ -223,7 +228,11 @@ class MeetingClient:
         self._processor: asyncio.Task[None] | None = None
         self._ws: Any = None
         self._board_pos: str | None = None  # the last board position seen, to resume after
-        self._outbox: list[str] = []  # posts made while the channel was down, in order
+        self._outbox: list[str] = []  # posts to send once the channel is back, in order
+        # Our posts not yet seen on the board (seq, wire text): a relay whose broker failed
+        # may have taken one and closed the channel without storing it. After reconnecting
+        # they all go again, in order (receivers drop what they have seen by its seq).
+        self._unconfirmed: collections.deque[tuple[int, str]] = collections.deque()
         self._closing = False
         # Announces and leaves of participants who cannot manage the meeting, kept (per
         # user, the posts since its last announce) until this device may have to manage it.
@@ -482,6 +491,8 @@ class MeetingClient:
                 except Exception as exc:  # the application's token provider failed
                     _log.warning("reconnecting: the token provider raised %s", type(exc).__name__)
                     continue
+            # Everything not seen on the board goes again, in order (the outbox is its tail).
+            self._outbox = [text for _, text in self._unconfirmed]
             self._emit(Reconnected(self._board_pos))
             await self._flush_outbox()
 
@@ -498,8 +509,22 @@ class MeetingClient:
                 continue
             if isinstance(item.get("pos"), str):
                 self._board_pos = item["pos"]
+            self._confirm(item)
             if not self._for_others(item):
                 self._inbox.put_nowait(item)
+
+    def _confirm(self, item: dict[str, Any]) -> None:
+        """One of our posts on the board: it and every post of ours before it are stored
+        (a connection's posts are stored in order, and after a reconnection the unconfirmed
+        ones go first). Its signature is checked later; a forged one in our name confirms
+        nothing worse than a post the relay could drop anyway."""
+        message = item.get("message")
+        if not isinstance(message, dict) or message.get("device") != self.session.device:
+            return
+        seq = message.get("seq")
+        if isinstance(seq, int):
+            while self._unconfirmed and self._unconfirmed[0][0] <= seq:
+                self._unconfirmed.popleft()
 
     def _for_others(self, item: dict[str, Any]) -> bool:
         """A ``tree-path`` post without a path for this device: nothing in it concerns us,
@@ -734,6 +759,9 @@ class MeetingClient:
     async def _do(self, action: Action) -> None:
         if isinstance(action, Post):
             text = '{"type":"post","message":' + action.message.to_json() + "}"
+            self._unconfirmed.append((action.message.seq, text))
+            if len(self._unconfirmed) > MAX_UNCONFIRMED_POSTS:  # the board stopped echoing us
+                self._unconfirmed.popleft()
             if self._outbox:
                 self._outbox.append(text)  # keep the order behind those still waiting
                 return

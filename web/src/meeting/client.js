@@ -18,7 +18,7 @@ import { b64d } from '../api/encoding.js';
 import { DEVICE_CERT_LABEL, deviceCertificateMessage } from '../api/identity.js';
 import { VerifyingKey } from '../crypto/signing.js';
 import { MalformedInputError, SignatureError } from '../errors.js';
-import { SdkError, ServiceRefusedError } from '../sdk/errors.js';
+import { NetworkError, SdkError, ServiceRefusedError } from '../sdk/errors.js';
 import { Channel, channelUrl } from './channel.js';
 import { ParticipantSession } from './session.js';
 
@@ -269,7 +269,8 @@ export class MeetingClient {
       try {
         return await fn();
       } catch (exc) {
-        const transient = (exc instanceof ServiceRefusedError && exc.status >= 500) || (exc instanceof TypeError && /fetch|network/i.test(exc.message));
+        const transient =
+          (exc instanceof ServiceRefusedError && (exc.status >= 500 || exc.status === 429)) || exc instanceof NetworkError;
         if (!transient || this.#closed) throw exc;
       }
       this.#emit('retrying', { in: delay });
@@ -332,6 +333,7 @@ export class MeetingClient {
       return [{ data }, null];
     } catch (exc) {
       if (exc instanceof ServiceRefusedError) return [null, exc.code];
+      if (exc instanceof NetworkError) return [null, 'unreachable']; // retried, as a 503 is
       return [null, `sdk:${exc.name}`];
     }
   }

@@ -32,6 +32,11 @@ import { RosterChain, parseIds, rosterHash } from './roster.js';
 export { rosterHash };
 
 export const JOIN_RETRY_DELAYS = Object.freeze([1.0, 5.0, 10.0, 10.0]);
+/** Errors that say the key service is busy or out of reach, not that it refuses: the
+ *  opening is asked again, backing off from 2 s to TRANSIENT_RETRY_MAX_SECONDS, and never
+ *  counts toward JOIN_RETRY_DELAYS (as TRANSIENT_ERRORS in meeting/session.py). */
+export const TRANSIENT_ERRORS = Object.freeze(new Set(['unreachable', 'overloaded', 'rate_limited', 'unavailable', 'internal']));
+export const TRANSIENT_RETRY_MAX_SECONDS = 30.0;
 const RATCHET_LABEL = utf8('sealroom/v1/meeting/ratchet');
 const CODE_LABEL = utf8('sealroom/v1/meeting/security-code');
 
@@ -123,6 +128,7 @@ export class ParticipantSession {
     this.calls = new Map();
     this.nextCall = 1;
     this.joinAttempts = 0;
+    this.transientFailures = 0; // openings failed transiently in a row
     this.retryAt = null;
     this.pendingPost = null;
     this.pendingKey = null;
@@ -176,6 +182,7 @@ export class ParticipantSession {
     this.state = 'joining';
     this.present.set(this.user, this.device);
     this.joinAttempts = 0;
+    this.transientFailures = 0;
     return [await this.#post('announce', Object.keys(this.card).length ? { card: this.card } : {})];
   }
 
@@ -429,6 +436,13 @@ export class ParticipantSession {
   async #opened(pending, result, error, now) {
     const m = pending.context.message;
     if (m !== this.pendingPost) return [];
+    if (TRANSIENT_ERRORS.has(error)) {
+      const delay = Math.min(2.0 * 2 ** Math.min(this.transientFailures, 16), TRANSIENT_RETRY_MAX_SECONDS);
+      this.transientFailures += 1;
+      this.retryAt = now + delay;
+      return [notify('retrying', { in: delay }), ...this.#timers()];
+    }
+    this.transientFailures = 0;
     if (error !== null || result === null) {
       if (this.joinAttempts < this.joinRetryDelays.length) {
         this.retryAt = now + this.joinRetryDelays[this.joinAttempts];

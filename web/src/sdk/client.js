@@ -14,7 +14,7 @@ import { openStreamToBytes, readHeader } from '../crypto/stream.js';
 import { EncryptedValue, PrivateKey, PublicKey, decrypt, generateKeyPair, generateTransformKey } from '../crypto/pre.js';
 import { SigningKey, VerifyingKey } from '../crypto/signing.js';
 import { SignatureError } from '../errors.js';
-import { KeyChangedError, SdkError, ServiceRefusedError } from './errors.js';
+import { KeyChangedError, NetworkError, SdkError, ServiceRefusedError } from './errors.js';
 import { Keystore } from './keystore.js';
 
 export const KEYSERVICE_AUDIENCE = 'sealroom-keyservice';
@@ -78,8 +78,14 @@ export class KeyServiceClient {
       );
     }
     const url = this.baseUrl + path + (query ? `?${query}` : '');
-    const response = await this.fetch(url, { method, headers, body: raw.length ? raw : undefined });
-    const text = await response.text();
+    let response;
+    let text;
+    try {
+      response = await this.fetch(url, { method, headers, body: raw.length ? raw : undefined });
+      text = await response.text();
+    } catch (exc) {
+      throw new NetworkError(`the key service is unreachable (${exc.name})`);
+    }
     let data = {};
     try {
       data = text ? JSON.parse(text) : {};

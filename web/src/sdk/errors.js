@@ -5,6 +5,9 @@ import { SealroomError } from '../errors.js';
 /** Base of the SDK's own errors. */
 export class SdkError extends SealroomError {}
 
+/** The key service could not be reached (fetch failed: offline, refused, reset). */
+export class NetworkError extends SdkError {}
+
 /** The key service refused a call; `code` is its stable error code. */
 export class ServiceRefusedError extends SdkError {
   constructor(code, status, detail) {
