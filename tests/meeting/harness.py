@@ -91,6 +91,7 @@ class World:
         self.deleted = False
         self.refuse_open: dict[str, int] = {}  # user -> how many opens to refuse
         self.fail_next: dict[str, list[str]] = {}  # op -> errors to answer its next calls with
+        self.fail_adding: dict[str, str] = {}  # user -> the error of every batch naming it
         self.held: list[tuple[str, KeyServiceCall]] = []  # calls not answered yet
         self.hold_ops: set[str] = set()
         self.drop_board_for: set[str] = set()
@@ -191,6 +192,9 @@ class World:
             ):
                 return self._manage(user, call)
             case AddMembers():
+                poison = [self.fail_adding[u] for u in call.users if u in self.fail_adding]
+                if poison:  # the service fails on the whole request (a 500, say)
+                    return None, poison[0]
                 results: dict[str, str | None] = {}
                 for member in call.users:
                     results[member] = self._manage(user, AddMember(call.group, member))[1]

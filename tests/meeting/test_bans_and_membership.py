@@ -5,6 +5,7 @@ service. tests/security/ tries the same attacks against the real services."""
 from __future__ import annotations
 
 from sealroom.meeting.events import Knock
+from sealroom.meeting.messages import BoardMessage
 from sealroom.meeting.session import (
     LEAVE_DEBOUNCE_SECONDS,
     AddMember,
@@ -247,3 +248,32 @@ def test_a_joiner_behind_a_burst_of_joins_opens_one_key_and_ratchets_to_the_newe
     assert len(opens) == 1
     assert w.key(joiners[0]) == w.key("uma")
     assert w.key("uma")[0] == 6
+
+
+def test_a_post_naming_the_managers_device_cannot_silence_the_manager() -> None:
+    """A stranger with a token posts an announce in its own name but with the manager's
+    device id and an enormous sequence number (its own key signs it, so it verifies): the
+    others must not take the manager's later posts for replays, nor the manager the
+    stranger's card for that device's."""
+    w = World(CONFIG)
+    for u in ("uma", "bob", "carl", "eve"):
+        w.add(u)
+    w.run("uma", "start")
+    w.run("bob", "join")
+    uma = w.people["uma"].session
+    forged = BoardMessage.create(
+        w.people["eve"].key,
+        meeting=CONFIG.meeting_id,
+        kind="announce",
+        user="eve",
+        device=uma.device,
+        seq=10**12,
+        body={"card": w.card(uma.device, w.people["eve"].key)},
+    )
+    w.board.append(forged)
+    w.pump()
+    w.run("carl", "join")  # the manager's key for carl must reach bob and carl
+    epoch = w.key("uma")[0]
+    assert epoch is not None
+    assert w.key("bob") == w.key("carl") == w.key("uma")
+    assert (uma.user, uma.device) not in uma._device_keys  # the manager announced nothing

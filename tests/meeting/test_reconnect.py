@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ from sealroom.sdk import (
     Rekeyed,
     Retrying,
 )
+from sealroom.sdk.meeting import MAX_POST_SENDS, _OwnPost
 from tests.live_meeting import Person, running_services
 
 pytestmark = pytest.mark.timeout(180)
@@ -138,16 +140,19 @@ def test_a_first_connection_refused_for_load_is_asked_for_again(
 
 
 class BrokerFailingOnce(InProcessBus):
-    """The in-process broker, failing once at the first post of ``kind`` by ``user``: the
+    """The in-process broker, failing ``times`` times on posts of ``kind`` by ``user``: the
     relay took the post and could not store it (it closes that channel with 1011)."""
 
-    def __init__(self, user: str, kind: str) -> None:
+    def __init__(self, user: str, kind: str, times: int = 1) -> None:
         super().__init__()
         self.fail: tuple[str, str] | None = (user, kind)
+        self.times = times
 
     async def post(self, post: BoardPost) -> None:
         if self.fail == (post.user, post.kind):
-            self.fail = None
+            self.times -= 1
+            if self.times == 0:
+                self.fail = None
             raise ConnectionError("the broker failed")
         await super().post(post)
 
@@ -187,3 +192,64 @@ def test_a_post_the_relay_took_but_could_not_store_is_sent_again(
     broker: the client sees the channel close, reconnects, and sends again what the board
     never showed; the joiner gets its key (before, it waited for ever)."""
     asyncio.run(_post_lost(servers, user, kind))
+
+
+def test_only_our_own_users_posts_confirm_ours(servers: dict[str, str]) -> None:
+    """A post naming our device id in another user's name (the relay lets anyone post in
+    their own name with any device id) confirms nothing: our unconfirmed posts would then
+    never be sent again after a broker failure."""
+
+    async def go() -> None:
+        config = MeetingConfig("confirm-" + str(free_port()), host="uma")
+        uma = Person({**servers, "conf": "http://127.0.0.1:9"}, "uma", config)
+        mc = await uma.enter()
+        try:
+            mc._unconfirmed.append(_OwnPost(mc.session._seq + 1, "{}", sends=1))
+
+            def echo(user: str, seq: int) -> str:
+                message = {"user": user, "device": mc.session.device, "seq": seq}
+                return json.dumps({"type": "board", "pos": "7", "message": message})
+
+            mc._on_channel_text(echo("eve", 2**53))
+            assert len(mc._unconfirmed) == 1
+            mc._on_channel_text(echo("uma", mc.session._seq + 1))
+            assert len(mc._unconfirmed) == 0
+        finally:
+            await mc.close()
+            await uma.sdk.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_post_the_broker_keeps_failing_on_is_given_up_and_holds_nothing_back(
+    servers: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker fails on every send of one post (a removal of an invitee who is not
+    here): after MAX_POST_SENDS sends it is given up, with a warning, and the posts after
+    it (the key for a joiner) go through."""
+
+    async def go() -> None:
+        jwks = JwksSource(url=f"{servers['idp']}/.well-known/jwks.json")
+        port = free_port()
+        conf = f"http://127.0.0.1:{port}"
+        config = MeetingConfig("poison-" + str(port), host="uma", invitees=("bob", "carl"))
+        uma, bob = (Person({**servers, "conf": conf}, u, config) for u in ("uma", "bob"))
+        bus = BrokerFailingOnce("uma", "remove", times=100)
+        try:
+            async with _serve(create_conference_app(ConferenceSettings(), jwks, bus), port):
+                await (await uma.enter()).start()
+                await uma.wait(KeyInstalled)
+                assert uma.mc is not None
+                await uma.mc.remove("carl")
+                await (await bob.enter()).join()
+                await bob.wait(Joined, timeout=90)
+                assert bus.times == 100 - MAX_POST_SENDS
+                assert bob.epoch() == uma.epoch()
+        finally:
+            for p in (uma, bob):
+                if p.mc is not None:
+                    await p.mc.close()
+                await p.sdk.aclose()
+
+    asyncio.run(go())
+    assert "posts never reached the board; given up" in caplog.text

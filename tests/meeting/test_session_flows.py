@@ -216,6 +216,51 @@ def test_a_batch_of_additions_that_fails_transiently_goes_again() -> None:
     assert _same_key(w, ["uma", "bob", "zed"]) > 0
 
 
+def test_a_joiner_waiting_for_its_addition_is_not_listed_and_does_not_give_up() -> None:
+    """The manager's additions fail for a minute and more while others join and are keyed:
+    the waiting joiner is in no key post's roster meanwhile (it would try to open a key it
+    cannot have, and give up after four refusals), and gets in once its addition does."""
+    w = _meeting(host_present=False)
+    w.add("zed")
+    w.run("zed", "join")
+    w.fail_next["add_members"] = ["overloaded"] * 6  # 2 + 4 + 8 + 16 + 30 + 30 s
+    w.do("uma", w.people["uma"].session.admit("zed", w.now))
+    w.add("bob")
+    w.run("bob", "join")  # keyed meanwhile: a key post zed reads
+    w.advance(45)
+    assert "not_admitted" not in w.events("zed")
+    assert all("zed" not in w.posted_roster(e) for e in w.session_key_posts())
+    w.advance(60)
+    assert w.fail_next["add_members"] == []
+    assert "not_admitted" not in w.events("zed")
+    assert _same_key(w, ["uma", "bob", "zed"]) > 0
+
+
+def test_one_joiner_the_key_service_keeps_failing_on_holds_nobody_back() -> None:
+    """Every batch of additions naming zed fails (the service errs on it): after two tries
+    zed goes alone, backing off, and amy, who joined with it, and kim, who comes an hour
+    later, are added and keyed at once."""
+    w = _meeting(host_present=False)
+    w.fail_adding["zed"] = "internal"
+    for u in ("zed", "amy"):
+        w.add(u)
+        w.run(u, "join")
+    for u in ("zed", "amy"):
+        w.do("uma", w.people["uma"].session.admit(u, w.now))
+    w.advance(10)
+    assert _same_key(w, ["uma", "amy"]) > 0
+    w.advance(3600)
+    w.add("kim")
+    w.run("kim", "join")
+    w.do("uma", w.people["uma"].session.admit("kim", w.now))
+    w.advance(1)
+    assert _same_key(w, ["uma", "amy", "kim"]) > 0
+    assert w.key("zed") == (None, None)
+    assert "add_failed" not in w.events("uma")  # still tried, backing off to 30 s
+    tries = [c for c in w.people["uma"].ks_calls if c.op == "add_members"]
+    assert 100 < len(tries) < 150  # about one every 30 s for the hour, not a storm
+
+
 def test_a_batch_of_additions_refused_says_so_for_each_user() -> None:
     w = _meeting(host_present=False)
     w.add("zed")

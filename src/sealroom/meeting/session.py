@@ -485,7 +485,8 @@ class _ManagerDuties:
     joining: set[str] = field(default_factory=set)  # let in, to be added and keyed together
     join_at: float | None = None  # when the next batch of joins goes
     adding: bool = False  # a batch of additions is at the key service
-    add_failures: int = 0  # batches of additions failed transiently in a row
+    add_tries: dict[str, int] = field(default_factory=dict)  # user -> transient failures
+    add_after: dict[str, float] = field(default_factory=dict)  # user -> not before (backoff)
     unpublished: _Unpublished | None = None  # a key being registered
     register_retry_at: float | None = None
     unpublished_waits: bool = False  # its registration waits for the membership to settle
@@ -546,7 +547,10 @@ class MeetingSession:
         self._duties.snapshot_for = -1  # manager: the epoch whose full roster it last posted
         self._asked_for = -1  # the epoch whose full roster we last asked for
         self._seq = self._seq_start = seq_start
-        self._seen: dict[str, int] = {}
+        # (user, device) -> the newest seq seen: keyed by the user too, so that a post
+        # naming another user's device id (anyone may claim any id in their own posts)
+        # cannot make us drop that device's real posts as replays.
+        self._seen: dict[tuple[str, str], int] = {}
         self._heard_own_announce = False  # session-key posts before it are history
         self._knocking: dict[str, str] = {}  # user -> device, waiting for admit()
         self._admitted: set[str] = set(config.invitees) | {config.host}
@@ -574,7 +578,9 @@ class MeetingSession:
         # Large-meeting mode (meeting/keytree.py). The manager's tree lives as long as its
         # management: another manager starts without one (its fresh keys go through the
         # key service) and a tree handed back would still hold leavers' keys.
-        self._device_keys: dict[str, bytes] = {}  # device -> PRE key its announce carried
+        # (user, device) -> the PRE key its announce carried (keyed by the user too: an
+        # announce naming another user's device id must not replace that device's key).
+        self._device_keys: dict[tuple[str, str], bytes] = {}
         self._path: TreePath | None = None  # ours, as the manager sealed it to this device
         self._path_offer: tuple[int, bytes] | None = None  # (epoch, sealed path) for us
         self._tree_parts: dict[int, dict[int, bytes]] = {}  # epoch -> part -> wraps
@@ -696,7 +702,9 @@ class MeetingSession:
     def _post_key(self, u: _Unpublished, now: float) -> list[Action]:
         """Post a registered key with the next roster entry, and install it."""
         epoch, envelope, reason = u.epoch, u.envelope, u.reason
-        members = sorted(self.present)
+        # Who holds this key: present and let into the group (a joiner still waiting for
+        # its addition is not listed, so it does not try to open a key it cannot have).
+        members = sorted(u for u in self.present if u in self.members or u == self.user)
         fields, parts = self._chain.plan(epoch, members)
         posts = [self._post("roster", part) for part in parts]  # a large change, before it
         tree_field: dict[str, Any] = {}
@@ -769,12 +777,12 @@ class MeetingSession:
         sealed: dict[str, str] = {}
         for user in sorted(self._keyed()):
             device = self.present[user]
-            if self._duties.pathed.get(user) == device or device not in self._device_keys:
+            if self._duties.pathed.get(user) == device or (user, device) not in self._device_keys:
                 continue
             try:
-                key = PublicKey.from_bytes(self._device_keys[device])
+                key = PublicKey.from_bytes(self._device_keys[user, device])
             except (MalformedInputError, ValueError):
-                self._device_keys.pop(device, None)
+                self._device_keys.pop((user, device), None)
                 continue
             leaf, keys = tree.add(user, epoch)
             object_id = f"{self.config.meeting_id}/tree-path/{epoch}/{device}".encode()
@@ -1117,9 +1125,9 @@ class MeetingSession:
                 self._heard_own_announce = True
                 return self._resume_management(now)
             return []
-        if message.seq <= self._seen.get(message.device, 0):
+        if message.seq <= self._seen.get((message.user, message.device), 0):
             return []  # duplicate or replay
-        self._seen[message.device] = message.seq
+        self._seen[message.user, message.device] = message.seq
         if self.state in (State.LEFT, State.ENDED, State.NOT_ADMITTED):
             return []
         try:
@@ -1200,9 +1208,10 @@ class MeetingSession:
         the manager seals this device's path to it in large meetings."""
         card = m.body.get("card")
         if isinstance(card, dict) and isinstance(card.get("public_key"), str):
-            if len(self._device_keys) >= 100_000 and m.device not in self._device_keys:
+            if len(self._device_keys) >= 100_000 and (m.user, m.device) not in self._device_keys:
                 return
-            self._device_keys[m.device] = b64d(card["public_key"], "public_key", max_bytes=512)
+            key = b64d(card["public_key"], "public_key", max_bytes=512)
+            self._device_keys[m.user, m.device] = key
 
     def _on_tree_part(self, m: BoardMessage) -> list[Action]:
         """Wraps of a coming fresh key, from the manager: kept for the newest few epochs."""
@@ -1262,28 +1271,38 @@ class MeetingSession:
         # (and retrying it later would throw the returning participant out again).
         self._duties.removing.pop(user, None)
         self._duties.removing_ops.pop(user, None)
+        self._duties.add_tries.pop(user, None)  # a fresh start for its addition
+        self._duties.add_after.pop(user, None)
         device = self._knocking.pop(user, None)
         if device is not None:
             self.present[user] = device
         self._duties.joining.add(user)
-        if self._duties.join_at is None:
-            self._duties.join_at = now + self.timing.join_window
+        window = now + self.timing.join_window  # (sooner than a backoff others wait out)
+        self._duties.join_at = min(self._duties.join_at or window, window)
         return self._timers()
 
     def _flush_joins(self, now: float) -> list[Action]:
-        """Add the next batch of joiners to the group in one call; the ratchet follows."""
-        batch = sorted(u for u in self._duties.joining if u in self.present)[:MAX_JOIN_BATCH]
-        self._duties.joining -= set(batch) | {
-            u for u in self._duties.joining if u not in self.present
-        }
+        """Add the next batch of joiners to the group in one call; the ratchet follows. A
+        joiner whose addition failed transiently twice goes alone, once its backoff is over,
+        so that one the key service keeps failing on cannot hold the others back."""
+        d = self._duties
+        d.joining &= set(self.present)
+        ready = sorted(u for u in d.joining if d.add_after.get(u, now) <= now)
+        fresh = [u for u in ready if d.add_tries.get(u, 0) < 2]
+        batch = fresh[:MAX_JOIN_BATCH] if fresh else ready[:1]
+        d.joining -= set(batch)
         new = [u for u in batch if u not in self.members]
         if new:
-            self._duties.adding = True
+            d.adding = True
             return [self._call(AddMembers(self._group, tuple(new)))]
         actions = self._rekey_ratchet("join", now) if batch else []
-        if self._duties.joining:
-            self._duties.join_at = now
+        self._next_join(now)
         return actions
+
+    def _next_join(self, now: float) -> None:
+        """When the next batch of joins goes: now, or when the first backoff is over."""
+        d = self._duties
+        d.join_at = min((max(d.add_after.get(u, now), now) for u in d.joining), default=None)
 
     def _added(
         self, call: AddMembers, result: dict[str, Any] | None, error: str | None, now: float
@@ -1296,35 +1315,36 @@ class MeetingSession:
         outcomes = result.get("results") if result is not None else None
         if error is not None or not isinstance(outcomes, dict):
             outcomes = {user: error or "no_result" for user in call.users}
+        d = self._duties
         actions: list[Action] = []
-        added, again = False, set[str]()
+        added, delays = False, list[float]()
         for user, problem in sorted(outcomes.items()):
+            if problem in TRANSIENT_ERRORS:
+                # Not added, for now: a joiner here goes again, backing off (an absent
+                # invitee is added when it joins).
+                self.members.discard(user)
+                if user in self.present:
+                    tries = d.add_tries[user] = d.add_tries.get(user, 0) + 1
+                    delay = _backoff(tries - 1 if len(call.users) == 1 else 0)
+                    d.add_after[user] = now + delay
+                    d.joining.add(user)
+                    delays.append(delay)
+                continue
+            d.add_tries.pop(user, None)
+            d.add_after.pop(user, None)
             if problem is None:
                 self.members.add(user)
                 added = True
             elif problem == "banned":
                 actions += self._refused_as_banned(user)
-            elif problem in TRANSIENT_ERRORS:
-                # Not added, for now: a joiner goes in a later batch (an invitee at the
-                # start is added when it joins).
-                self.members.discard(user)
-                if not call.start and user in self.present:
-                    again.add(user)
             else:
                 self.members.discard(user)
                 actions.append(Notify(AddFailed(user, problem)))
         if added and not call.start:
             actions += self._rekey_ratchet("join", now)
-        if again:
-            delay = _backoff(self._duties.add_failures)
-            self._duties.add_failures += 1
-            self._duties.joining |= again
-            self._duties.join_at = now + delay
-            actions.append(Notify(Retrying(delay)))
-        else:
-            self._duties.add_failures = 0
-            if self._duties.joining:
-                self._duties.join_at = now
+        if delays:
+            actions.append(Notify(Retrying(min(delays))))
+        self._next_join(now)
         return actions + self._timers()
 
     def admit(self, user: str, now: float) -> list[Action]:

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, assert_never
 from urllib.parse import quote
 
@@ -90,10 +91,13 @@ __all__ = [
     "CONNECT_PATIENCE_SECONDS",
     "FAILED_LOOKUP_SECONDS",
     "KEY_CACHE_SECONDS",
+    "MAX_POST_SENDS",
     "MAX_UNCONFIRMED_POSTS",
     "MAX_UNKNOWN_DEVICES_PER_USER",
     "RECONNECT_MAX_SECONDS",
     "RECONNECT_SECONDS",
+    "RESEND_BURST",
+    "RESEND_RATE",
     "RETRY_MAX_SECONDS",
     "RETRY_SECONDS",
     "EventHandler",
@@ -123,8 +127,23 @@ RETRY_MAX_SECONDS = 10.0
 #: After the channel drops, reconnect after this, doubling up to RECONNECT_MAX_SECONDS.
 RECONNECT_SECONDS = 0.5
 #: Our posts kept until the board shows them (resent after a reconnection); a manager posts
-#: a few per key, so this covers minutes of a large meeting's joins.
+#: a few per key, so this covers minutes of a large meeting's joins...
 MAX_UNCONFIRMED_POSTS = 4096
+#: ...each sent at most this many times (a post the relay keeps failing on is given up)...
+MAX_POST_SENDS = 5
+#: ...and resent at most this many at once, then this many a second (under the relay's
+#: default post limits: 500 at once, 50 a second).
+RESEND_BURST = 256
+RESEND_RATE = 40.0
+
+
+@dataclass
+class _OwnPost:
+    seq: int
+    text: str = field(repr=False)
+    sends: int = 0
+
+
 RECONNECT_MAX_SECONDS = 10.0
 #: A first connection is asked for again, backing off, for about this long.
 CONNECT_PATIENCE_SECONDS = 60.0
@@ -219,7 +238,7 @@ class MeetingClient:
         # ...and devices known from the card their announce carried (user, key): enough for
         # participants' posts, never for a manager's (a device revoked as lost must not post
         # session keys), which always go through _keys.
-        self._card_keys: dict[str, tuple[str, VerifyingKey]] = {}
+        self._card_keys: dict[tuple[str, str], VerifyingKey] = {}  # (user, device) -> key
         self._failed_devices: dict[str, float] = {}  # device -> when its look-up failed
         self._failed_users: dict[str, list[float]] = {}  # user -> when its look-ups failed
         self._user_keys: dict[str, VerifyingKey | None] = {}  # for the meeting; None: no user
@@ -228,11 +247,13 @@ class MeetingClient:
         self._processor: asyncio.Task[None] | None = None
         self._ws: Any = None
         self._board_pos: str | None = None  # the last board position seen, to resume after
-        self._outbox: list[str] = []  # posts to send once the channel is back, in order
-        # Our posts not yet seen on the board (seq, wire text): a relay whose broker failed
-        # may have taken one and closed the channel without storing it. After reconnecting
-        # they all go again, in order (receivers drop what they have seen by its seq).
-        self._unconfirmed: collections.deque[tuple[int, str]] = collections.deque()
+        # Our posts, in order: not sent on the current socket yet (the outbox), and sent
+        # but not yet seen on the board (a relay whose broker failed may have taken one and
+        # closed the channel without storing it). After a reconnection the unconfirmed ones
+        # go again, ahead of the outbox (receivers drop what they have seen by its seq).
+        self._outbox: collections.deque[_OwnPost] = collections.deque()
+        self._unconfirmed: collections.deque[_OwnPost] = collections.deque()
+        self._flushing = False  # a task is sending the outbox
         self._closing = False
         # Announces and leaves of participants who cannot manage the meeting, kept (per
         # user, the posts since its last announce) until this device may have to manage it.
@@ -290,11 +311,15 @@ class MeetingClient:
                 try:
                     result = handler(event)
                     if inspect.isawaitable(result):
-                        task = asyncio.ensure_future(self._await_handler(result, event))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
+                        self._spawn(self._await_handler(result, event))
                 except Exception:
                     _log.exception("a handler of %s failed", event.name)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        """Run ``work`` as a task of ours (referenced until it is done)."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @staticmethod
     async def _await_handler(result: Awaitable[Any], event: MeetingEvent) -> None:
@@ -491,10 +516,9 @@ class MeetingClient:
                 except Exception as exc:  # the application's token provider failed
                     _log.warning("reconnecting: the token provider raised %s", type(exc).__name__)
                     continue
-            # Everything not seen on the board goes again, in order (the outbox is its tail).
-            self._outbox = [text for _, text in self._unconfirmed]
+            self._requeue_unconfirmed()
             self._emit(Reconnected(self._board_pos))
-            await self._flush_outbox()
+            self._spawn(self._flush_outbox())  # while this task goes on reading
 
     def _on_channel_text(self, raw: str) -> None:
         """Queue board messages (one, or a batch) and note the newest position."""
@@ -516,15 +540,33 @@ class MeetingClient:
     def _confirm(self, item: dict[str, Any]) -> None:
         """One of our posts on the board: it and every post of ours before it are stored
         (a connection's posts are stored in order, and after a reconnection the unconfirmed
-        ones go first). Its signature is checked later; a forged one in our name confirms
-        nothing worse than a post the relay could drop anyway."""
+        ones go first). The relay lets only our user post in our user's name (the JWT's
+        subject), so nobody else can confirm our posts away; its signature is checked later."""
         message = item.get("message")
-        if not isinstance(message, dict) or message.get("device") != self.session.device:
+        if (
+            not isinstance(message, dict)
+            or message.get("device") != self.session.device
+            or message.get("user") != self.session.user
+        ):
             return
         seq = message.get("seq")
         if isinstance(seq, int):
-            while self._unconfirmed and self._unconfirmed[0][0] <= seq:
+            while self._unconfirmed and self._unconfirmed[0].seq <= seq:
                 self._unconfirmed.popleft()
+
+    def _requeue_unconfirmed(self) -> None:
+        """After a reconnection: what the board has not shown goes again, first; a post sent
+        MAX_POST_SENDS times and never seen is given up (a post the broker keeps failing on
+        must not block every later one)."""
+        again = [p for p in self._unconfirmed if p.sends < MAX_POST_SENDS]
+        if len(again) < len(self._unconfirmed):
+            _log.warning(
+                "meeting %s: %d posts never reached the board; given up",
+                self.config.meeting_id,
+                len(self._unconfirmed) - len(again),
+            )
+        self._unconfirmed.clear()
+        self._outbox.extendleft(reversed(again))
 
     def _for_others(self, item: dict[str, Any]) -> bool:
         """A ``tree-path`` post without a path for this device: nothing in it concerns us,
@@ -538,14 +580,30 @@ class MeetingClient:
         return not isinstance(paths, dict) or self.sdk.device_id not in paths
 
     async def _flush_outbox(self) -> None:
-        """Posts made while the channel was down, in order (a repeat is harmless: each
-        device numbers its posts, and receivers drop what they have seen)."""
-        while self._outbox:
-            try:
-                await self._ws.send(self._outbox[0])
-            except websockets.ConnectionClosed:
-                return  # the reader reconnects and flushes again
-            self._outbox.pop(0)
+        """Send the outbox, in order, one sender at a time; after a reconnection, at most
+        RESEND_BURST posts at once, then RESEND_RATE a second (the relay refuses more than
+        its post rate allows). Each post sent waits in ``_unconfirmed`` until the board
+        shows it."""
+        if self._flushing:
+            return  # the sender at work takes what was queued behind it
+        self._flushing, sent = True, 0
+        try:
+            while self._outbox:
+                post = self._outbox[0]
+                try:
+                    await self._ws.send(post.text)
+                except websockets.ConnectionClosed:
+                    return  # the reader reconnects, then sends again
+                self._outbox.popleft()
+                post.sends += 1
+                self._unconfirmed.append(post)
+                if len(self._unconfirmed) > MAX_UNCONFIRMED_POSTS:  # the board stopped echoing
+                    self._unconfirmed.popleft()
+                sent += 1
+                if post.sends > 1 and sent % RESEND_BURST == 0:
+                    await asyncio.sleep(RESEND_BURST / RESEND_RATE)
+        finally:
+            self._flushing = False
 
     async def _process(self) -> None:
         """Board messages, in order, a batch at a time: the posters' user keys for the
@@ -646,7 +704,7 @@ class MeetingClient:
                 m.user
                 for m in messages
                 if m.kind == "announce"
-                and m.device not in self._card_keys
+                and (m.user, m.device) not in self._card_keys
                 and m.user not in self._user_keys
                 and isinstance(m.body.get("card"), dict)
             }
@@ -665,17 +723,19 @@ class MeetingClient:
         (checked against the user's pinned key), or, for a manager's post, looked up."""
         if message.kind in _CONTROL_KINDS:
             return await self._sender_key(message)
-        known = self._card_keys.get(message.device)
+        # Keyed by user and device: a card naming another user's device id binds that id
+        # for its own user only (anyone may certify any id with their own key).
+        known = self._card_keys.get((message.user, message.device))
         card = message.body.get("card")
         if message.kind == "announce" and isinstance(card, dict) and card:
             # Every announce's card is checked (not only the first): the session takes the
             # device's PRE key from it, to seal the device its key-tree path.
             key = self._check_card(message, card)
-            if key is None or (known is not None and known != (message.user, key)):
+            if key is None or (known is not None and known != key):
                 return None
-            known = self._card_keys[message.device] = (message.user, key)
+            known = self._card_keys[message.user, message.device] = key
         if known is not None:
-            return known[1] if known[0] == message.user else None
+            return known
         return await self._sender_key(message)
 
     def _check_card(self, message: BoardMessage, card: dict[str, Any]) -> VerifyingKey | None:
@@ -759,16 +819,8 @@ class MeetingClient:
     async def _do(self, action: Action) -> None:
         if isinstance(action, Post):
             text = '{"type":"post","message":' + action.message.to_json() + "}"
-            self._unconfirmed.append((action.message.seq, text))
-            if len(self._unconfirmed) > MAX_UNCONFIRMED_POSTS:  # the board stopped echoing us
-                self._unconfirmed.popleft()
-            if self._outbox:
-                self._outbox.append(text)  # keep the order behind those still waiting
-                return
-            try:
-                await self._ws.send(text)
-            except websockets.ConnectionClosed:
-                self._outbox.append(text)  # sent once the channel is back
+            self._outbox.append(_OwnPost(action.message.seq, text))  # behind any waiting
+            await self._flush_outbox()
         elif isinstance(action, KeyServiceCall):
             result, error = await self._key_service(action)  # the lock is held by our caller
             await self._run(self.session.key_service_reply(action.id, result, error, self._now()))
@@ -885,9 +937,7 @@ class MeetingClient:
 
         def fire() -> None:
             self._timer = None
-            task = asyncio.ensure_future(self._fire())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._fire())
 
         self._timer = self._loop.call_at(when, fire)
 

@@ -245,8 +245,11 @@ export class ParticipantSession {
       }
       return [];
     }
-    if (message.seq <= (this.seen.get(message.device) ?? 0)) return []; // duplicate or replay
-    this.seen.set(message.device, message.seq);
+    // Keyed by user and device: a post naming another user's device id cannot make us drop
+    // that device's real posts as replays.
+    const who = JSON.stringify([message.user, message.device]);
+    if (message.seq <= (this.seen.get(who) ?? 0)) return []; // duplicate or replay
+    this.seen.set(who, message.seq);
     if (['left', 'ended', 'not_admitted'].includes(this.state)) return [];
     try {
       return await this.#dispatch(message, senderKey, now);
