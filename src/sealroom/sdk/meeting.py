@@ -126,6 +126,9 @@ RETRY_SECONDS = 0.5
 RETRY_MAX_SECONDS = 10.0
 #: After the channel drops, reconnect after this, doubling up to RECONNECT_MAX_SECONDS.
 RECONNECT_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 10.0
+#: A first connection is asked for again, backing off, for about this long.
+CONNECT_PATIENCE_SECONDS = 60.0
 #: Our posts kept until the board shows them (resent after a reconnection); a manager posts
 #: a few per key, so this covers minutes of a large meeting's joins...
 MAX_UNCONFIRMED_POSTS = 4096
@@ -139,14 +142,13 @@ RESEND_RATE = 40.0
 
 @dataclass
 class _OwnPost:
+    """One of our posts: its sequence number, its wire text, how often it was sent."""
+
     seq: int
     text: str = field(repr=False)
     sends: int = 0
 
 
-RECONNECT_MAX_SECONDS = 10.0
-#: A first connection is asked for again, backing off, for about this long.
-CONNECT_PATIENCE_SECONDS = 60.0
 #: Close codes after which reconnecting cannot help: the token or the page is refused
 #: (4401, 4403), the request is malformed (4400), the board is gone (4410: join again).
 _FINAL_CLOSE_CODES = frozenset({4400, 4401, 4403, 4410})
@@ -589,11 +591,13 @@ class MeetingClient:
         self._flushing, sent = True, 0
         try:
             while self._outbox:
-                post = self._outbox[0]
+                post, ws = self._outbox[0], self._ws
                 try:
-                    await self._ws.send(post.text)
+                    await ws.send(post.text)
                 except websockets.ConnectionClosed:
-                    return  # the reader reconnects, then sends again
+                    if self._ws is ws:
+                        return  # the reader reconnects, then sends again
+                    continue  # it reconnected meanwhile (and queued the unconfirmed first)
                 self._outbox.popleft()
                 post.sends += 1
                 self._unconfirmed.append(post)
